@@ -1,0 +1,233 @@
+"""Bring the user's CSV into the generated project and describe it in ``data/schema.yaml``.
+
+Runs once, right after ``copier copy`` when ``dataset_path`` is set:
+
+1. checks that the file is a readable CSV with a header, data rows and the target column;
+2. copies it to ``data/raw/dataset.csv`` and writes the ``.dvc`` file that tracks it
+   (the same ``md5``/``size`` record ``dvc add`` writes; the first ``dvc repro`` or
+   ``dvc commit`` stores it in the DVC cache);
+3. infers the data contract (numeric / categorical columns, identifier-like columns to
+   ignore) into ``data/schema.yaml``, which the pipeline's validate stage enforces.
+
+Safe to re-run: an identical copy is left alone and an existing schema is never overwritten.
+Only the standard library (and PyYAML, which Copier itself depends on) is used, because the
+hook runs in Copier's Python before the project's environment exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+RAW_DATA = Path("data/raw/dataset.csv")
+SCHEMA = Path("data/schema.yaml")
+MISSING = {"", "na", "n/a", "nan", "null", "none", "<na>", "#n/a", "-nan"}
+IDENTIFIER_MIN_ROWS = 20
+
+
+class DatasetError(Exception):
+    """The CSV cannot be used as training data; the message says why."""
+
+
+@dataclass
+class ColumnStats:
+    """What one pass over the file learned about one column."""
+
+    name: str
+    numeric: bool = True
+    missing: int = 0
+    values: set[str] = field(default_factory=set)
+    distinct_overflow: bool = False
+
+    def add(self, raw: str) -> None:
+        value = raw.strip()
+        if value.lower() in MISSING:
+            self.missing += 1
+            return
+        if self.numeric:
+            try:
+                float(value)
+            except ValueError:
+                self.numeric = False
+        if not self.distinct_overflow:
+            self.values.add(value)
+            # Counting every distinct value of a huge column would cost memory for nothing.
+            if len(self.values) > 1_000_000:
+                self.distinct_overflow = True
+
+
+def resolve_source(source: str) -> Path:
+    """Resolve ``source`` against the folder copier was started from.
+
+    Copier runs tasks inside the new project, so a relative path is first tried against the
+    caller's shell folder (``$PWD``, inherited from the shell that ran copier).
+    """
+    path = Path(source).expanduser()
+    if path.is_absolute():
+        return path
+    candidates = [Path(os.environ["PWD"]) / path] if os.environ.get("PWD") else []
+    candidates.append(Path.cwd() / path)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    return candidates[0]
+
+
+def read_rows(path: Path) -> Iterator[list[str]]:
+    """Yield the CSV's rows; fail with a clear message on unreadable input."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            yield from csv.reader(handle)
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{path} is not UTF-8 text: {error}") from error
+    except csv.Error as error:
+        raise DatasetError(f"{path} is not a valid CSV file: {error}") from error
+
+
+def profile(path: Path) -> tuple[list[ColumnStats], int]:
+    """Return per-column statistics and the number of data rows of the CSV at ``path``."""
+    if not path.is_file():
+        raise DatasetError(f"dataset_path {path} does not exist or is not a file")
+    rows = read_rows(path)
+    header = next(rows, None)
+    if not header or not any(name.strip() for name in header):
+        raise DatasetError(f"{path} is empty: expected a header row naming the columns")
+    names = [name.strip() for name in header]
+    blank = [index + 1 for index, name in enumerate(names) if not name]
+    if blank:
+        raise DatasetError(f"{path}: column(s) {blank} have no name in the header")
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise DatasetError(f"{path}: duplicated column name(s) {duplicated}")
+    columns = [ColumnStats(name) for name in names]
+    count = 0
+    for line, row in enumerate(rows, start=2):
+        if not row:
+            continue
+        if len(row) != len(columns):
+            raise DatasetError(
+                f"{path}, line {line}: expected {len(columns)} fields, found {len(row)}"
+            )
+        for column, value in zip(columns, row, strict=True):
+            column.add(value)
+        count += 1
+    if count == 0:
+        raise DatasetError(f"{path} has a header but no data rows")
+    return columns, count
+
+
+def infer_schema(columns: list[ColumnStats], rows: int, target: str, task: str) -> dict:
+    """Describe the dataset as the data contract ``data/schema.yaml`` holds."""
+    by_name = {column.name: column for column in columns}
+    if target not in by_name:
+        raise DatasetError(
+            f"target_column {target!r} is not a column of the dataset; columns: {list(by_name)}"
+        )
+    label = by_name[target]
+    if label.missing == rows:
+        raise DatasetError(f"target column {target!r} is empty")
+    if task == "regression" and not label.numeric:
+        raise DatasetError(
+            f"target column {target!r} is not numeric, so it cannot be regressed; "
+            "use task=classification or pick a numeric target"
+        )
+    if task == "classification" and len(label.values) < 2:
+        raise DatasetError(f"target column {target!r} has a single class; nothing to learn")
+    entries = []
+    for column in columns:
+        if column.name == target:
+            continue
+        kind = "numeric" if column.numeric and column.missing < rows else "categorical"
+        identifier_like = (
+            kind == "categorical"
+            and rows >= IDENTIFIER_MIN_ROWS
+            and len(column.values) == rows - column.missing
+        )
+        entries.append(
+            {
+                "name": column.name,
+                "type": kind,
+                "role": "ignore" if identifier_like or column.missing == rows else "feature",
+                "nullable": True,
+            }
+        )
+    return {
+        "target": {"name": target, "type": "numeric" if task == "regression" else "categorical"},
+        "columns": entries,
+    }
+
+
+def file_md5(path: Path) -> str:
+    """MD5 of the file's bytes, as DVC 3 records it."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def track_with_dvc(data: Path) -> None:
+    """Write ``<data>.dvc`` and ignore the data file in git, as ``dvc add`` does."""
+    record = {
+        "outs": [
+            {
+                "md5": file_md5(data),
+                "size": data.stat().st_size,
+                "hash": "md5",
+                "path": data.name,
+            }
+        ]
+    }
+    data.with_name(data.name + ".dvc").write_text(yaml.safe_dump(record, sort_keys=False))
+    gitignore = data.with_name(".gitignore")
+    entry = f"/{data.name}"
+    lines = gitignore.read_text().splitlines() if gitignore.exists() else []
+    if entry not in lines:
+        gitignore.write_text("\n".join([*lines, entry]) + "\n")
+
+
+SCHEMA_HEADER = """\
+# Data contract, enforced by the pipeline's validate stage before anything trains.
+# Inferred from {source} when the project was generated; edit it on purpose.
+#   type: numeric | categorical     role: feature | ignore     nullable: true | false
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", required=True, help="the user's CSV file")
+    parser.add_argument("--target", required=True, help="the column to predict")
+    parser.add_argument("--task", required=True, choices=["classification", "regression"])
+    args = parser.parse_args(argv)
+
+    source = resolve_source(args.source)
+    try:
+        columns, rows = profile(source)
+        schema = infer_schema(columns, rows, args.target.strip(), args.task)
+    except DatasetError as error:
+        print(f"import_dataset: {error}", file=sys.stderr)
+        return 1
+
+    RAW_DATA.parent.mkdir(parents=True, exist_ok=True)
+    if not (RAW_DATA.exists() and file_md5(RAW_DATA) == file_md5(source)):
+        shutil.copyfile(source, RAW_DATA)
+    track_with_dvc(RAW_DATA)
+    if not SCHEMA.exists():
+        header = SCHEMA_HEADER.format(source=source.name)
+        SCHEMA.write_text(header + yaml.safe_dump(schema, sort_keys=False, allow_unicode=True))
+    features = sum(1 for column in schema["columns"] if column["role"] == "feature")
+    print(f"import_dataset: {rows} rows, {features} feature columns -> {RAW_DATA}, {SCHEMA}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Resolve the generated project's dependencies into ``uv.lock``.
+
+Safe to re-run: ``uv lock`` keeps existing pins that still satisfy ``pyproject.toml``.
+A missing ``uv`` is not an error at generation time; ``make setup`` asks for it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+def main(path: Path | None = None) -> int:
+    """Run ``uv lock`` in ``path`` (default: the current folder) and return its exit code."""
+    path = path or Path.cwd()
+    uv = shutil.which("uv")
+    if uv is None:
+        print(
+            "lock: uv is not installed, so uv.lock was not created; "
+            "install uv (https://docs.astral.sh/uv/) and run 'make setup'",
+            file=sys.stderr,
+        )
+        return 0
+    result = subprocess.run([uv, "lock", "--quiet"], cwd=path, check=False)
+    if result.returncode != 0:
+        print("lock: 'uv lock' failed; see the message above", file=sys.stderr)
+    return result.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

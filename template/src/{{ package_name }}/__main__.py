@@ -1,0 +1,5 @@
+"""Allow ``python -m <package>`` as an alias of the CLI."""
+
+from .cli import app
+
+app()

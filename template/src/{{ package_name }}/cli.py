@@ -1,0 +1,101 @@
+"""Command-line interface: pipeline stages, batch scoring and model registry tools."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="Pipeline stages, batch scoring and model registry tools.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+STAGES = ("ingest", "validate", "split", "train", "evaluate", "register")
+
+
+def _stage_command(name: str) -> None:
+    def command() -> None:
+        importlib.import_module(f"{__package__}.stages.{name}").main()
+
+    command.__doc__ = f"Run the '{name}' pipeline stage alone (dvc repro runs them all)."
+    app.command(name)(command)
+
+
+for _name in STAGES:
+    _stage_command(_name)
+
+
+@app.command()
+def predict(
+    input: Annotated[Path, typer.Option("--input", "-i", help="CSV file to score", exists=True)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write")],
+    model: Annotated[
+        str | None, typer.Option(help="Model folder or MLflow URI (default: the champion)")
+    ] = None,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Rows per chunk")] = 50_000,
+) -> None:
+    """Score a CSV file in chunks; writes the input columns plus a 'prediction' column."""
+    from rich.progress import Progress
+
+    from .config import get_settings, load_params
+    from .core.schema import DataValidationError, load_schema
+    from .predict import load_model, resolve_model_uri, score_csv
+
+    settings = get_settings()
+    schema = load_schema(load_params(settings.params_file).paths.schema_file)
+    uri = resolve_model_uri(model, settings.model_name)
+    if uri.startswith("models:/"):
+        import mlflow
+
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    loaded = load_model(uri)
+    done = 0
+    try:
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"scoring {input.name}", total=None)
+            for rows in score_csv(loaded, schema, input, output, chunk_size):
+                done += rows
+                progress.update(task, advance=rows)
+    except DataValidationError as error:
+        typer.echo(f"{input}: {error}", err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(f"wrote {done} predictions to {output}")
+
+
+@app.command()
+def champion() -> None:
+    """Show the registered model version that holds the 'champion' alias."""
+    from mlflow.tracking import MlflowClient
+
+    from .config import get_settings
+    from .io import tracking
+
+    settings = get_settings()
+    tracking.configure(settings)
+    current = tracking.get_champion(MlflowClient(), settings.model_name)
+    if current is None:
+        typer.echo(f"{settings.model_name}: no champion yet (run 'make pipeline')", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"{settings.model_name} version {current.version} (run {current.run_id})")
+
+
+@app.command()
+def rollback() -> None:
+    """Move the 'champion' alias back to the previous registered version."""
+    from mlflow.tracking import MlflowClient
+
+    from .config import get_settings
+    from .io import tracking
+
+    settings = get_settings()
+    tracking.configure(settings)
+    try:
+        version = tracking.rollback(MlflowClient(), settings.model_name)
+    except LookupError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"{settings.model_name}: champion is now version {version}")

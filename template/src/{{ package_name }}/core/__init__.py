@@ -1,0 +1,1 @@
+"""Pure logic: the data contract, feature pipeline, estimators and metrics (no I/O)."""

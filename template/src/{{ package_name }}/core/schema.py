@@ -1,0 +1,209 @@
+"""The data contract (``data/schema.yaml``) and its enforcement with pandera."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import yaml
+from pandera.errors import SchemaErrors
+from pydantic import BaseModel, ConfigDict
+
+from ..config import Task
+
+MAX_EXAMPLES = 3
+
+
+class DataValidationError(ValueError):
+    """The data breaks the contract; ``problems`` lists one ``column: reason`` per entry."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("data validation failed:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class ColumnSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    type: Literal["numeric", "categorical"]
+    role: Literal["feature", "ignore"] = "feature"
+    nullable: bool = True
+
+
+class TargetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    type: Literal["numeric", "categorical"]
+
+
+class DataSchema(BaseModel):
+    """Columns the model may use, and the column it predicts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: TargetSpec
+    columns: list[ColumnSpec]
+
+    @property
+    def features(self) -> list[ColumnSpec]:
+        return [column for column in self.columns if column.role == "feature"]
+
+    @property
+    def numeric_features(self) -> list[str]:
+        return [column.name for column in self.features if column.type == "numeric"]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [column.name for column in self.features if column.type == "categorical"]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [column.name for column in self.features]
+
+
+def load_schema(path: Path) -> DataSchema:
+    """Read the data contract from YAML."""
+    return DataSchema.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def _finite(series: pd.Series) -> pd.Series:
+    return pd.Series(~np.isinf(series.astype("float64")), index=series.index)
+
+
+def _column_check(spec: ColumnSpec) -> pa.Column:
+    if spec.type == "numeric":
+        return pa.Column(
+            "float64",
+            nullable=spec.nullable,
+            coerce=True,
+            checks=pa.Check(_finite, error="values must be finite (no inf)"),
+        )
+    return pa.Column(nullable=spec.nullable)
+
+
+def build_schema(schema: DataSchema, task: Task) -> pa.DataFrameSchema:
+    """Translate the contract into a pandera schema (feature and target columns)."""
+    columns = {spec.name: _column_check(spec) for spec in schema.columns}
+    if task == "regression":
+        columns[schema.target.name] = pa.Column(
+            "float64",
+            nullable=False,
+            coerce=True,
+            checks=pa.Check(_finite, error="target must be finite (no inf)"),
+        )
+    else:
+        columns[schema.target.name] = pa.Column(nullable=False)
+    return pa.DataFrameSchema(columns, strict=True, coerce=False)
+
+
+def _describe(errors: SchemaErrors) -> list[str]:
+    """Turn pandera's failure table into one readable line per (column, check)."""
+    problems: list[str] = []
+    cases_table = errors.failure_cases
+    coerced = set(
+        cases_table.loc[cases_table["check"].astype(str).str.startswith("coerce_dtype"), "column"]
+    )
+    for (column, check), group in cases_table.groupby(
+        ["column", "check"], dropna=False, sort=False
+    ):
+        reason = str(check)
+        cases = [str(value) for value in group["failure_case"]]
+        if reason == "column_in_schema":
+            problems.extend(
+                f"column {name!r}: not in data/schema.yaml (add it there, or drop it from the data)"
+                for name in cases
+            )
+        elif reason == "column_in_dataframe":
+            problems.extend(f"column {name!r}: missing from the data" for name in cases)
+        elif reason.startswith("coerce_dtype"):
+            problems.append(
+                f"column {column!r}: {len(cases)} value(s) cannot be read as numbers; "
+                f"e.g. {', '.join(repr(c) for c in cases[:MAX_EXAMPLES])}"
+            )
+        elif reason.startswith("dtype(") and column in coerced:
+            continue  # the coercion failure above already explains it
+        elif reason == "not_nullable":
+            problems.append(
+                f"column {column!r}: {len(cases)} missing value(s) where none are allowed"
+            )
+        else:
+            examples = ", ".join(repr(c) for c in cases[:MAX_EXAMPLES])
+            problems.append(f"column {column!r}: {reason}; e.g. {examples}")
+    return problems
+
+
+def _dataset_problems(
+    frame: pd.DataFrame, schema: DataSchema, task: Task, min_rows: int
+) -> list[str]:
+    """Invariants about the whole table that a column schema cannot express."""
+    if frame.shape[1] == 0:
+        return ["dataset: the file is empty (no header, no rows)"]
+    problems = []
+    if len(frame) < min_rows:
+        problems.append(f"dataset: {len(frame)} rows, fewer than data.min_rows={min_rows}")
+    target = schema.target.name
+    if task == "classification" and target in frame.columns:
+        counts = frame[target].value_counts()
+        if len(counts) < 2:
+            problems.append(
+                f"column {target!r}: a single class {list(counts.index)}; need two or more"
+            )
+        rare = counts[counts < 2]
+        if not rare.empty:
+            problems.append(
+                f"column {target!r}: classes with a single row cannot be split: {list(rare.index)}"
+            )
+    for spec in schema.features:
+        if spec.name in frame.columns and frame[spec.name].isna().all() and len(frame):
+            problems.append(f"column {spec.name!r}: every value is missing")
+    return problems
+
+
+def validate_frame(
+    frame: pd.DataFrame, schema: DataSchema, task: Task, min_rows: int
+) -> pd.DataFrame:
+    """Return ``frame`` with numeric columns coerced, or raise :class:`DataValidationError`."""
+    if frame.shape[1] == 0:
+        raise DataValidationError(_dataset_problems(frame, schema, task, min_rows))
+    try:
+        validated = build_schema(schema, task).validate(frame, lazy=True)
+    except SchemaErrors as errors:
+        raise DataValidationError(
+            _describe(errors) + _dataset_problems(frame, schema, task, min_rows)
+        ) from None
+    problems = _dataset_problems(validated, schema, task, min_rows)
+    if problems:
+        raise DataValidationError(problems)
+    return validated
+
+
+def feature_frame(frame: pd.DataFrame, schema: DataSchema) -> pd.DataFrame:
+    """The model's input columns from ``frame``, numeric ones coerced; extra columns dropped.
+
+    Raises :class:`DataValidationError` naming missing columns and values that are not numbers,
+    so batch scoring and the API reject bad rows with the same reasons.
+    """
+    missing = [name for name in schema.feature_names if name not in frame.columns]
+    if missing:
+        raise DataValidationError([f"column {name!r}: missing from the input" for name in missing])
+    features = frame[schema.feature_names].copy()
+    problems = []
+    for name in schema.numeric_features:
+        coerced = pd.to_numeric(features[name], errors="coerce")
+        bad = coerced.isna() & features[name].notna()
+        if bad.any():
+            examples = ", ".join(repr(v) for v in features[name][bad].head(MAX_EXAMPLES))
+            problems.append(
+                f"column {name!r}: {int(bad.sum())} value(s) are not numbers; e.g. {examples}"
+            )
+        elif np.isinf(coerced).any():
+            problems.append(f"column {name!r}: values must be finite (no inf)")
+        features[name] = coerced.astype("float64")
+    if problems:
+        raise DataValidationError(problems)
+    return features

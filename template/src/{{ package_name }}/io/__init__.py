@@ -1,0 +1,1 @@
+"""Side effects: data files, JSON reports and the MLflow tracking server."""

@@ -1,0 +1,106 @@
+"""MLflow: experiment set-up, run metadata, and the model registry's ``champion`` alias."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+from dataclasses import dataclass
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from ..config import Settings
+
+CHAMPION = "champion"
+# Pinned from the running environment: MLflow's own inference of requirements costs seconds.
+RUNTIME_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "skops")
+
+
+def configure(settings: Settings) -> None:
+    """Point MLflow at the tracking URI and experiment from settings."""
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_experiment(settings.mlflow_experiment)
+
+
+def pip_requirements() -> list[str]:
+    """Exact versions of the packages a logged scikit-learn model needs to load."""
+    pins = []
+    for package in RUNTIME_PACKAGES:
+        try:
+            pins.append(f"{package}=={importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return pins
+
+
+def skops_trusted_types(model: object) -> list[str]:
+    """Types skops must be told to trust to load ``model`` back.
+
+    MLflow saves scikit-learn models with skops, which refuses types outside its safe list
+    (tree structures, numpy dtypes) unless told. The list is taken from the model this process
+    just trained, so it names only what our own pipeline contains, and MLflow records it next
+    to the model for whoever loads it.
+    """
+    import skops.io
+
+    return sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+
+
+def git_commit() -> str:
+    """The current commit (``-dirty`` when the work tree has changes), ``unknown`` outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The registered version currently holding the ``champion`` alias."""
+
+    version: str
+    run_id: str | None
+    metrics: dict[str, float]
+
+
+def get_champion(client: MlflowClient, model_name: str) -> Champion | None:
+    """The current champion and its run's metrics, or ``None`` when there is none yet."""
+    try:
+        version: ModelVersion = client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        return None
+    metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+    return Champion(version=str(version.version), run_id=version.run_id, metrics=dict(metrics))
+
+
+def promote(client: MlflowClient, model_name: str, version: str) -> None:
+    """Move the ``champion`` alias to ``version``."""
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+
+
+def rollback(client: MlflowClient, model_name: str) -> str:
+    """Give the ``champion`` alias to the newest version older than the current champion."""
+    current = get_champion(client, model_name)
+    if current is None:
+        raise LookupError(f"{model_name} has no champion to roll back from")
+    versions = client.search_model_versions(f"name = '{model_name}'")
+    older = sorted(
+        (int(v.version) for v in versions if int(v.version) < int(current.version)), reverse=True
+    )
+    if not older:
+        raise LookupError(
+            f"{model_name} version {current.version} is the oldest; nothing to roll back to"
+        )
+    promote(client, model_name, str(older[0]))
+    return str(older[0])

@@ -1,0 +1,71 @@
+"""Batch scoring: stream a CSV through the model in chunks, with the API's validation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .core.schema import DataSchema, DataValidationError, feature_frame
+
+PREDICTION = "prediction"
+
+
+def resolve_model_uri(model: str | None, model_name: str) -> str:
+    """``model`` as given (a path or an MLflow URI), or the registry's champion."""
+    return model or f"models:/{model_name}@champion"
+
+
+def load_model(uri: str) -> Any:
+    """Load the scikit-learn pipeline behind an MLflow model URI or a local model folder."""
+    import mlflow.sklearn
+
+    return mlflow.sklearn.load_model(uri)
+
+
+def predict_frame(model: Any, frame: pd.DataFrame, schema: DataSchema) -> pd.Series:
+    """Predictions for ``frame``; raises :class:`DataValidationError` on bad input."""
+    features = feature_frame(frame, schema)
+    return pd.Series(model.predict(features), index=frame.index, name=PREDICTION)
+
+
+def score_chunks(
+    model: Any, chunks: Iterator[pd.DataFrame], schema: DataSchema
+) -> Iterator[pd.DataFrame]:
+    """Yield each chunk with a ``prediction`` column; errors name the chunk's first row."""
+    for chunk in chunks:
+        try:
+            predictions = predict_frame(model, chunk, schema)
+        except DataValidationError as error:
+            first = int(chunk.index[0]) + 2  # header is line 1
+            raise DataValidationError(
+                [f"rows from line {first}: {problem}" for problem in error.problems]
+            ) from None
+        yield chunk.assign(**{PREDICTION: predictions})
+
+
+def score_csv(
+    model: Any,
+    schema: DataSchema,
+    source: Path,
+    destination: Path,
+    chunk_size: int,
+) -> Iterator[int]:
+    """Score ``source`` into ``destination`` chunk by chunk, yielding rows done per chunk.
+
+    Memory stays bounded by ``chunk_size`` whatever the file's size. The output is written to
+    a temporary file and renamed at the end, so a failure never leaves a half-written result.
+    """
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".partial")
+    reader = pd.read_csv(source, chunksize=chunk_size)
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as handle:
+            for index, scored in enumerate(score_chunks(model, reader, schema)):
+                scored.to_csv(handle, header=index == 0, index=False)
+                yield len(scored)
+        partial.replace(destination)
+    finally:
+        partial.unlink(missing_ok=True)

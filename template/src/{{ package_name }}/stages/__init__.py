@@ -1,0 +1,1 @@
+"""DVC pipeline stages: one module per stage, each with a ``main()`` that ``dvc.yaml`` calls."""

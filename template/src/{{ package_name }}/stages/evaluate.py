@@ -1,0 +1,115 @@
+"""Stage ``evaluate``: test-set metrics against a trivial baseline, and the plots' data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..config import Params, Settings, Task
+from ..core.metrics import curve_points, improvement, score
+from ..core.models import build_baseline
+from ..core.schema import DataSchema, load_schema
+from ..io.data import read_json, read_table, write_json, write_table
+from ._runner import run_stage
+
+
+def evaluate_model(
+    model: Any,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    schema: DataSchema,
+    task: Task,
+    primary_metric: str,
+) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    """Score ``model`` and a baseline fitted on ``train``; return metrics and plot tables."""
+    features, target = schema.feature_names, schema.target.name
+    X_test, y_test = test[features], test[target]
+    metrics, y_pred, proba = score(task, model, X_test, y_test)
+    baseline = build_baseline(task).fit(train[features], train[target])
+    baseline_metrics, _, _ = score(task, baseline, X_test, y_test)
+    if primary_metric not in metrics:
+        raise ValueError(
+            f"evaluate.primary_metric {primary_metric!r} is not one of {list(metrics)}"
+        )
+
+    plots: dict[str, pd.DataFrame]
+    if task == "classification":
+        plots = {
+            "confusion": pd.DataFrame(
+                {"actual": y_test.astype(str), "predicted": y_pred.astype(str)}
+            )
+        }
+        if proba is None:
+            raise ValueError("a classifier must provide predict_proba")
+        plots.update(curve_points(y_test, proba, model.classes_))
+    else:
+        plots = {
+            "predictions": pd.DataFrame(
+                {
+                    "actual": y_test.to_numpy(),
+                    "predicted": y_pred.round(6),
+                    "residual": (y_test.to_numpy() - y_pred).round(6),
+                }
+            )
+        }
+    report = {
+        "test": metrics,
+        "baseline": baseline_metrics,
+        "primary_metric": primary_metric,
+        "gain_over_baseline": round(
+            improvement(primary_metric, metrics[primary_metric], baseline_metrics[primary_metric]),
+            6,
+        ),
+        "test_rows": len(test),
+    }
+    return report, plots
+
+
+def log_to_run(run_id: str, report: dict[str, Any], plots_dir: Path) -> None:
+    """Attach test and baseline metrics and the plot data to the training run."""
+    import mlflow
+
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics(report["test"])
+        mlflow.log_metrics(
+            {f"baseline_{name}": value for name, value in report["baseline"].items()}
+        )
+        mlflow.log_metric("gain_over_baseline", report["gain_over_baseline"])
+        mlflow.log_artifacts(str(plots_dir), artifact_path="plots")
+
+
+def main() -> None:
+    def body(params: Params, settings: Settings) -> None:
+        import mlflow.sklearn
+
+        from ..io import tracking
+
+        schema = load_schema(params.paths.schema_file)
+        model = mlflow.sklearn.load_model(str(params.paths.model))
+        report, plots = evaluate_model(
+            model,
+            read_table(params.paths.train),
+            read_table(params.paths.test),
+            schema,
+            params.task,
+            params.evaluate.primary_metric,
+        )
+        write_json(report, params.paths.metrics)
+        for name, table in plots.items():
+            write_table(table, params.paths.plots / f"{name}.csv")
+
+        tracking.configure(settings)
+        log_to_run(read_json(params.paths.run)["run_id"], report, params.paths.plots)
+        primary = params.evaluate.primary_metric
+        print(
+            f"{primary}: {report['test'][primary]} "
+            f"(baseline {report['baseline'][primary]}, gain {report['gain_over_baseline']})"
+        )
+
+    run_stage("evaluate", body)
+
+
+if __name__ == "__main__":
+    main()

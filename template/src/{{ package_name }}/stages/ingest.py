@@ -1,0 +1,52 @@
+"""Stage ``ingest``: load the raw dataset (a CSV file or a scikit-learn example) as a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import Params, Settings
+from ..io.data import read_table, write_table
+from ._runner import StageError, run_stage
+
+BUILTIN_PREFIX = "sklearn:"
+BUILTIN = ("breast_cancer", "diabetes", "iris", "wine")
+
+
+def load_builtin(name: str, target: str) -> pd.DataFrame:
+    """A dataset that ships with scikit-learn, its label column named ``target``."""
+    from sklearn import datasets
+
+    if name not in BUILTIN:
+        raise StageError(f"unknown built-in dataset {name!r}; choose one of {list(BUILTIN)}")
+    frame: pd.DataFrame = getattr(datasets, f"load_{name}")(as_frame=True).frame
+    return frame.rename(columns={"target": target})
+
+
+def load_source(source: str, target: str) -> pd.DataFrame:
+    """Load ``source``: ``sklearn:<name>`` or the path of a CSV file.
+
+    Column names are stripped of surrounding spaces; nothing else is judged here: an empty
+    or malformed table goes on to the validate stage, which says what is wrong with it.
+    """
+    if source.startswith(BUILTIN_PREFIX):
+        return load_builtin(source.removeprefix(BUILTIN_PREFIX), target)
+    path = Path(source)
+    if not path.is_file():
+        raise StageError(f"data source {path} not found (try 'dvc pull')")
+    frame = read_table(path)
+    return frame.rename(columns=lambda name: str(name).strip())
+
+
+def main() -> None:
+    def body(params: Params, _: Settings) -> None:
+        frame = load_source(params.data.source, params.data.target)
+        write_table(frame, params.paths.ingested)
+        print(f"ingested {len(frame)} rows x {frame.shape[1]} columns from {params.data.source}")
+
+    run_stage("ingest", body)
+
+
+if __name__ == "__main__":
+    main()

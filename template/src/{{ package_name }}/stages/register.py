@@ -1,0 +1,92 @@
+"""Stage ``register``: apply the quality gate; only a passing model becomes ``champion``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import Params, RegisterParams, Settings
+from ..core.metrics import improvement
+from ..io.data import read_json, write_json
+from ..io.tracking import Champion
+from ._runner import StageError, run_stage
+
+
+@dataclass
+class Decision:
+    """Whether the candidate may be promoted, and every reason it may not."""
+
+    promote: bool = True
+    reasons: list[str] = field(default_factory=list)
+
+    def reject(self, reason: str) -> None:
+        self.promote = False
+        self.reasons.append(reason)
+
+
+def decide(report: dict[str, Any], gate: RegisterParams, champion: Champion | None) -> Decision:
+    """Check thresholds, the gain over the baseline, and the current champion's score."""
+    decision = Decision()
+    metrics: dict[str, float] = report["test"]
+    primary: str = report["primary_metric"]
+    for name, threshold in gate.thresholds.items():
+        if name not in metrics:
+            decision.reject(f"threshold on unknown metric {name!r}")
+        elif improvement(name, metrics[name], threshold) < 0:
+            decision.reject(f"{name} {metrics[name]} does not meet the threshold {threshold}")
+    if report["gain_over_baseline"] <= gate.min_gain_over_baseline:
+        decision.reject(
+            f"{primary} gains {report['gain_over_baseline']} over the baseline; "
+            f"more than {gate.min_gain_over_baseline} is required"
+        )
+    if champion is not None and primary in champion.metrics:
+        change = improvement(primary, metrics[primary], champion.metrics[primary])
+        if change < -gate.max_loss_vs_champion:
+            decision.reject(
+                f"{primary} {metrics[primary]} is worse than champion version "
+                f"{champion.version} ({champion.metrics[primary]})"
+            )
+    return decision
+
+
+def main() -> None:
+    def body(params: Params, settings: Settings) -> None:
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        from ..io import tracking
+
+        report = read_json(params.paths.metrics)
+        run = read_json(params.paths.run)
+        tracking.configure(settings)
+        client = MlflowClient()
+        champion = tracking.get_champion(client, settings.model_name)
+        decision = decide(report, params.gate, champion)
+        record: dict[str, Any] = {
+            "model_name": settings.model_name,
+            "run_id": run["run_id"],
+            "promoted": decision.promote,
+            "reasons": decision.reasons,
+            "previous_champion": champion.version if champion else None,
+            "version": None,
+        }
+        if decision.promote:
+            version = mlflow.register_model(run["model_uri"], settings.model_name)
+            for name, value in report["test"].items():
+                client.set_model_version_tag(settings.model_name, version.version, name, str(value))
+            tracking.promote(client, settings.model_name, str(version.version))
+            record["version"] = str(version.version)
+        write_json(record, params.paths.registry)
+        if decision.promote:
+            print(f"registered {settings.model_name} version {record['version']} as champion")
+            return
+        message = "quality gate failed, champion unchanged: " + "; ".join(decision.reasons)
+        if params.gate.fail_on_rejection:
+            raise StageError(message)
+        print(message)
+
+    run_stage("register", body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Stage ``train``: fit the pipeline, log the run and the model to MLflow, export the model."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from ..config import Params, Settings
+from ..core.models import build_pipeline
+from ..core.schema import DataSchema, load_schema
+from ..io.data import file_md5, read_table, write_json
+from ._runner import run_stage
+
+INPUT_EXAMPLE_ROWS = 5
+
+
+def fit_model(train: pd.DataFrame, schema: DataSchema, params: Params) -> Pipeline:
+    """Fit preprocessing + estimator on the training table."""
+    kind = params.train.model
+    model = build_pipeline(
+        schema, params.task, kind, params.train.hyperparameters.get(kind, {}), params.seed
+    )
+    model.fit(train[schema.feature_names], train[schema.target.name])
+    return model
+
+
+def run_params(params: Params) -> dict[str, Any]:
+    """The parameters that define this model, flattened for MLflow."""
+    kind = params.train.model
+    hyperparameters = params.train.hyperparameters.get(kind, {})
+    return {
+        "task": params.task,
+        "seed": params.seed,
+        "model": kind,
+        "split.test_size": params.split.test_size,
+        **{f"model.{name}": value for name, value in hyperparameters.items()},
+    }
+
+
+def main() -> None:
+    def body(params: Params, settings: Settings) -> None:
+        import mlflow
+        from mlflow.models import infer_signature
+
+        from ..io import tracking
+
+        schema = load_schema(params.paths.schema_file)
+        train = read_table(params.paths.train)
+        model = fit_model(train, schema, params)
+
+        example = train[schema.feature_names].head(INPUT_EXAMPLE_ROWS)
+        signature = infer_signature(example, model.predict(example))
+        requirements = tracking.pip_requirements()
+        trusted = tracking.skops_trusted_types(model)
+        data_md5 = file_md5(params.paths.validated)
+
+        tracking.configure(settings)
+        with mlflow.start_run() as run:
+            mlflow.log_params(run_params(params))
+            mlflow.set_tags(
+                {
+                    "git_commit": tracking.git_commit(),
+                    "data_md5": data_md5,
+                    "data_source": params.data.source,
+                    "train_rows": len(train),
+                }
+            )
+            logged = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=signature,
+                input_example=example,
+                pip_requirements=requirements,
+                skops_trusted_types=trusted,
+            )
+
+        # The local copy feeds the evaluate stage and can be baked into a serving image.
+        shutil.rmtree(params.paths.model, ignore_errors=True)
+        mlflow.sklearn.save_model(
+            model,
+            str(params.paths.model),
+            signature=signature,
+            input_example=example,
+            pip_requirements=requirements,
+            skops_trusted_types=trusted,
+        )
+        write_json(
+            {"run_id": run.info.run_id, "model_uri": logged.model_uri, "data_md5": data_md5},
+            params.paths.run,
+        )
+        print(f"trained {params.train.model} on {len(train)} rows; MLflow run {run.info.run_id}")
+
+    run_stage("train", body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Stage ``validate``: enforce the data contract; stop the pipeline before training if broken."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..config import Params, Settings
+from ..core.schema import DataSchema, DataValidationError, load_schema, validate_frame
+from ..io.data import read_table, write_json, write_table
+from ._runner import StageError, run_stage
+
+
+def profile(frame: pd.DataFrame, schema: DataSchema) -> dict[str, object]:
+    """Small summary of validated data, tracked as a DVC metric."""
+    missing = frame[schema.feature_names].isna().mean().round(6)
+    return {
+        "rows": len(frame),
+        "features": len(schema.feature_names),
+        "missing_fraction": {name: float(value) for name, value in missing.items() if value > 0},
+    }
+
+
+def main() -> None:
+    def body(params: Params, _: Settings) -> None:
+        schema = load_schema(params.paths.schema_file)
+        if schema.target.name != params.data.target:
+            raise StageError(
+                f"data.target is {params.data.target!r} in params.yaml but "
+                f"{schema.target.name!r} in {params.paths.schema_file}"
+            )
+        frame = read_table(params.paths.ingested)
+        try:
+            validated = validate_frame(frame, schema, params.task, params.data.min_rows)
+        except DataValidationError as error:
+            raise StageError(f"{params.data.source}: {error}") from None
+        write_table(validated, params.paths.validated)
+        write_json(profile(validated, schema), params.paths.data_profile)
+        print(f"validated {len(validated)} rows against {params.paths.schema_file}")
+
+    run_stage("validate", body)
+
+
+if __name__ == "__main__":
+    main()
