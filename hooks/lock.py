@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def main(path: Path | None = None) -> int:
-    """Run ``uv lock`` in ``path`` (default: the current folder) and return its exit code."""
+    """Run ``uv lock`` in ``path`` (default: the current folder); never fail the copy."""
     path = path or Path.cwd()
     uv = shutil.which("uv")
     if uv is None:
@@ -25,8 +25,14 @@ def main(path: Path | None = None) -> int:
         return 0
     result = subprocess.run([uv, "lock", "--quiet"], cwd=path, check=False)
     if result.returncode != 0:
-        print("lock: 'uv lock' failed; see the message above", file=sys.stderr)
-    return result.returncode
+        # Not fatal: failing here would make copier delete the whole new project. The usual
+        # cause is a Python version uv cannot find or download; `uv lock` can run later.
+        print(
+            "lock: 'uv lock' failed (see above), so uv.lock was not created; "
+            "run 'uv lock' in the project once the required Python is available",
+            file=sys.stderr,
+        )
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,107 @@
+"""Which files a render must contain, by feature. Update it when the template gains a file.
+
+``CORE`` files exist in every render. Each feature owns path prefixes: its files exist only when
+it is on, and every rendered file must belong to ``CORE`` or to a feature that is on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+CORE = (
+    ".copier-answers.yml",
+    ".dvc/.gitignore",
+    ".dvc/config",
+    ".dvcignore",
+    ".gitignore",
+    ".pre-commit-config.yaml",
+    "Makefile",
+    "README.md",
+    "data/schema.yaml",
+    "dvc.yaml",
+    "params.yaml",
+    "pyproject.toml",
+    "src/{pkg}/__init__.py",
+    "src/{pkg}/__main__.py",
+    "src/{pkg}/cli.py",
+    "src/{pkg}/config.py",
+    "src/{pkg}/core/__init__.py",
+    "src/{pkg}/core/features.py",
+    "src/{pkg}/core/metrics.py",
+    "src/{pkg}/core/models.py",
+    "src/{pkg}/core/schema.py",
+    "src/{pkg}/io/__init__.py",
+    "src/{pkg}/io/data.py",
+    "src/{pkg}/io/tracking.py",
+    "src/{pkg}/predict.py",
+    "src/{pkg}/stages/__init__.py",
+    "src/{pkg}/stages/_runner.py",
+    "src/{pkg}/stages/evaluate.py",
+    "src/{pkg}/stages/ingest.py",
+    "src/{pkg}/stages/register.py",
+    "src/{pkg}/stages/split.py",
+    "src/{pkg}/stages/train.py",
+    "src/{pkg}/stages/validate.py",
+    "tests/__init__.py",
+    "tests/conftest.py",
+    "tests/data/schema_classification.yaml",
+    "tests/data/schema_regression.yaml",
+    "tests/data/tiny.csv",
+    "tests/test_config.py",
+    "tests/test_metrics.py",
+    "tests/test_models.py",
+    "tests/test_pipeline.py",
+    "tests/test_predict.py",
+    "tests/test_schema.py",
+    "tests/test_stages.py",
+)
+
+
+@dataclass(frozen=True)
+class Feature:
+    """Files that exist only when ``enabled(answers)``: exact ``required`` ones, and anything
+    under ``prefixes``."""
+
+    name: str
+    enabled: Callable[[Mapping[str, Any]], bool]
+    required: tuple[str, ...]
+    prefixes: tuple[str, ...] = ()
+
+
+FEATURES = (
+    # uv.lock is written at generation time when uv can resolve for the chosen Python;
+    # test_render checks that it is there whenever the machine has that Python.
+    Feature("lock file", lambda a: True, (), ("uv.lock",)),
+    Feature(
+        "user dataset",
+        lambda a: bool(a.get("dataset_path")),
+        ("data/raw/.gitignore", "data/raw/dataset.csv", "data/raw/dataset.csv.dvc"),
+        ("data/raw/",),
+    ),
+)
+
+
+def expand(path: str, answers: Mapping[str, Any]) -> str:
+    return path.format(pkg=answers["package_name"])
+
+
+def check(files: set[str], answers: Mapping[str, Any]) -> list[str]:
+    """Problems with the rendered ``files`` for ``answers`` (an empty list when all is well)."""
+    problems = []
+    core = {expand(path, answers) for path in CORE}
+    problems += [f"missing core file {path}" for path in sorted(core - files)]
+    owned: set[str] = set()
+    for feature in FEATURES:
+        required = {expand(path, answers) for path in feature.required}
+        prefixes = tuple(expand(p, answers) for p in feature.prefixes)
+        mine = required | {f for f in files if prefixes and f.startswith(prefixes)}
+        if feature.enabled(answers):
+            problems += [f"{feature.name}: missing {p}" for p in sorted(required - files)]
+            owned |= mine
+        else:
+            problems += [f"{feature.name} is off but {p} exists" for p in sorted(mine & files)]
+    stray = files - core - owned
+    problems += [f"unexpected file {path}" for path in sorted(stray)]
+    return problems

@@ -1,0 +1,111 @@
+"""Fast tier: render every case of the option matrix and check it statically."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from . import manifest
+from .helpers import render
+from .matrix import CASES
+
+JINJA_LEFTOVERS = ("{{", "}}", "{%", "%}")
+
+
+class Rendered:
+    def __init__(self, path: Path, answers: dict[str, Any]) -> None:
+        self.path = path
+        self.answers = answers
+        self.files = {
+            str(p.relative_to(path))
+            for p in path.rglob("*")
+            if p.is_file() and ".git" not in p.relative_to(path).parts
+        }
+
+    def text_files(self) -> list[Path]:
+        return [self.path / f for f in sorted(self.files) if not f.endswith(".lock")]
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    dest = tmp_path_factory.mktemp(request.param) / "project"
+    render(dest, CASES[request.param])
+    answers = yaml.safe_load((dest / ".copier-answers.yml").read_text())
+    return Rendered(dest, answers)
+
+
+def test_files_match_the_manifest(rendered: Rendered) -> None:
+    problems = manifest.check(rendered.files, rendered.answers)
+
+    assert not problems, "\n".join(problems)
+
+
+def test_lock_file_exists_when_this_python_can_run_the_project(rendered: Rendered) -> None:
+    wanted = tuple(int(x) for x in rendered.answers["python_version"].split("."))
+    if sys.version_info[:2] < wanted:
+        assert "pyproject.toml" in rendered.files  # uv cannot lock for a Python it lacks here
+    else:
+        assert "uv.lock" in rendered.files, "the lock task must write uv.lock"
+
+
+def test_no_jinja_is_left_over(rendered: Rendered) -> None:
+    leftovers = [
+        f"{path.relative_to(rendered.path)}: {marker}"
+        for path in rendered.text_files()
+        for marker in JINJA_LEFTOVERS
+        if marker in path.read_text(encoding="utf-8", errors="replace")
+        # GitHub/GitLab expressions and DVC interpolation legitimately use braces.
+        and not (marker in ("{{", "}}") and path.suffix in (".yml", ".yaml", ".json"))
+    ]
+
+    assert not leftovers, leftovers
+
+
+def test_structured_files_parse(rendered: Rendered) -> None:
+    for path in rendered.text_files():
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".toml":
+            tomllib.loads(text)
+        elif path.suffix in (".yml", ".yaml"):
+            list(yaml.safe_load_all(text))
+        elif path.suffix == ".json":
+            json.loads(text)
+    params = yaml.safe_load((rendered.path / "params.yaml").read_text())
+    assert params["task"] == rendered.answers["task"]
+    assert params["data"]["target"] == rendered.answers["target_column"]
+
+
+def test_answers_file_records_every_question(rendered: Rendered) -> None:
+    from .matrix import QUESTIONS
+
+    asked = {name for name, spec in QUESTIONS.items() if spec.get("when") is not False}
+
+    assert asked <= set(rendered.answers), asked - set(rendered.answers)
+
+
+def _ruff(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+
+
+def test_python_is_ruff_clean(rendered: Rendered) -> None:
+    python_files = [f for f in rendered.files if f.endswith(".py")]
+    assert len(python_files) > 20, "the lint must run on the generated code"
+
+    result = _ruff("check", "--no-cache", ".", cwd=rendered.path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_python_is_ruff_formatted(rendered: Rendered) -> None:
+    result = _ruff("format", "--check", "--no-cache", ".", cwd=rendered.path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
