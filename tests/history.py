@@ -1,0 +1,71 @@
+"""Older versions of this template, rebuilt from its own git history, for update tests.
+
+``RECORDED`` is the one list of template versions that the update and migration tests start
+from. Each entry is a commit of this repository, with what a project generated from it looks
+like. Add a release tag (or a commit) here when a release changes what users have.
+
+``template_clone`` makes a throwaway clone in which the working tree (HEAD plus uncommitted
+changes, as ``helpers.render`` sees it) is one more commit, tagged with the version the
+changelog is preparing, so copier sees a real version number and runs ``_migrations``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .changelog import parse_changelog
+from .helpers import TEMPLATE_ROOT
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A template version users may have generated a project from."""
+
+    ref: str
+    what: str
+
+
+RECORDED = {
+    # The foundation: package, DVC stages, MLflow registry. No CI workflow, no serving code,
+    # no `model`/`estimator` question (train.model fixed to hist_gradient_boosting).
+    "foundation": Recorded("c8fd95c59d3e30f24280813aad84b5e8ae26a427", "foundation commit"),
+    # Adds the question `model` (estimator written to params.yaml), renamed `estimator` in
+    # 0.1.0: projects from here exercise the rename migration.
+    "question-model": Recorded(
+        "a3dad6f", "adds question 'model' (renamed 'estimator' before 0.1.0)"
+    ),
+}
+
+
+def git(*args: str, cwd: Path) -> str:
+    """Run git in ``cwd`` and return its output; fail with git's message."""
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed in {cwd}:\n{result.stderr}")
+    return result.stdout
+
+
+def next_version() -> str:
+    """The version the working tree will be released as: the changelog's top entry."""
+    entries = parse_changelog((TEMPLATE_ROOT / "CHANGELOG.md").read_text(encoding="utf-8"))
+    return entries[0].version
+
+
+def template_clone(dest: Path) -> Path:
+    """Clone this repository to ``dest`` with the working tree committed and tagged."""
+    git("clone", "--quiet", "--no-checkout", str(TEMPLATE_ROOT), str(dest), cwd=dest.parent)
+    snapshot = ["--git-dir", str(dest / ".git"), "--work-tree", str(TEMPLATE_ROOT)]
+    git(*snapshot, "add", "--all", cwd=TEMPLATE_ROOT)
+    git(
+        *snapshot,
+        "-c", "user.name=copier-mlops tests", "-c", "user.email=tests@example.com",
+        "commit", "--quiet", "--allow-empty", "--no-verify", "-m", "working tree",
+        cwd=TEMPLATE_ROOT,
+    )  # fmt: skip
+    git("reset", "--quiet", "--hard", cwd=dest)
+    version = next_version()
+    if not git("tag", "--list", version, cwd=dest).strip():
+        git("tag", version, cwd=dest)  # the release being prepared; released ones exist
+    return dest

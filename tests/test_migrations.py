@@ -1,0 +1,124 @@
+"""Migration scripts in ``hooks/``: each is idempotent, and copier runs it on update."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import copier
+import pytest
+import yaml
+
+from .helpers import TEMPLATE_ROOT
+from .history import RECORDED, git, template_clone
+
+
+def load_hook(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, TEMPLATE_ROOT / "hooks" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+migrate_rename_answer = load_hook("migrate_rename_answer")
+
+ANSWERS = """\
+# Changes here will be overwritten by Copier; NEVER EDIT MANUALLY
+_commit: a3dad6f
+_src_path: /somewhere/copier-mlops
+ci: github
+model: linear
+task: regression
+"""
+
+
+def test_rename_moves_the_answer_and_keeps_everything_else() -> None:
+    migrated = migrate_rename_answer.rename_answer(ANSWERS, "model", "estimator")
+
+    assert yaml.safe_load(migrated) == {
+        "_commit": "a3dad6f",
+        "_src_path": "/somewhere/copier-mlops",
+        "ci": "github",
+        "estimator": "linear",
+        "task": "regression",
+    }
+    assert migrated.replace("estimator:", "model:") == ANSWERS, "only the key may change"
+
+
+def test_rename_is_idempotent() -> None:
+    once = migrate_rename_answer.rename_answer(ANSWERS, "model", "estimator")
+
+    assert migrate_rename_answer.rename_answer(once, "model", "estimator") == once
+
+
+def test_rename_keeps_a_new_answer_and_drops_the_stale_old_one() -> None:
+    both = ANSWERS + "estimator: random_forest\n"
+
+    migrated = yaml.safe_load(migrate_rename_answer.rename_answer(both, "model", "estimator"))
+
+    assert migrated["estimator"] == "random_forest" and "model" not in migrated
+
+
+def test_rename_ignores_a_key_that_only_starts_with_the_old_name() -> None:
+    text = "model_name: churn\n"
+
+    assert migrate_rename_answer.rename_answer(text, "model", "estimator") == text
+
+
+def test_script_reports_a_broken_answers_file(tmp_path: Path) -> None:
+    answers = tmp_path / ".copier-answers.yml"
+    answers.write_text("- not\n- a mapping\n")
+
+    code = migrate_rename_answer.main(["--answers-file", str(answers), "model", "estimator"])
+
+    assert code == 1, "a file that is not a mapping must fail loudly, not be rewritten"
+    assert answers.read_text() == "- not\n- a mapping\n"
+
+
+def test_script_without_an_answers_file_does_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.yml"
+
+    assert migrate_rename_answer.main(["--answers-file", str(missing), "a", "b"]) == 0
+    assert not missing.exists()
+
+
+@pytest.fixture(scope="module")
+def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This template's history plus the working tree, tagged with the next release."""
+    return template_clone(tmp_path_factory.mktemp("template") / "copier-mlops")
+
+
+def test_update_carries_the_renamed_question_over(template_repo: Path, tmp_path: Path) -> None:
+    # given a project generated when the question was still called `model`
+    project = tmp_path / "project"
+    old = RECORDED["question-model"].ref
+    copier.run_copy(
+        str(template_repo), str(project), data={"model": "linear"}, defaults=True,
+        unsafe=True, quiet=True, vcs_ref=old, skip_tasks=True,
+    )  # fmt: skip
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["model"] == "linear"
+    git("init", "--quiet", "--initial-branch=main", cwd=project)
+    git("add", ".", cwd=project)
+    git("-c", "user.name=u", "-c", "user.email=u@example.com", "commit", "-qm", "old",
+        cwd=project)  # fmt: skip
+
+    # when it is updated non-interactively to this version
+    copier.run_update(
+        str(project), defaults=True, overwrite=True, unsafe=True, quiet=True, skip_tasks=True
+    )
+
+    # then the answer lives on under the new name, and params.yaml keeps the user's choice
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers.get("estimator") == "linear", f"answer lost: {answers}"
+    assert "model" not in answers
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["train"]["model"] == "linear", "the default must not replace the answer"
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True, check=True
+    ).stdout
+    assert "params.yaml" not in status, "an unchanged answer must not rewrite params.yaml"
