@@ -1,0 +1,89 @@
+"""Bad answers are refused by copier with the validator's message, and nothing is generated."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .helpers import DATA, TEMPLATE_ROOT, project_env
+
+BAD_ANSWERS = {
+    "slug with capitals": (
+        {"project_slug": "My-Project"},
+        "project_slug must start with a letter and use only lowercase letters",
+    ),
+    "slug with a leading digit": ({"project_slug": "1-project"}, "project_slug must start"),
+    "package that is a keyword": ({"package_name": "class"}, "is a Python keyword"),
+    "package that is not an identifier": (
+        {"package_name": "my-package"},
+        "package_name must be a lowercase Python identifier",
+    ),
+    "package that shadows a dependency": ({"package_name": "mlflow"}, "would shadow a module"),
+    "package name too long": ({"package_name": "p" * 33}, "at most 32 characters"),
+    "email without a domain": ({"author_email": "someone"}, "author_email must look like"),
+    "dataset that is not a csv": ({"dataset_path": "data.xlsx"}, "must point to a .csv file"),
+    "dataset without a target": (
+        {"dataset_path": str(DATA / "customers.csv"), "target_column": ""},
+        "target_column is required when dataset_path is set",
+    ),
+    "s3 remote with a folder url": (
+        {"dvc_remote": "s3", "dvc_remote_url": "/tmp/storage"},
+        "dvc_remote_url must start with s3://",
+    ),
+    "gcs remote with an s3 url": (
+        {"dvc_remote": "gcs", "dvc_remote_url": "s3://bucket/x"},
+        "dvc_remote_url must start with gs://",
+    ),
+    "local remote with a url": (
+        {"dvc_remote": "local", "dvc_remote_url": "s3://bucket/x"},
+        "must be a folder path when dvc_remote is local",
+    ),
+    "tracking uri that is not one": (
+        {"mlflow_tracking_uri": "mlflow.db"},
+        "mlflow_tracking_uri must be an MLflow tracking URI",
+    ),
+    "empty project name": ({"project_name": "   "}, "project_name must not be empty"),
+}
+
+
+def copier_copy(dest: Path, answers: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    data = [arg for key, value in answers.items() for arg in ("--data", f"{key}={value}")]
+    return subprocess.run(
+        [
+            sys.executable, "-m", "copier", "copy", "--trust", "--defaults", "--quiet",
+            "--vcs-ref", "HEAD", *data, str(TEMPLATE_ROOT), str(dest),
+        ],
+        capture_output=True,
+        text=True,
+        env=project_env(),
+        check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_ANSWERS))
+def test_bad_answer_is_refused_with_the_validator_message(case: str, tmp_path: Path) -> None:
+    answers, message = BAD_ANSWERS[case]
+    dest = tmp_path / "project"
+
+    result = copier_copy(dest, answers)
+
+    assert result.returncode != 0, f"copier accepted {answers}"
+    last_line = result.stderr.strip().splitlines()[-1]
+    # Copier prints its own traceback for an invalid --data value; the last line is ours.
+    assert message in last_line, result.stderr[-2000:]
+    assert not dest.exists() or not any(dest.iterdir()), "nothing may be generated"
+
+
+def test_dataset_problems_stop_generation_with_the_reason(tmp_path: Path) -> None:
+    dest = tmp_path / "project"
+
+    result = copier_copy(
+        dest, {"dataset_path": str(DATA / "customers.csv"), "target_column": "not_a_column"}
+    )
+
+    assert result.returncode != 0
+    assert "target_column 'not_a_column' is not a column of the dataset" in result.stderr
+    assert not dest.exists(), "copier removes the half-generated project"
