@@ -1,0 +1,49 @@
+"""Shared helpers for the benchmark scripts: timing commands in generated projects."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers import project_env, render  # noqa: E402
+
+__all__ = ["ROOT", "env_for", "median_seconds", "render", "timed"]
+
+
+def env_for(bytecode: bool) -> dict[str, str]:
+    """Project environment with bytecode caching on (a laptop) or off (this machine's default)."""
+    env = project_env()
+    if not bytecode:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def timed(command: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
+    """Seconds taken by ``command``; raises with its output when it fails."""
+    start = time.perf_counter()
+    result = subprocess.run(list(command), cwd=cwd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return elapsed
+
+
+def median_seconds(action: Callable[[], float], repeat: int) -> tuple[float, float, float]:
+    """(median, min, max) of ``repeat`` runs of ``action``."""
+    values = [action() for _ in range(repeat)]
+    return statistics.median(values), min(values), max(values)
+
+
+def bytecode_label(bytecode: bool) -> str:
+    return "bytecode cached" if bytecode else "PYTHONDONTWRITEBYTECODE=1"
+
+
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
