@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from pathlib import Path
 from typing import Annotated
 
@@ -99,3 +100,9 @@ def rollback() -> None:
         typer.echo(str(error), err=True)
         raise typer.Exit(code=1) from None
     typer.echo(f"{settings.model_name}: champion is now version {version}")
+
+
+# Optional features add their own commands when the project was generated with them.
+for _feature in ("monitoring",):
+    if importlib.util.find_spec(f"{__package__}.{_feature}") is not None:
+        importlib.import_module(f"{__package__}.{_feature}.cli").register(app)

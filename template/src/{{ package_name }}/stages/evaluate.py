@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -67,9 +66,12 @@ def evaluate_model(
     return report, plots
 
 
-def log_to_run(run_id: str, report: dict[str, Any], plots_dir: Path) -> None:
-    """Attach test and baseline metrics and the plot data to the training run."""
+def log_to_run(run_id: str, report: dict[str, Any], plots: dict[str, pd.DataFrame]) -> None:
+    """Attach test and baseline metrics, the plot tables and their figures to the training run."""
+    import matplotlib.pyplot as plt
     import mlflow
+
+    from ..core.figures import figures
 
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics(report["test"])
@@ -77,7 +79,11 @@ def log_to_run(run_id: str, report: dict[str, Any], plots_dir: Path) -> None:
             {f"baseline_{name}": value for name, value in report["baseline"].items()}
         )
         mlflow.log_metric("gain_over_baseline", report["gain_over_baseline"])
-        mlflow.log_artifacts(str(plots_dir), artifact_path="plots")
+        for name, table in plots.items():
+            mlflow.log_table(table, artifact_file=f"plots/{name}.json")
+        for name, figure in figures(plots).items():
+            mlflow.log_figure(figure, f"plots/{name}")
+            plt.close(figure)
 
 
 def main() -> None:
@@ -101,7 +107,7 @@ def main() -> None:
             write_table(table, params.paths.plots / f"{name}.csv")
 
         tracking.configure(settings)
-        log_to_run(read_json(params.paths.run)["run_id"], report, params.paths.plots)
+        log_to_run(read_json(params.paths.run)["run_id"], report, plots)
         primary = params.evaluate.primary_metric
         print(
             f"{primary}: {report['test'][primary]} "

@@ -8,8 +8,10 @@ from typing import Any
 from ..config import Params, RegisterParams, Settings
 from ..core.metrics import improvement
 from ..io.data import read_json, write_json
+from ..io.model_card import write_model_card
 from ..io.tracking import Champion
 from ._runner import StageError, run_stage
+from .train import run_params
 
 
 @dataclass
@@ -77,6 +79,7 @@ def main() -> None:
             tracking.promote(client, settings.model_name, str(version.version))
             record["version"] = str(version.version)
         write_json(record, params.paths.registry)
+        write_model_card(params, settings, client, record, report, run, run_params(params))
         if decision.promote:
             print(f"registered {settings.model_name} version {record['version']} as champion")
             return

@@ -1,0 +1,154 @@
+"""The model card: what a registered model is, how well it does overall and per slice.
+
+Slices come from ``model_card.sensitive_columns`` in ``params.yaml``: metrics per value of each
+column (numeric columns are cut into quartiles), and the gap between the best and worst slice,
+so a fairness problem shows up before the model serves anyone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from ..config import Task
+
+MIN_SLICE_ROWS = 5
+QUARTILES = 4
+
+
+def _slice_scores(
+    task: Task, y_true: pd.Series, y_pred: np.ndarray, positive: str | None
+) -> dict[str, float]:
+    """Accuracy and, for two classes, the share predicted positive (demographic parity)."""
+    if task == "classification":
+        scores = {"accuracy": float(skm.accuracy_score(y_true.astype(str), y_pred.astype(str)))}
+        if positive is not None:
+            scores[f"predicted_{positive}"] = float((y_pred.astype(str) == positive).mean())
+        return scores
+    return {
+        "mae": float(skm.mean_absolute_error(y_true, y_pred)),
+        "rmse": float(skm.root_mean_squared_error(y_true, y_pred)),
+    }
+
+
+def slice_metrics(
+    task: Task,
+    frame: pd.DataFrame,
+    target: str,
+    predictions: np.ndarray,
+    columns: list[str],
+) -> dict[str, Any]:
+    """Per column: metrics for each of its values (slices under 5 rows are skipped) and gaps."""
+    result: dict[str, Any] = {}
+    y_pred = pd.Series(predictions, index=frame.index)
+    classes = sorted(frame[target].astype(str).unique())
+    positive = classes[-1] if task == "classification" and len(classes) == 2 else None
+    for column in columns:
+        if column not in frame.columns:
+            raise ValueError(f"model_card.sensitive_columns: {column!r} is not in the test data")
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) and values.nunique() > QUARTILES:
+            values = pd.qcut(values, QUARTILES, precision=2, duplicates="drop").astype(str)
+        groups = values.astype(object).where(values.notna(), "missing").astype(str)
+        slices = {
+            str(name): {
+                "rows": int(mask.sum()),
+                **{
+                    k: round(v, 6)
+                    for k, v in _slice_scores(
+                        task, frame.loc[mask, target], y_pred[mask].to_numpy(), positive
+                    ).items()
+                },
+            }
+            for name in sorted(groups.unique())
+            if (mask := groups == name).sum() >= MIN_SLICE_ROWS
+        }
+        names = next(iter(slices.values()), {}).keys() - {"rows"}
+        gaps = {
+            metric: round(
+                max(s[metric] for s in slices.values()) - min(s[metric] for s in slices.values()),
+                6,
+            )
+            for metric in sorted(names)
+        }
+        result[column] = {"slices": slices, "gap": gaps}
+    return result
+
+
+def _table(rows: dict[str, dict[str, Any]], key: str) -> list[str]:
+    columns = list(dict.fromkeys(name for row in rows.values() for name in row))
+    lines = [f"| {key} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines += [
+        f"| {name} | " + " | ".join(str(row.get(c, "")) for c in columns) + " |"
+        for name, row in rows.items()
+    ]
+    return lines
+
+
+def render_model_card(
+    *,
+    model_name: str,
+    version: str | None,
+    status: str,
+    run: dict[str, Any],
+    data_source: str,
+    parameters: dict[str, Any],
+    report: dict[str, Any],
+    slices: dict[str, Any],
+    intended_use: str,
+    limitations: str,
+) -> str:
+    """The card as Markdown (one file, readable in the MLflow UI and in a pull request)."""
+    title = f"{model_name} version {version}" if version else f"{model_name} (candidate)"
+    metrics = {
+        name: {"model": value, "baseline": report["baseline"].get(name, "")}
+        for name, value in report["test"].items()
+    }
+    lines = [
+        f"# Model card: {title}",
+        "",
+        f"**Status:** {status}",
+        "",
+        "## Data",
+        "",
+        f"- source: `{data_source}`",
+        f"- data version (MD5 of the validated table, as DVC records it): `{run.get('data_md5')}`",
+        f"- MLflow run: `{run.get('run_id')}`",
+        f"- test rows: {report.get('test_rows')}",
+        "",
+        "## Parameters",
+        "",
+        *[f"- `{name}`: `{value}`" for name, value in sorted(parameters.items())],
+        "",
+        "## Metrics on the test set, against the baseline",
+        "",
+        *_table(metrics, "metric"),
+        "",
+        f"Primary metric `{report['primary_metric']}` gains {report['gain_over_baseline']} "
+        "over the baseline (class priors or the training mean).",
+        "",
+        "## Metrics per slice",
+        "",
+    ]
+    if not slices:
+        lines.append(
+            "No `model_card.sensitive_columns` are set in `params.yaml`, so no slice was checked."
+        )
+    for column, info in slices.items():
+        gaps = ", ".join(f"{k} {v}" for k, v in info["gap"].items())
+        lines += [f"### `{column}`", "", *_table(info["slices"], "slice"), "", f"Gap: {gaps}", ""]
+    lines += [
+        "",
+        "## Intended use",
+        "",
+        intended_use.strip() or "Not stated yet (set `model_card.intended_use` in params.yaml).",
+        "",
+        "## Limitations",
+        "",
+        limitations.strip() or "Not stated yet (set `model_card.limitations` in params.yaml).",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,100 @@
+"""The ``monitor`` and ``feedback`` commands, added to the project's CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+EXIT_ALERT = 1
+EXIT_BAD_INPUT = 2
+
+
+def monitor(
+    current: Annotated[
+        Path,
+        typer.Option(
+            "--current",
+            "-c",
+            exists=True,
+            help="Prediction log (.jsonl, with its rotated backups) or a CSV/Parquet table",
+        ),
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model to score a table without a 'prediction' column (default: champion)"
+        ),
+    ] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Where to write report.html and summary.json")
+    ] = None,
+) -> None:
+    """Drift, data quality and model quality of CURRENT against the training reference.
+
+    Writes a self-contained HTML report and a JSON summary; exits 1 when a threshold of
+    params.yaml (monitor.alert) is crossed, so a scheduled job can alert.
+    """
+    from rich.console import Console
+
+    from ..config import get_settings, load_params
+    from ..core.schema import DataValidationError, load_schema
+    from .job import run_monitor
+    from .settings import get_monitoring_settings
+
+    settings = get_settings()
+    params = load_params(settings.params_file)
+    monitoring = get_monitoring_settings()
+    console = Console(stderr=True)
+    try:
+        summary, html_path, json_path = run_monitor(
+            current,
+            params,
+            load_schema(params.paths.schema_file),
+            settings,
+            monitoring,
+            model=model,
+            output_dir=output_dir or monitoring.report_dir,
+        )
+    except (DataValidationError, FileNotFoundError, ValueError) as error:
+        console.print(f"[red]monitor:[/red] {current}: {error}", markup=True, highlight=False)
+        raise typer.Exit(code=EXIT_BAD_INPUT) from None
+    drifted = ", ".join(summary.drifted_features) or "none"
+    typer.echo(f"{summary.current_rows} rows checked; drifted features: {drifted}")
+    typer.echo(f"report: {html_path}\nsummary: {json_path}")
+    if summary.alerts:
+        for alert in summary.alerts:
+            console.print(f"[red]ALERT[/red] {alert}", highlight=False)
+        raise typer.Exit(code=EXIT_ALERT)
+    typer.echo("no monitoring threshold crossed")
+
+
+def feedback(
+    labels: Annotated[
+        Path,
+        typer.Option(
+            "--labels", exists=True, help="CSV with request_id, row (optional) and the target"
+        ),
+    ],
+) -> None:
+    """Record late ground truth; 'monitor' joins it to the prediction log by request id."""
+    from ..config import get_settings, load_params
+    from ..io.data import read_table
+    from .prediction_log import append_feedback
+    from .settings import get_monitoring_settings
+
+    target = load_params(get_settings().params_file).data.target
+    path = get_monitoring_settings().feedback_path
+    try:
+        count = append_feedback(path, read_table(labels), target)
+    except ValueError as error:
+        typer.echo(f"{labels}: {error}", err=True)
+        raise typer.Exit(code=EXIT_BAD_INPUT) from None
+    typer.echo(f"recorded {count} label(s) in {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the monitoring commands to ``app``."""
+    app.command()(monitor)
+    app.command()(feedback)

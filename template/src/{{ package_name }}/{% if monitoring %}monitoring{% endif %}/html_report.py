@@ -1,0 +1,141 @@
+"""A self-contained HTML report: tables and plots inlined, nothing fetched from the network.
+
+Plots are drawn with matplotlib (without pyplot, so no GUI backend or global state) and embedded
+as base64 PNG ``data:`` URIs; the page has no scripts and no external stylesheet, so it renders
+the same offline, in a CI artifact or attached to an e-mail.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .drift import ColumnDrift
+from .reference import Reference
+from .report import MonitorSummary
+
+MAX_CATEGORIES = 12
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #1f2328; }
+table { border-collapse: collapse; margin: 1rem 0; }
+th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+.bad { background: #ffebe9; } .good { background: #dafbe1; }
+.status { font-size: 1.3rem; padding: .6rem 1rem; display: inline-block; }
+.plots { display: flex; flex-wrap: wrap; gap: 1rem; }
+figure { margin: 0; } figcaption { font-size: .9rem; }
+"""
+
+
+def _png(figure: Figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=72, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def distribution_plot(reference: pd.Series, current: pd.Series, numeric: bool) -> str:
+    """Reference and current distributions of one column, as a base64 PNG."""
+    figure = Figure(figsize=(4, 2.4))
+    axes = figure.subplots()
+    if numeric:
+        ref = pd.to_numeric(reference, errors="coerce").dropna()
+        cur = pd.to_numeric(current, errors="coerce").dropna()
+        bins = list(np.histogram_bin_edges(pd.concat([ref, cur]), bins=30)) if len(ref) else 10
+        axes.hist(ref, bins=bins, density=True, alpha=0.5, label="reference")
+        axes.hist(cur, bins=bins, density=True, alpha=0.5, label="current")
+    else:
+        ref = reference.astype(str).value_counts(normalize=True)
+        cur = current.dropna().astype(str).value_counts(normalize=True)
+        names = list(ref.index.union(cur.index))[:MAX_CATEGORIES]
+        positions = np.arange(len(names))
+        axes.bar(positions - 0.2, [ref.get(n, 0.0) for n in names], 0.4, label="reference")
+        axes.bar(positions + 0.2, [cur.get(n, 0.0) for n in names], 0.4, label="current")
+        axes.set_xticks(positions, names, rotation=30, fontsize=7)
+    axes.legend(fontsize=7)
+    axes.tick_params(labelsize=7)
+    return _png(figure)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "<td>-</td>"
+    if isinstance(value, float):
+        return f"<td>{value:.4g}</td>"
+    return f"<td>{html.escape(str(value))}</td>"
+
+
+def _head(*names: str) -> str:
+    return "<tr>" + "".join(f"<th>{html.escape(name)}</th>" for name in names) + "</tr>"
+
+
+def _drift_table(rows: list[ColumnDrift]) -> str:
+    head = _head("column", "type", "test", "p-value", "effect", "drift")
+    body = "".join(
+        f"<tr class={'bad' if row.drifted else 'good'}>"
+        + "".join(_cell(v) for v in (row.column, row.kind, row.test, row.p_value, row.effect))
+        + f"<td>{'yes' if row.drifted else 'no'}</td></tr>"
+        for row in rows
+    )
+    return f"<table>{head}{body}</table>"
+
+
+def _figure(drift: ColumnDrift, reference: pd.Series, current: pd.Series) -> str:
+    image = distribution_plot(reference, current, numeric=drift.kind == "numeric")
+    caption = html.escape(drift.column) + (" (drifted)" if drift.drifted else "")
+    return (
+        f"<figure><img alt='{html.escape(drift.column, quote=True)}' "
+        f"src='data:image/png;base64,{image}'><figcaption>{caption}</figcaption></figure>"
+    )
+
+
+def render_html(summary: MonitorSummary, reference: Reference, current: pd.DataFrame) -> str:
+    """The report page for ``summary``, with one distribution plot per tested column."""
+    status = (
+        '<p class="status good">no threshold crossed</p>'
+        if summary.passed
+        else '<p class="status bad">alerts:</p><ul>'
+        + "".join(f"<li>{html.escape(a)}</li>" for a in summary.alerts)
+        + "</ul>"
+    )
+    columns = list(summary.features) + ([summary.prediction] if summary.prediction else [])
+    plots = "".join(_figure(c, reference.sample[c.column], current[c.column]) for c in columns)
+    quality = ""
+    if summary.quality is not None:
+        q = summary.quality
+        quality = (
+            "<h2>Model quality</h2><table><tr><th>metric</th><th>reference</th><th>current</th>"
+            f"<th>labelled rows</th></tr><tr>{_cell(q.metric)}{_cell(q.reference)}"
+            f"{_cell(q.current)}{_cell(q.labelled_rows)}</tr></table>"
+        )
+    shadow = ""
+    if summary.shadow is not None:
+        s = summary.shadow
+        shadow = (
+            "<h2>Shadow model</h2><table><tr><th>rows</th><th>agreement</th>"
+            f"<th>mean |difference|</th></tr><tr>{_cell(s.rows)}{_cell(s.agreement)}"
+            f"{_cell(s.mean_abs_difference)}</tr></table>"
+            + _drift_table([s.champion, s.challenger])
+        )
+    dq_head = _head("column", "missing (reference)", "missing (current)", "out of range / unseen")
+    dq_rows = "".join(
+        "<tr>"
+        + "".join(
+            _cell(v) for v in (d.column, d.missing_reference, d.missing_current, d.out_of_range)
+        )
+        + "</tr>"
+        for d in summary.data_quality
+    )
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>Monitoring report</title><style>{STYLE}</style></head><body>"
+        f"<h1>Monitoring report</h1><p>{summary.current_rows} current rows against "
+        f"{summary.reference_rows} reference rows, {html.escape(summary.generated_at)}</p>"
+        f"{status}<h2>Drift</h2>{_drift_table(columns)}{quality}{shadow}"
+        f"<h2>Data quality</h2><table>{dq_head}{dq_rows}</table>"
+        f"<h2>Distributions</h2><div class='plots'>{plots}</div></body></html>\n"
+    )

@@ -1,0 +1,81 @@
+"""The ``monitor`` job: load the current data, compare it with the reference, write the reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import Params, Settings
+from ..core.schema import DataSchema, feature_frame
+from ..io.data import read_json, read_table, write_json
+from .html_report import render_html
+from .prediction_log import join_feedback, read_log
+from .reference import PREDICTION, load_reference
+from .report import MonitorSummary, build_summary
+from .settings import MonitoringSettings
+
+LOG_SUFFIXES = (".jsonl", ".json", ".log")
+
+
+def is_log(path: Path) -> bool:
+    """A prediction log (or one of its rotated backups) rather than a table."""
+    return path.suffix in LOG_SUFFIXES or (path.suffix[1:].isdigit() and ".jsonl" in path.name)
+
+
+def load_current(
+    path: Path,
+    schema: DataSchema,
+    settings: Settings,
+    monitoring: MonitoringSettings,
+    model: str | None,
+) -> pd.DataFrame:
+    """Current rows with validated features, ``prediction``, and the target when known.
+
+    A prediction log gets its late labels from the feedback file; a table without predictions
+    is scored with ``model`` (the champion by default).
+    """
+    target = schema.target.name
+    frame = (
+        join_feedback(read_log(path), monitoring.feedback_path, target)
+        if is_log(path)
+        else read_table(path)
+    )
+    if frame.empty:
+        raise ValueError("no rows to check")
+    features = feature_frame(frame, schema)
+    others = frame.drop(columns=schema.feature_names)
+    if PREDICTION not in others.columns:
+        from ..predict import load_model, resolve_model_uri
+
+        uri = resolve_model_uri(model, settings.model_name)
+        if uri.startswith("models:/"):
+            import mlflow
+
+            mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+        others[PREDICTION] = load_model(uri).predict(features)
+    return pd.concat([features, others], axis=1)
+
+
+def run_monitor(
+    current_path: Path,
+    params: Params,
+    schema: DataSchema,
+    settings: Settings,
+    monitoring: MonitoringSettings,
+    model: str | None,
+    output_dir: Path,
+) -> tuple[MonitorSummary, Path, Path]:
+    """Check ``current_path``; write ``report.html`` and ``summary.json`` into ``output_dir``."""
+    reference = load_reference(params.paths.reference)
+    current = load_current(current_path, schema, settings, monitoring, model)
+    metrics_file = params.paths.metrics
+    reference_metrics = read_json(metrics_file)["test"] if metrics_file.is_file() else {}
+    summary = build_summary(
+        reference, current, params.monitor, schema.target.name, reference_metrics
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    html_path, json_path = output_dir / "report.html", output_dir / "summary.json"
+    html_path.write_text(render_html(summary, reference, current), encoding="utf-8")
+    write_json({**summary.model_dump(mode="json"), "passed": summary.passed}, json_path)
+    return summary, html_path, json_path

@@ -1,0 +1,227 @@
+"""The prediction log: append-only JSON lines, rotated by size, written off the request path.
+
+The service hands each scored request to :meth:`PredictionLog.submit`, which only puts it on a
+bounded queue; one background thread turns it into a JSON line (after dropping or hashing the
+private columns), scores the shadow challenger when there is one, and appends the line through
+:class:`logging.handlers.RotatingFileHandler`. A full queue drops the record and counts it,
+so logging can never slow down or fail a request.
+
+One JSON object per line and per request, with the keys ``request_id``, ``timestamp``,
+``model_version``, ``served_by`` (champion, or the fallback that answered), ``latency_ms``,
+``inputs`` (one object per row), ``predictions`` and, when a challenger was scored in shadow,
+``challenger`` (its ``model_version`` and ``predictions``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .settings import MonitoringSettings
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID = "request_id"
+ROW = "row"
+CHALLENGER = "challenger_prediction"
+CHALLENGER_VERSION = "challenger_version"
+PREDICTION = "prediction"
+
+# Shadow scorer: features in, (model version, predictions) out; None when there is no challenger.
+ShadowScorer = Callable[[pd.DataFrame], tuple[str, list[Any]] | None]
+
+
+@dataclass(frozen=True)
+class ScoredRequest:
+    """What the service knows right after answering; serialised later, in the background."""
+
+    request_id: str
+    features: pd.DataFrame
+    predictions: list[Any]
+    model_version: str
+    served_by: str
+    latency_ms: float
+
+
+def private_inputs(
+    features: pd.DataFrame, drop: list[str], hashed: list[str], salt: str = ""
+) -> list[dict[str, Any]]:
+    """Input rows as dicts, without the ``drop`` columns and with ``hashed`` ones as SHA-256."""
+    frame = features.drop(columns=[c for c in drop if c in features.columns])
+    for name in (c for c in hashed if c in frame.columns):
+        frame[name] = [
+            None if pd.isna(v) else hashlib.sha256(f"{salt}{v}".encode()).hexdigest()[:16]
+            for v in frame[name]
+        ]
+    clean = frame.astype(object).where(frame.notna(), None)
+    return [{str(k): v for k, v in row.items()} for row in clean.to_dict("records")]
+
+
+class PredictionLog:
+    """Background writer of the prediction log; ``submit`` never blocks and never raises."""
+
+    def __init__(self, settings: MonitoringSettings, shadow: ShadowScorer | None = None) -> None:
+        self.settings = settings
+        self.shadow = shadow
+        self.dropped = 0
+        self.written = 0
+        self._queue: queue.Queue[ScoredRequest | None] = queue.Queue(settings.queue_size)
+        settings.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._handler = RotatingFileHandler(
+            settings.log_path,
+            maxBytes=settings.log_max_bytes,
+            backupCount=settings.log_backups,
+            encoding="utf-8",
+        )
+        self._handler.setFormatter(logging.Formatter("%(message)s"))
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def submit(self, request: ScoredRequest) -> bool:
+        """Queue ``request`` for logging; ``False`` (and counted) when the queue is full."""
+        try:
+            self._queue.put_nowait(request)
+        except queue.Full:
+            self.dropped += 1
+            return False
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the thread and close the file."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+        self._handler.close()
+
+    def flush(self) -> None:
+        """Block until every queued request is written (tests and shutdown)."""
+        self._queue.join()
+
+    def record(self, request: ScoredRequest) -> dict[str, Any]:
+        """The JSON-ready line for ``request``, with the challenger's answer when there is one."""
+        line: dict[str, Any] = {
+            REQUEST_ID: request.request_id,
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "model_version": request.model_version,
+            "served_by": request.served_by,
+            "latency_ms": round(request.latency_ms, 3),
+            "inputs": private_inputs(
+                request.features,
+                self.settings.drop_columns,
+                self.settings.hash_columns,
+            ),
+            "predictions": request.predictions,
+        }
+        if self.shadow is not None:
+            try:
+                scored = self.shadow(request.features)
+            except Exception as error:  # a broken challenger must not stop the log
+                line["challenger"] = {"error": f"{type(error).__name__}: {error}"}
+            else:
+                if scored is not None:
+                    line["challenger"] = {"model_version": scored[0], "predictions": scored[1]}
+        return line
+
+    def _run(self) -> None:
+        while True:
+            request = self._queue.get()
+            try:
+                if request is None:
+                    return
+                text = json.dumps(self.record(request), default=str)
+                self._handler.emit(logging.makeLogRecord({"msg": text}))
+                self.written += 1
+            except Exception:  # keep the thread alive; the service must go on answering
+                log.exception("could not write a prediction log record")
+            finally:
+                self._queue.task_done()
+
+
+def log_files(path: Path) -> list[Path]:
+    """The log and its rotated backups (``x.jsonl.1`` ...), oldest first."""
+    backups = [p for p in path.parent.glob(f"{path.name}.*") if p.suffix[1:].isdigit()]
+    backups.sort(key=lambda p: int(p.suffix[1:]), reverse=True)
+    return [*backups, path] if path.is_file() else backups
+
+
+def _lines(paths: list[Path]) -> Iterator[dict[str, Any]]:
+    for path in paths:
+        with path.open(encoding="utf-8") as handle:
+            for number, text in enumerate(handle, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    yield json.loads(text)
+                except json.JSONDecodeError:
+                    log.warning("%s:%d: skipped a line that is not JSON", path, number)
+
+
+def read_log(path: Path) -> pd.DataFrame:
+    """One row per scored instance: its inputs, ``prediction``, version and request id.
+
+    The challenger's prediction, when it was scored in shadow, sits beside the champion's in
+    ``challenger_prediction``.
+    """
+    rows = []
+    for line in _lines(log_files(path)):
+        challenger = line.get("challenger") or {}
+        shadow = challenger.get("predictions")
+        for index, (inputs, prediction) in enumerate(
+            zip(line.get("inputs", []), line.get("predictions", []), strict=False)
+        ):
+            rows.append(
+                {
+                    **inputs,
+                    PREDICTION: prediction,
+                    REQUEST_ID: line.get(REQUEST_ID),
+                    ROW: index,
+                    "model_version": line.get("model_version"),
+                    "served_by": line.get("served_by"),
+                    "timestamp": line.get("timestamp"),
+                    CHALLENGER: shadow[index] if shadow and index < len(shadow) else None,
+                    CHALLENGER_VERSION: challenger.get("model_version"),
+                }
+            )
+    if not rows:
+        raise ValueError(f"{path}: the prediction log is empty or missing")
+    return pd.DataFrame(rows)
+
+
+def append_feedback(path: Path, labels: pd.DataFrame, target: str) -> int:
+    """Append late ground truth (``request_id``, optional ``row``, ``target``) as JSON lines."""
+    missing = [c for c in (REQUEST_ID, target) if c not in labels.columns]
+    if missing:
+        raise ValueError(f"feedback needs the column(s) {missing}")
+    frame = labels.assign(**{ROW: labels[ROW] if ROW in labels.columns else 0})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        for request_id, row, label in frame[[REQUEST_ID, ROW, target]].itertuples(index=False):
+            record = {REQUEST_ID: str(request_id), ROW: int(row), "label": label}
+            handle.write(json.dumps(record, default=str) + "\n")
+    return len(frame)
+
+
+def join_feedback(predictions: pd.DataFrame, feedback_path: Path, target: str) -> pd.DataFrame:
+    """Add the ``target`` column from the feedback file by request id and row (latest wins)."""
+    if not feedback_path.is_file():
+        return predictions
+    labels = pd.DataFrame(list(_lines([feedback_path])))
+    if labels.empty:
+        return predictions
+    labels = labels.drop_duplicates([REQUEST_ID, ROW], keep="last").rename(
+        columns={"label": target}
+    )
+    joined = predictions.drop(columns=[target], errors="ignore").merge(
+        labels[[REQUEST_ID, ROW, target]], on=[REQUEST_ID, ROW], how="left"
+    )
+    return joined

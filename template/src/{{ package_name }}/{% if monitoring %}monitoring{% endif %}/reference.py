@@ -1,0 +1,101 @@
+"""The reference profile: a sample of the training features and predictions, plus their summary.
+
+Drift is measured against this profile. It is a DVC output of the ``reference`` stage, so it
+always matches the model trained on the same data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..core.schema import DataSchema
+from ..io.data import read_json, read_table, write_json, write_table
+
+PREDICTION = "prediction"
+SAMPLE_FILE = "sample.parquet"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference sample (features + ``prediction``) and its per-column summary."""
+
+    sample: pd.DataFrame
+    summary: dict[str, Any]
+
+    @property
+    def numeric(self) -> list[str]:
+        return list(self.summary["numeric"])
+
+    @property
+    def categorical(self) -> list[str]:
+        return list(self.summary["categorical"])
+
+    @property
+    def prediction_type(self) -> str:
+        return str(self.summary["prediction_type"])
+
+
+def summarize(sample: pd.DataFrame, schema: DataSchema, task: str) -> dict[str, Any]:
+    """Ranges, missing shares and category frequencies: what the live checks compare against."""
+    numeric = {
+        name: {
+            "min": float(sample[name].min()),
+            "max": float(sample[name].max()),
+            "mean": float(sample[name].mean()),
+            "std": float(sample[name].std()),
+            "missing": float(sample[name].isna().mean()),
+        }
+        for name in schema.numeric_features
+    }
+    categorical = {
+        name: {
+            "frequencies": {
+                str(key): float(value)
+                for key, value in sample[name].value_counts(normalize=True).items()
+            },
+            "missing": float(sample[name].isna().mean()),
+        }
+        for name in schema.categorical_features
+    }
+    return {
+        "rows": len(sample),
+        "task": task,
+        "numeric": numeric,
+        "categorical": categorical,
+        "prediction_type": "categorical" if task == "classification" else "numeric",
+    }
+
+
+def build_reference(
+    features: pd.DataFrame,
+    predictions: Any,
+    schema: DataSchema,
+    task: str,
+    rows: int,
+    seed: int,
+) -> Reference:
+    """Keep at most ``rows`` rows of the training features with the model's predictions."""
+    sample = features[schema.feature_names].assign(**{PREDICTION: list(predictions)})
+    if len(sample) > rows:
+        sample = sample.sample(n=rows, random_state=seed)
+    sample = sample.reset_index(drop=True)
+    return Reference(sample=sample, summary=summarize(sample, schema, task))
+
+
+def save_reference(reference: Reference, folder: Path) -> None:
+    write_table(reference.sample, folder / SAMPLE_FILE)
+    write_json(reference.summary, folder / SUMMARY_FILE)
+
+
+def load_reference(folder: Path) -> Reference:
+    """Read the profile the ``reference`` stage wrote; say how to make it if it is missing."""
+    if not (folder / SUMMARY_FILE).is_file():
+        raise FileNotFoundError(f"no reference profile in {folder}; run 'make pipeline' first")
+    return Reference(
+        sample=read_table(folder / SAMPLE_FILE), summary=read_json(folder / SUMMARY_FILE)
+    )

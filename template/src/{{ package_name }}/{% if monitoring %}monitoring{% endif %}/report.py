@@ -1,0 +1,247 @@
+"""Compare current data with the reference: drift, data quality, model quality, shadow model.
+
+The result is a :class:`MonitorSummary` (written as JSON) whose ``alerts`` list every threshold
+from ``params.yaml`` (``monitor.alert``) that was crossed; no alerts means the check passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+from sklearn import metrics as skm
+
+from ..config import MonitorParams
+from ..core.metrics import improvement
+from .drift import ColumnDrift, Kind, column_drift
+from .reference import PREDICTION, Reference
+
+CHALLENGER = "challenger_prediction"
+
+# Metrics that need only labels and predictions (the log keeps no probabilities).
+LABEL_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "accuracy": skm.accuracy_score,
+    "balanced_accuracy": skm.balanced_accuracy_score,
+    "f1_macro": lambda y, p: skm.f1_score(y, p, average="macro", zero_division=0),
+    "r2": skm.r2_score,
+    "rmse": skm.root_mean_squared_error,
+    "mae": skm.mean_absolute_error,
+}
+
+
+class DataQuality(BaseModel):
+    """Missing values, and values the model never saw in training, for one column."""
+
+    column: str
+    missing_reference: float
+    missing_current: float
+    # numeric: share outside the training range; categorical: share of unseen categories
+    out_of_range: float
+
+
+class ModelQuality(BaseModel):
+    metric: str
+    reference: float | None
+    current: float
+    labelled_rows: int
+
+
+class ShadowComparison(BaseModel):
+    """How often the challenger agrees with the served model on the same rows."""
+
+    rows: int
+    agreement: float | None  # classification: share of equal predictions
+    mean_abs_difference: float | None  # regression
+    champion: ColumnDrift  # each side's predictions against the reference predictions
+    challenger: ColumnDrift
+
+
+class MonitorSummary(BaseModel):
+    generated_at: str
+    current_rows: int
+    reference_rows: int
+    features: list[ColumnDrift]
+    prediction: ColumnDrift | None
+    data_quality: list[DataQuality]
+    quality: ModelQuality | None
+    shadow: ShadowComparison | None
+    drifted_features: list[str]
+    alerts: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.alerts
+
+
+def _data_quality(reference: Reference, current: pd.DataFrame) -> list[DataQuality]:
+    result = []
+    for name, info in reference.summary["numeric"].items():
+        values = pd.to_numeric(current[name], errors="coerce")
+        outside = (values < info["min"]) | (values > info["max"])
+        result.append(
+            DataQuality(
+                column=name,
+                missing_reference=round(info["missing"], 6),
+                missing_current=round(float(current[name].isna().mean()), 6),
+                out_of_range=round(float(outside.mean()), 6),
+            )
+        )
+    for name, info in reference.summary["categorical"].items():
+        values = current[name].dropna().astype(str)
+        unseen = ~values.isin(list(info["frequencies"]))
+        result.append(
+            DataQuality(
+                column=name,
+                missing_reference=round(info["missing"], 6),
+                missing_current=round(float(current[name].isna().mean()), 6),
+                out_of_range=round(float(unseen.sum() / max(len(current), 1)), 6),
+            )
+        )
+    return result
+
+
+def _model_quality(
+    current: pd.DataFrame, target: str, metric: str, reference_metrics: dict[str, float]
+) -> ModelQuality | None:
+    if target not in current.columns or metric not in LABEL_METRICS:
+        return None
+    labelled = current[current[target].notna() & current[PREDICTION].notna()]
+    if labelled.empty:
+        return None
+    y_true, y_pred = labelled[target].to_numpy(), labelled[PREDICTION].to_numpy()
+    if metric in ("accuracy", "balanced_accuracy", "f1_macro"):
+        y_true, y_pred = y_true.astype(str), y_pred.astype(str)  # "1" from a CSV == 1 from JSON
+    value = float(LABEL_METRICS[metric](y_true, y_pred))
+    return ModelQuality(
+        metric=metric,
+        reference=reference_metrics.get(metric),
+        current=round(value, 6),
+        labelled_rows=len(labelled),
+    )
+
+
+def _shadow(
+    reference: Reference, current: pd.DataFrame, params: MonitorParams
+) -> ShadowComparison | None:
+    if CHALLENGER not in current.columns:
+        return None
+    both = current[current[CHALLENGER].notna() & current[PREDICTION].notna()]
+    if both.empty:
+        return None
+    kind: Kind = "categorical" if reference.prediction_type == "categorical" else "numeric"
+    effect = params.min_effect.categorical if kind == "categorical" else params.min_effect.numeric
+    ref_predictions = reference.sample[PREDICTION]
+    champion, challenger = both[PREDICTION], both[CHALLENGER]
+    agreement = difference = None
+    if kind == "categorical":
+        agreement = round(float((champion.astype(str) == challenger.astype(str)).mean()), 6)
+    else:
+        difference = round(
+            float((champion.astype(float) - challenger.astype(float)).abs().mean()), 6
+        )
+    return ShadowComparison(
+        rows=len(both),
+        agreement=agreement,
+        mean_abs_difference=difference,
+        champion=column_drift(PREDICTION, kind, ref_predictions, champion, params.p_value, effect),
+        challenger=column_drift(
+            CHALLENGER, kind, ref_predictions, challenger, params.p_value, effect
+        ),
+    )
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.1f}%"
+
+
+def _alerts(
+    summary: MonitorSummary, params: MonitorParams, quality: ModelQuality | None
+) -> list[str]:
+    alert = params.alert
+    alerts = []
+    if len(summary.drifted_features) > alert.max_drifted_features:
+        alerts.append(
+            f"{len(summary.drifted_features)} feature(s) drifted "
+            f"(allowed {alert.max_drifted_features}): {', '.join(summary.drifted_features)}"
+        )
+    if alert.prediction_drift and summary.prediction is not None and summary.prediction.drifted:
+        alerts.append("the predictions drifted")
+    for row in summary.data_quality:
+        if row.missing_current - row.missing_reference > alert.max_missing_increase:
+            alerts.append(
+                f"column {row.column!r}: {_percent(row.missing_current)} missing "
+                f"(reference {_percent(row.missing_reference)})"
+            )
+        if row.out_of_range > alert.max_out_of_range:
+            alerts.append(
+                f"column {row.column!r}: {_percent(row.out_of_range)} of values outside the "
+                f"training range or categories (allowed {_percent(alert.max_out_of_range)})"
+            )
+    if quality is not None and quality.reference is not None:
+        drop = -improvement(quality.metric, quality.current, quality.reference)
+        if drop > alert.max_metric_drop:
+            alerts.append(
+                f"{quality.metric} is {quality.current} on {quality.labelled_rows} labelled rows, "
+                f"{drop:.4f} below the reference {quality.reference} "
+                f"(allowed drop {alert.max_metric_drop})"
+            )
+    return alerts
+
+
+def build_summary(
+    reference: Reference,
+    current: pd.DataFrame,
+    params: MonitorParams,
+    target: str,
+    reference_metrics: dict[str, float],
+) -> MonitorSummary:
+    """Everything ``monitor`` reports about ``current`` (features and ``prediction`` columns)."""
+    kinds: list[tuple[Kind, list[str]]] = [
+        ("numeric", reference.numeric),
+        ("categorical", reference.categorical),
+    ]
+    features = [
+        column_drift(
+            name,
+            kind,
+            reference.sample[name],
+            current[name],
+            params.p_value,
+            params.min_effect.numeric if kind == "numeric" else params.min_effect.categorical,
+        )
+        for kind, names in kinds
+        for name in names
+    ]
+    prediction = None
+    if PREDICTION in current.columns:
+        kind: Kind = "categorical" if reference.prediction_type == "categorical" else "numeric"
+        prediction = column_drift(
+            PREDICTION,
+            kind,
+            reference.sample[PREDICTION],
+            current[PREDICTION],
+            params.p_value,
+            params.min_effect.categorical if kind == "categorical" else params.min_effect.numeric,
+        )
+    quality = (
+        _model_quality(current, target, params.quality_metric, reference_metrics)
+        if PREDICTION in current.columns
+        else None
+    )
+    summary = MonitorSummary(
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        current_rows=len(current),
+        reference_rows=len(reference.sample),
+        features=features,
+        prediction=prediction,
+        data_quality=_data_quality(reference, current),
+        quality=quality,
+        shadow=_shadow(reference, current, params),
+        drifted_features=[column.column for column in features if column.drifted],
+        alerts=[],
+    )
+    summary.alerts = _alerts(summary, params, quality)
+    return summary

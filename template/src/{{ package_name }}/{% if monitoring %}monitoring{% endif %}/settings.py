@@ -1,0 +1,37 @@
+"""Runtime settings of monitoring, read from ``MONITORING_*`` environment variables or ``.env``.
+
+Monitoring can be switched off at run time (``MONITORING_ENABLED=false``) without touching code;
+the statistical thresholds are pipeline parameters and live in ``params.yaml`` (``monitor:``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MonitoringSettings(BaseSettings):
+    """Where the prediction log goes, how it rotates, and what it may not contain."""
+
+    model_config = SettingsConfigDict(env_prefix="MONITORING_", env_file=".env", extra="ignore")
+
+    enabled: bool = True
+    log_path: Path = Path("logs/predictions.jsonl")
+    feedback_path: Path = Path("logs/feedback.jsonl")
+    log_max_bytes: int = Field(default=50_000_000, ge=1_000)
+    log_backups: int = Field(default=10, ge=0)
+    # Privacy: input columns never written to the log, and columns written only as a hash.
+    drop_columns: list[str] = Field(default_factory=list)
+    hash_columns: list[str] = Field(default_factory=list)
+    # Requests waiting to be logged; beyond this, records are dropped (and counted), never
+    # slowing down the service.
+    queue_size: int = Field(default=10_000, ge=1)
+    report_dir: Path = Path("reports/monitoring")
+
+
+@lru_cache
+def get_monitoring_settings() -> MonitoringSettings:
+    return MonitoringSettings()
