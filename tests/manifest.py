@@ -31,10 +31,12 @@ CORE = (
     "src/{pkg}/core/features.py",
     "src/{pkg}/core/figures.py",
     "src/{pkg}/core/metrics.py",
+    "src/{pkg}/core/model_card.py",
     "src/{pkg}/core/models.py",
     "src/{pkg}/core/schema.py",
     "src/{pkg}/io/__init__.py",
     "src/{pkg}/io/data.py",
+    "src/{pkg}/io/model_card.py",
     "src/{pkg}/io/tracking.py",
     "src/{pkg}/predict.py",
     "src/{pkg}/stages/__init__.py",
@@ -76,6 +78,23 @@ FEATURES = (
     # uv.lock is written at generation time when uv can resolve for the chosen Python;
     # test_render checks that it is there whenever the machine has that Python.
     Feature("lock file", lambda a: True, (), ("uv.lock",)),
+    Feature(
+        "monitoring",
+        lambda a: a["monitoring"],
+        (
+            "src/{pkg}/monitoring/__init__.py",
+            "src/{pkg}/monitoring/cli.py",
+            "src/{pkg}/monitoring/drift.py",
+            "src/{pkg}/monitoring/html_report.py",
+            "src/{pkg}/monitoring/job.py",
+            "src/{pkg}/monitoring/prediction_log.py",
+            "src/{pkg}/monitoring/reference.py",
+            "src/{pkg}/monitoring/report.py",
+            "src/{pkg}/monitoring/settings.py",
+            "src/{pkg}/stages/reference.py",
+        ),
+        ("src/{pkg}/monitoring/",),
+    ),
     Feature(
         "user dataset",
         lambda a: bool(a.get("dataset_path")),
