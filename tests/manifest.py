@@ -101,6 +101,31 @@ FEATURES = (
         ("data/raw/.gitignore", "data/raw/dataset.csv", "data/raw/dataset.csv.dvc"),
         ("data/raw/",),
     ),
+    # CI (issue 4): shared scripts for both providers, then each provider's workflows.
+    Feature(
+        "ci scripts",
+        lambda a: a["ci"] != "none",
+        ("ci/pipeline.sh", "ci/propose.sh", "ci/report.sh"),
+    ),
+    Feature(
+        "ci image smoke test", lambda a: a["ci"] != "none" and a["serving"], ("ci/smoke-image.sh",)
+    ),
+    Feature(
+        "github workflows",
+        lambda a: a["ci"] == "github",
+        (".github/workflows/ci.yml", ".github/workflows/template-update.yml"),
+    ),
+    Feature(
+        "github image workflows",
+        lambda a: a["ci"] == "github" and a["serving"],
+        (".github/workflows/image.yml", ".github/workflows/image-release.yml"),
+    ),
+    Feature(
+        "github monitor workflow",
+        lambda a: a["ci"] == "github" and a["monitoring"],
+        (".github/workflows/monitor.yml",),
+    ),
+    Feature("gitlab ci", lambda a: a["ci"] == "gitlab", (".gitlab-ci.yml",)),
 )
 
 

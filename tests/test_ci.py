@@ -1,0 +1,427 @@
+"""CI/CD of generated projects: real linters on the rendered workflows, and pre-commit.
+
+Fast tier: every value of ``ci`` x ``serving`` x ``monitoring`` that changes a workflow is
+rendered once (without the lock task) and checked by actionlint (with shellcheck on ``run:``
+steps), zizmor ``--offline --persona pedantic``, check-jsonschema's vendored GitHub/GitLab
+schemas, shellcheck and hadolint. Each validator is also shown to reject a known-bad input, so
+a validator that silently checks nothing fails here.
+
+Slow tier: ``pre-commit run --all-files`` on a freshly rendered project after ``make setup``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .helpers import TEMPLATE_ROOT, render, run
+
+BIN = Path(sys.executable).parent
+
+# Every action the generated workflows use, pinned to a full commit SHA. The SHAs cannot be
+# looked up live here (no GitHub access); each was taken from public workflows that pin it
+# with the same version comment (found with code search), e.g. dependabot/renovate updates.
+PINNED_ACTIONS = {
+    "actions/checkout": ("de0fac2e4500dabe0009e67214ff5f5447ce83dd", "v6.0.2"),
+    "astral-sh/setup-uv": ("681c641aba71e4a1c380be3ab5e12ad51f415867", "v7.1.6"),
+    "actions/upload-artifact": ("ea165f8d65b6e75b540449e92b4886f43607fa02", "v4.6.2"),
+    "actions/download-artifact": ("d3f86a106a0bac45b974a628896c90dbdf5c8093", "v4.3.0"),
+}
+
+# The same jobs on both providers: (what it does, GitHub "workflow/job", GitLab job, needs).
+PARITY = (
+    ("lint: ruff, format, mypy, pre-commit hooks", "ci/lint", "lint", None),
+    ("tests", "ci/test", "test", None),
+    ("dvc pull (with credentials) + dvc repro, model report", "ci/pipeline", "pipeline", None),
+    ("comment the model report on the PR/MR", "ci/comment", "mr-comment", None),
+    ("build the image, smoke-test /ready", "image/smoke", "image-smoke", "serving"),
+    (
+        "tags: build, smoke-test, push to the registry",
+        "image-release/push",
+        "image-release",
+        "serving",
+    ),
+    ("scheduled: make monitor", "monitor/monitor", "monitor", "monitoring"),
+    ("on drift: retrain, open a PR/MR", "monitor/retrain", "retrain", "monitoring"),
+    ("weekly: copier check-update", "template-update/check", "template-check", None),
+    ("copier update, open a PR/MR", "template-update/update", "template-update", None),
+)
+
+# Jobs that may write (everything else gets read-only contents at most).
+GITHUB_WRITERS = {
+    "ci/comment": {"pull-requests": "write"},
+    "image-release/push": {"contents": "read", "packages": "write"},
+    "monitor/retrain": {"contents": "write", "pull-requests": "write"},
+    "template-update/update": {"contents": "write", "pull-requests": "write"},
+}
+
+CASES = {
+    f"{ci}-serving={serving}-monitoring={monitoring}": {
+        "ci": ci,
+        "serving": serving,
+        "monitoring": monitoring,
+    }
+    for ci, serving, monitoring in itertools.product(
+        ("github", "gitlab"), (True, False), (True, False)
+    )
+}
+
+
+def tool(name: str) -> str:
+    """A validator installed in this repository's virtualenv (uv sync)."""
+    path = BIN / name
+    assert path.exists(), f"{name} is missing: run `uv sync` (it is a dev dependency)"
+    return str(path)
+
+
+def check(*command: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "NO_COLOR": "1"}
+    return subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, check=False, timeout=120, env=env
+    )
+
+
+class Project:
+    def __init__(self, path: Path, answers: dict[str, Any]) -> None:
+        self.path = path
+        self.answers = answers
+        self.workflows = sorted((path / ".github" / "workflows").glob("*.yml"))
+        self.gitlab = path / ".gitlab-ci.yml"
+        self.scripts = sorted((path / "ci").glob("*.sh"))
+
+    def github_jobs(self) -> dict[str, dict[str, Any]]:
+        jobs = {}
+        for workflow in self.workflows:
+            data = yaml.safe_load(workflow.read_text())
+            for job_id, job in data["jobs"].items():
+                jobs[f"{workflow.stem}/{job_id}"] = job
+        return jobs
+
+    def gitlab_jobs(self) -> dict[str, dict[str, Any]]:
+        data = yaml.safe_load(self.gitlab.read_text())
+        reserved = {"workflow", "stages", "variables", "default", "include"}
+        return {k: v for k, v in data.items() if k not in reserved and not k.startswith(".")}
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    dest = tmp_path_factory.mktemp(request.param) / "project"
+    render(dest, CASES[request.param], skip_tasks=True)
+    subprocess.run(["git", "init", "-q", str(dest)], check=True)  # actionlint finds the repo root
+    return Project(dest, CASES[request.param])
+
+
+def github_only(project: Project) -> None:
+    if project.answers["ci"] != "github":
+        pytest.skip("GitHub workflows exist only for ci=github")
+
+
+# ---------------------------------------------------------------- the validators
+
+
+def test_actionlint_has_no_findings(project: Project) -> None:
+    github_only(project)
+    assert len(project.workflows) >= 2
+
+    result = check(
+        tool("actionlint"),
+        "-shellcheck",
+        tool("shellcheck"),
+        *map(str, project.workflows),
+        cwd=project.path,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_zizmor_offline_pedantic_has_no_findings(project: Project) -> None:
+    github_only(project)
+
+    result = check(
+        tool("zizmor"), "--offline", "--persona", "pedantic", str(project.path / ".github")
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout, result.stdout
+
+
+def test_workflows_match_the_vendored_schemas(project: Project) -> None:
+    if project.answers["ci"] == "github":
+        files = list(map(str, project.workflows))
+        schemas = ["vendor.github-workflows", "custom.github-workflows-require-timeout"]
+    else:
+        files = [str(project.gitlab)]
+        schemas = ["vendor.gitlab-ci"]
+
+    for schema in schemas:
+        result = check(tool("check-jsonschema"), "--builtin-schema", schema, *files)
+
+        assert result.returncode == 0, f"{schema}: {result.stdout}{result.stderr}"
+
+
+def gitlab_scripts(project: Project) -> str:
+    """Every script line of .gitlab-ci.yml as one POSIX sh file, for shellcheck."""
+    data = yaml.safe_load(project.gitlab.read_text())
+    lines = ["#!/bin/sh"]
+    for name, job in data.items():
+        if not isinstance(job, dict):
+            continue
+        for key in ("before_script", "script", "after_script"):
+            for line in job.get(key, []):
+                lines += [f"# {name}.{key}", line]
+    return "\n".join(lines) + "\n"
+
+
+def test_shell_passes_shellcheck(project: Project, tmp_path: Path) -> None:
+    scripts = list(map(str, project.scripts))
+    assert len(scripts) >= 3, "the CI scripts must be rendered"
+    if project.answers["ci"] == "gitlab":
+        inline = tmp_path / "gitlab-ci-scripts.sh"
+        inline.write_text(gitlab_scripts(project))
+        scripts.append(str(inline))
+
+    result = check(tool("shellcheck"), "--severity=style", *scripts)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ci_scripts_are_executable(project: Project) -> None:
+    not_executable = [p.name for p in project.scripts if not p.stat().st_mode & stat.S_IXUSR]
+
+    assert not not_executable, f"{not_executable} lost the executable bit in the render"
+
+
+def test_dockerfile_passes_hadolint(project: Project) -> None:
+    dockerfile = project.path / "Dockerfile"
+    if not project.answers["serving"]:
+        assert not dockerfile.exists()
+        return
+    if not dockerfile.exists():
+        pytest.skip("the serving Dockerfile (issue 3) is not in the template yet")
+
+    result = check(tool("hadolint"), str(dockerfile))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------- the policies
+
+
+def test_actions_are_pinned_to_known_full_shas(project: Project) -> None:
+    github_only(project)
+    uses = [
+        line.strip()
+        for workflow in project.workflows
+        for line in workflow.read_text().splitlines()
+        if line.strip().startswith(("uses:", "- uses:"))
+    ]
+    assert uses, "the workflows use actions"
+
+    for line in uses:
+        match = re.search(r"uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # (v[\d.]+)$", line)
+        assert match, f"not pinned to a full SHA with a version comment: {line}"
+        action, sha, version = match.groups()
+        assert PINNED_ACTIONS.get(action) == (sha, version), f"unknown pin: {line}"
+
+
+def test_github_permissions_are_least_privilege(project: Project) -> None:
+    github_only(project)
+    for workflow in project.workflows:
+        assert yaml.safe_load(workflow.read_text())["permissions"] == {}, workflow.name
+
+    for name, job in project.github_jobs().items():
+        permissions = job.get("permissions")
+        assert permissions is not None, f"{name} has no explicit permissions"
+        expected = GITHUB_WRITERS.get(name, {"contents": "read"})
+        assert permissions == expected, f"{name}: {permissions}"
+
+
+def test_no_job_runs_pull_request_code_with_a_write_token(project: Project) -> None:
+    github_only(project)
+    for workflow in project.workflows:
+        text = workflow.read_text()
+        assert "pull_request_target" not in text, workflow.name
+        assert "workflow_run" not in text, workflow.name
+    comment = project.github_jobs()["ci/comment"]
+
+    assert not any("checkout" in step.get("uses", "") for step in comment["steps"])
+    assert "head.repo.full_name == github.repository" in comment["if"]
+
+
+def test_uv_cache_is_enabled_except_where_an_image_is_published(project: Project) -> None:
+    github_only(project)
+    for name, job in project.github_jobs().items():
+        for step in job.get("steps", []):
+            if "astral-sh/setup-uv" in step.get("uses", ""):
+                publishing = name == "image-release/push"
+                assert step["with"]["enable-cache"] is (not publishing), name
+
+
+def test_jobs_are_at_parity_between_providers(project: Project) -> None:
+    if project.answers["ci"] == "github":
+        present = set(project.github_jobs())
+        column = 1
+    else:
+        present = set(project.gitlab_jobs())
+        column = 2
+    expected = {row[column] for row in PARITY if row[3] is None or project.answers[row[3]]}
+
+    assert present == expected, f"missing {expected - present}, unexpected {present - expected}"
+
+
+def test_gitlab_rules_split_changes_tags_and_schedules(project: Project) -> None:
+    if project.answers["ci"] != "gitlab":
+        pytest.skip("GitLab only")
+    jobs = project.gitlab_jobs()
+    scheduled = {"monitor", "retrain", "template-check", "template-update"}
+
+    for name, job in jobs.items():
+        rules = yaml.safe_dump(job.get("rules", []))
+        if name in scheduled:
+            assert '$CI_PIPELINE_SOURCE == "schedule"' in rules, name
+        if name == "image-release":
+            assert "$CI_COMMIT_TAG" in rules and "docker push" in " ".join(job["script"])
+    pushes = [n for n, j in jobs.items() if "docker push" in " ".join(j.get("script", []))]
+    assert pushes == (["image-release"] if project.answers["serving"] else [])
+
+
+# ---------------------------------------------------------------- bad input is rejected
+
+BAD_WORKFLOW = """\
+on: pull_request_target
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+        with:
+          ref: ${{ github.event.pull_request.head.sha }}
+      - run: echo $TITLE ${{ github.event.pull_request.title }}
+"""
+
+
+@pytest.mark.parametrize("validator", ["actionlint", "zizmor", "check-jsonschema", "shellcheck"])
+def test_each_validator_rejects_a_known_bad_input(validator: str, tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    workflow = tmp_path / ".github" / "workflows" / "bad.yml"
+    workflow.parent.mkdir(parents=True)
+    workflow.write_text(BAD_WORKFLOW)
+    commands = {
+        "actionlint": [tool("actionlint"), "-shellcheck", tool("shellcheck"), str(workflow)],
+        "zizmor": [tool("zizmor"), "--offline", str(workflow)],
+        "check-jsonschema": [
+            tool("check-jsonschema"),
+            "--builtin-schema",
+            "custom.github-workflows-require-timeout",
+            str(workflow),
+        ],
+        "shellcheck": [tool("shellcheck"), str(tmp_path / "bad.sh")],
+    }
+    (tmp_path / "bad.sh").write_text("#!/bin/sh\nrm -rf $DIR/*\n")
+
+    result = check(*commands[validator], cwd=tmp_path)
+
+    assert result.returncode != 0, f"{validator} accepted a bad input:\n{result.stdout}"
+
+
+def test_gitlab_schema_rejects_a_bad_pipeline(tmp_path: Path) -> None:
+    bad = tmp_path / ".gitlab-ci.yml"
+    bad.write_text("lint:\n  script: make lint\n  rules:\n    - iff: $CI_COMMIT_TAG\n")
+
+    result = check(tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", str(bad))
+
+    assert result.returncode != 0, result.stdout
+
+
+# ---------------------------------------------------------------- copier check-update
+
+
+def test_copier_check_update_exits_2_when_the_template_has_a_newer_tag(tmp_path: Path) -> None:
+    """The scheduled template-update job relies on this exit code."""
+    template = tmp_path / "template"
+    subprocess.run(
+        ["git", "clone", "-q", "--no-hardlinks", str(TEMPLATE_ROOT), str(template)], check=True
+    )
+    git = ["git", "-C", str(template), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "tag", "v0.0.1"], check=True)
+    project = tmp_path / "project"
+    copier = [str(BIN / "copier")]
+    subprocess.run(
+        [*copier, "copy", "-q", "--trust", "--defaults", "--skip-tasks", "--vcs-ref", "v0.0.1",
+         str(template), str(project)],
+        check=True,
+    )  # fmt: skip
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    subprocess.run(["git", "-C", str(project), "add", "-A"], check=True)
+    subprocess.run(
+        ["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm",
+         "init"],
+        check=True,
+    )  # fmt: skip
+    check_update = [*copier, "check-update", "--quiet", str(project)]
+
+    up_to_date = check(*check_update)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "next"], check=True)
+    subprocess.run([*git, "tag", "v0.0.2"], check=True)
+    newer = check(*check_update)
+
+    assert up_to_date.returncode == 0, up_to_date.stdout + up_to_date.stderr
+    assert newer.returncode == 2, newer.stdout + newer.stderr
+
+
+# ---------------------------------------------------------------- pre-commit
+
+
+def test_generated_pre_commit_config_clones_no_repository(project: Project) -> None:
+    config = yaml.safe_load((project.path / ".pre-commit-config.yaml").read_text())
+    ids = {hook["id"] for repo in config["repos"] for hook in repo["hooks"]}
+
+    assert {repo["repo"] for repo in config["repos"]} == {"local"}
+    assert {"ruff-check", "ruff-format", "mypy", "check-merge-conflict", "dvc-checkout"} <= ids
+    assert ("actionlint" in ids) is (project.answers["ci"] == "github")
+    assert ("check-gitlab-ci" in ids) is (project.answers["ci"] == "gitlab")
+    for repo in config["repos"]:
+        for hook in repo["hooks"]:
+            for dependency in hook.get("additional_dependencies", []):
+                assert re.fullmatch(r"[\w-]+==[\w.]+", dependency), f"unpinned: {dependency}"
+
+
+def test_this_repository_pre_commit_config_clones_no_repository() -> None:
+    config = yaml.safe_load((TEMPLATE_ROOT / ".pre-commit-config.yaml").read_text())
+
+    assert {repo["repo"] for repo in config["repos"]} == {"local"}
+    result = check(
+        tool("pre-commit"), "validate-config", ".pre-commit-config.yaml", cwd=TEMPLATE_ROOT
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_pre_commit_passes_on_a_freshly_generated_project(tmp_path: Path) -> None:
+    """A fresh render of its own: the hooks may rewrite files, the shared fixtures must not
+    see that. Hooks come from the project's venv or PyPI only (no git clone)."""
+    project = render(tmp_path / "project")
+    run(["make", "setup"], project)
+    run(["git", "add", "--all"], project)
+    before = run(["git", "status", "--porcelain"], project).stdout
+    home = tmp_path / "pre-commit-home"  # hook environments installed from PyPI, from scratch
+
+    result = run(
+        ["uv", "run", "--no-sync", "pre-commit", "run", "--all-files", "--show-diff-on-failure"],
+        project,
+        check=False,
+        env={"PRE_COMMIT_HOME": str(home)},
+    )
+
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert "actionlint" in result.stdout and "zizmor" in result.stdout
+    assert run(["git", "status", "--porcelain"], project).stdout == before, "a hook changed files"
