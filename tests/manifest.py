@@ -126,6 +126,29 @@ FEATURES = (
         (".github/workflows/monitor.yml",),
     ),
     Feature("gitlab ci", lambda a: a["ci"] == "gitlab", (".gitlab-ci.yml",)),
+    # Serving (issue 3): the FastAPI service, its image and its tests.
+    Feature(
+        "serving",
+        lambda a: a["serving"],
+        (
+            ".dockerignore",
+            "Dockerfile",
+            "compose.yaml",
+            "src/{pkg}/serving/__init__.py",
+            "src/{pkg}/serving/app.py",
+            "src/{pkg}/serving/cli.py",
+            "src/{pkg}/serving/contract.py",
+            "src/{pkg}/serving/deps.py",
+            "src/{pkg}/serving/model.py",
+            "src/{pkg}/serving/predictor.py",
+            "src/{pkg}/serving/routes/__init__.py",
+            "src/{pkg}/serving/routes/invocations.py",
+            "src/{pkg}/serving/routes/predict.py",
+            "src/{pkg}/serving/server.py",
+            "tests/test_api.py",
+        ),
+        ("src/{pkg}/serving/",),
+    ),
 )
 
 

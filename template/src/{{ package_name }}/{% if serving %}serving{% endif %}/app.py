@@ -1,0 +1,146 @@
+"""The FastAPI application: routers, middleware, error handlers, and model loading at start-up.
+
+Run it with ``<package> serve`` (uvicorn factory ``create_app``). If the model cannot be loaded
+the app still starts: ``/ready`` and the prediction routes answer 503 with the reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from threadpoolctl import threadpool_limits
+
+from ..config import get_settings
+from ..predict import resolve_model_uri
+from . import metrics
+from .middleware import RequestMiddleware
+from .model import ModelHolder, ModelUnavailableError, load_model
+from .predictor import Predictor, ScoringError
+from .protocol import ProtocolError
+from .routes import health, invocations, predict
+from .routes import metrics as metrics_route
+from .settings import ServingSettings
+
+logger = logging.getLogger(__name__)
+API_VERSION = "1.0"
+
+
+def load_holder(settings: ServingSettings) -> ModelHolder:
+    """Load the configured model; on failure, keep the reason instead of raising."""
+    import mlflow
+
+    project = get_settings()
+    mlflow.set_tracking_uri(project.mlflow_tracking_uri)
+    uri = resolve_model_uri(settings.model_uri or None, project.model_name)
+    try:
+        model = load_model(
+            uri, max_batch_size=settings.max_batch_size, allow_missing=settings.allow_missing
+        )
+    except Exception as error:  # any failure must leave the process up and say why
+        reason = f"cannot load {uri}: {type(error).__name__}: {error}"
+        logger.error("model not loaded", extra={"reason": reason})
+        return ModelHolder(error=reason)
+    logger.info("model loaded", extra={"model_uri": model.uri, "model_version": model.version})
+    return ModelHolder(primary=model)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # One worker per core: BLAS/OpenMP thread pools would fight the other workers, and they
+    # cost more than they save on request-sized batches.
+    threadpool_limits(1)
+    holder = load_holder(app.state.settings)
+    app.state.holder = holder
+    app.state.predictor = Predictor(holder)
+    # Optional modules of this package plug in here (live_monitoring: log, shadow, fallback).
+    if importlib.util.find_spec(f"{__package__}.live_monitoring") is not None:
+        importlib.import_module(f"{__package__}.live_monitoring").attach(app)
+    model = holder.active
+    metrics.set_model(model.version if model else None, model.uri if model else None)
+    yield
+
+
+def _unavailable(request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "30"})
+
+
+def _unscorable(request: Request, error: Exception) -> JSONResponse:
+    detail = [{"loc": ["body"], "msg": str(error), "type": "value_error"}]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def _bad_protocol(request: Request, error: Exception) -> JSONResponse:
+    detail = error.detail if isinstance(error, ProtocolError) else str(error)
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The schema, with the request bodies of the loaded model's signature."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    holder: ModelHolder | None = getattr(app.state, "holder", None)
+    model = holder.active if holder else None
+    if model is None:
+        request: dict[str, Any] = {"type": "object", "description": "no model loaded"}
+        rows: dict[str, Any] = {"type": "array", "items": {"type": "object"}}
+    else:
+        request = model.contract.request_schema()
+        rows = model.contract.rows_schema()
+        components.update(request.pop("$defs", {}))
+        rows.pop("$defs", None)
+    split = {
+        "type": "object",
+        "required": ["columns", "data"],
+        "properties": {
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "data": {"type": "array", "items": {"type": "array"}},
+            "index": {"type": "array"},
+        },
+    }
+    components["PredictRequest"] = request
+    components["InvocationsRequest"] = {
+        "type": "object",
+        "description": "exactly one of the keys, as for `mlflow models serve`",
+        "oneOf": [
+            {"required": [key], "properties": {key: value}, "additionalProperties": False}
+            for key, value in (
+                ("dataframe_records", rows),
+                ("dataframe_split", split),
+                ("instances", rows),
+                ("inputs", rows),
+            )
+        ],
+    }
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(settings: ServingSettings | None = None) -> FastAPI:
+    """Assemble the app; the model is loaded when the server starts it (lifespan)."""
+    settings = settings or ServingSettings()
+    app = FastAPI(
+        title=f"{get_settings().model_name} model service", version=API_VERSION, lifespan=lifespan
+    )
+    app.state.settings = settings
+    app.add_middleware(
+        RequestMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        access_log=settings.access_log,
+    )
+    app.add_exception_handler(ModelUnavailableError, _unavailable)
+    app.add_exception_handler(ScoringError, _unscorable)
+    app.add_exception_handler(ProtocolError, _bad_protocol)
+    for router in (health.router, predict.router, invocations.router, metrics_route.router):
+        app.include_router(router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app

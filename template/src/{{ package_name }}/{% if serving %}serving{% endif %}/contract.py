@@ -1,0 +1,126 @@
+"""The request contract, built from the model's signature: one typed field per feature.
+
+Validation runs in pydantic-core (JSON parsing included), so a bad request is rejected with
+the field and the reason before any pandas work, and a good one costs microseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import (
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    with_config,
+)
+from typing_extensions import TypedDict
+
+Kind = Literal["number", "string", "boolean"]
+# MLflow column types -> JSON kinds. Integers are accepted as numbers (the pipeline scales them).
+KINDS: dict[str, Kind] = {
+    "double": "number",
+    "float": "number",
+    "long": "number",
+    "integer": "number",
+    "string": "string",
+    "boolean": "boolean",
+}
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+PYTHON_TYPES: dict[Kind, Any] = {"number": Number, "string": StrictStr, "boolean": StrictBool}
+Row = dict[str, Any]
+# Request types are made at start-up from the signature, which static typing cannot follow.
+make_typed_dict: Any = TypedDict  # typing_extensions' version: pydantic needs it on 3.11
+forbid_extra = with_config(ConfigDict(extra="forbid"))
+
+
+class ContractError(ValueError):
+    """The model's signature cannot be turned into a request contract."""
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str
+    kind: Kind
+
+
+def features_from_signature(signature: Any) -> list[FeatureSpec]:
+    """The input columns of an MLflow ``ModelSignature``, in order."""
+    if signature is None or signature.inputs is None:
+        raise ContractError("the model has no input signature; retrain it with the pipeline")
+    if not signature.inputs.has_input_names():
+        raise ContractError("the model's signature has no column names")
+    specs = []
+    for column in signature.inputs.inputs:
+        type_name = getattr(column.type, "name", str(column.type))
+        if type_name not in KINDS:
+            raise ContractError(f"column {column.name!r}: unsupported type {type_name!r}")
+        specs.append(FeatureSpec(column.name, KINDS[type_name]))
+    return specs
+
+
+class Contract:
+    """Validators for the request bodies, and the conversion of valid rows to a DataFrame."""
+
+    def __init__(
+        self, features: list[FeatureSpec], *, max_batch_size: int, allow_missing: bool
+    ) -> None:
+        if not features:
+            raise ContractError("the model's signature lists no input columns")
+        self.features = features
+        self.names = [spec.name for spec in features]
+        self.numeric = [spec.name for spec in features if spec.kind == "number"]
+        self.other = [spec.name for spec in features if spec.kind != "number"]
+        fields: dict[str, Any] = {}
+        for spec in features:
+            value_type = PYTHON_TYPES[spec.kind]
+            if allow_missing:
+                value_type = value_type | None
+            # Every key is required, even where MLflow marks a column optional: a misspelt
+            # feature must fail loudly, not be scored as missing. A missing value is null.
+            fields[spec.name] = value_type
+        # A TypedDict, not a model: feature names may hold spaces, and rows stay plain dicts.
+        row_type = forbid_extra(make_typed_dict("Features", fields))
+        rows_type: Any = list[row_type]  # type: ignore[valid-type]
+        batch: Any = Annotated[rows_type, Field(min_length=1, max_length=max_batch_size)]
+        request_type = forbid_extra(make_typed_dict("PredictRequest", {"instances": batch}))
+        self._rows: TypeAdapter[list[Row]] = TypeAdapter(batch)
+        self._request: TypeAdapter[dict[str, list[Row]]] = TypeAdapter(request_type)
+
+    def parse_predict(self, body: bytes) -> list[Row]:
+        """Rows of a ``{"instances": [...]}`` JSON body; raises ``ValidationError``."""
+        return self._request.validate_json(body)["instances"]
+
+    def validate_rows(self, records: Any) -> list[Row]:
+        """Rows from already-parsed JSON records; raises ``ValidationError``."""
+        return self._rows.validate_python(records)
+
+    def frame(self, rows: list[Row]) -> pd.DataFrame:
+        """The model's input frame: numeric columns as one float64 block, ``None`` as NaN."""
+        block = np.array([[row.get(name) for name in self.numeric] for row in rows], dtype=float)
+        frame = pd.DataFrame(block.reshape(len(rows), len(self.numeric)), columns=self.numeric)
+        for name in self.other:
+            frame[name] = pd.Series([row.get(name) for row in rows])
+        return frame if not self.other else frame[self.names]
+
+    def request_schema(self) -> dict[str, Any]:
+        """JSON schema of the ``/predict`` body (``$defs`` inline, for OpenAPI)."""
+        return self._request.json_schema(ref_template="#/components/schemas/{model}")
+
+    def rows_schema(self) -> dict[str, Any]:
+        """JSON schema of a list of rows."""
+        return self._rows.json_schema(ref_template="#/components/schemas/{model}")
+
+
+def located(error: ValidationError, *prefix: str | int) -> list[dict[str, Any]]:
+    """Pydantic errors as FastAPI's 422 ``detail`` items, without echoing the input back."""
+    return [
+        {**item, "loc": [*prefix, *item["loc"]]}
+        for item in error.errors(include_url=False, include_input=False, include_context=False)
+    ]

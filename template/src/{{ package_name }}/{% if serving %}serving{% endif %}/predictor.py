@@ -1,0 +1,77 @@
+"""Scoring a validated batch, then handing the result to the post-prediction hooks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .contract import Row
+from .model import LoadedModel, ModelHolder
+
+logger = logging.getLogger(__name__)
+
+
+class ScoringError(ValueError):
+    """The model refused values that passed the contract (answered as 422)."""
+
+
+@dataclass(frozen=True)
+class PredictionEvent:
+    """What a hook sees of one scored request."""
+
+    request_id: str
+    route: str
+    features: pd.DataFrame
+    predictions: np.ndarray[Any, Any]
+    model_version: str
+    latency_s: float
+
+
+# Hooks run on the event loop right after scoring: they must only hand the event over (e.g.
+# put it on a queue that a thread drains), never do I/O themselves.
+PredictionHook = Callable[[PredictionEvent], None]
+
+
+@dataclass
+class Predictor:
+    """The one object the prediction routes call: model lookup, scoring, hooks."""
+
+    holder: ModelHolder
+    hooks: list[PredictionHook] = field(default_factory=list)
+
+    def model(self) -> LoadedModel:
+        """The model to use; raises ``ModelUnavailableError`` (503) when there is none."""
+        return self.holder.require()
+
+    def score(
+        self, model: LoadedModel, rows: list[Row], *, route: str, request_id: str
+    ) -> list[Any]:
+        """Predictions for validated ``rows``, as JSON-ready Python values."""
+        start = time.perf_counter()
+        features = model.contract.frame(rows)
+        try:
+            predictions = model.pipeline.predict(features)
+        except ValueError as error:
+            raise ScoringError(f"the model could not score these rows: {error}") from None
+        if self.hooks:
+            event = PredictionEvent(
+                request_id=request_id,
+                route=route,
+                features=features,
+                predictions=predictions,
+                model_version=model.version,
+                latency_s=time.perf_counter() - start,
+            )
+            for hook in self.hooks:
+                try:
+                    hook(event)
+                except Exception:  # a hook must never fail a prediction
+                    logger.exception("prediction hook %r failed", hook)
+        result: list[Any] = predictions.tolist()
+        return result

@@ -1,0 +1,15 @@
+"""``GET /metrics``: Prometheus text format."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from .. import metrics
+
+router = APIRouter(tags=["monitoring"])
+
+
+@router.get("/metrics", response_class=Response)
+async def prometheus() -> Response:
+    """Request counts, latency histograms, rows scored and the model version."""
+    return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)

@@ -1,0 +1,28 @@
+"""Service settings, read from ``SERVING_*`` environment variables (or ``.env``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServingSettings(BaseSettings):
+    """How the service finds its model and runs; e.g. ``SERVING_WORKERS=2``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SERVING_", env_file=".env", extra="ignore", protected_namespaces=()
+    )
+
+    model_uri: str = Field(
+        "",
+        description="MLflow model URI or model folder; empty means models:/<MODEL_NAME>@champion",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, description="processes; one per CPU core is a good start")
+    access_log: bool = Field(True, description="one JSON log line per request")
+    max_batch_size: int = Field(1000, ge=1, description="rows per request, at most")
+    max_body_bytes: int = Field(4_000_000, ge=1024, description="request body size, at most")
+    allow_missing: bool = Field(
+        True, description="accept null feature values (the model's preprocessing imputes them)"
+    )
