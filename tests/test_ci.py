@@ -12,8 +12,10 @@ Slow tier: ``pre-commit run --all-files`` on a freshly rendered project after ``
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
+import socket
 import stat
 import subprocess
 import sys
@@ -405,23 +407,139 @@ def test_this_repository_pre_commit_config_clones_no_repository() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_ci_pipeline_stops_with_a_clear_error_when_dvc_data_is_unreachable(
+    tmp_path: Path,
+) -> None:
+    """A user CSV lives in the DVC remote: without credentials CI must say so, not fail in
+    dvc repro with a missing-dependency trace."""
+    project = render(tmp_path / "project", {"ci": "github"}, skip_tasks=True)
+    tracked = project / "data" / "raw" / "dataset.csv.dvc"
+    tracked.parent.mkdir(parents=True, exist_ok=True)
+    tracked.write_text("outs:\n- path: dataset.csv\n")
+    env = {k: v for k, v in os.environ.items() if k not in {"DVC_CONFIG_LOCAL", "DVC_PULL"}}
+
+    result = subprocess.run(
+        ["ci/pipeline.sh"], cwd=project, capture_output=True, text=True, env=env, check=False
+    )
+
+    assert result.returncode == 1
+    assert "./data/raw/dataset.csv is tracked by DVC but not here" in result.stderr
+    assert "DVC_CONFIG_LOCAL" in result.stderr
+
+
 @pytest.mark.slow
-def test_pre_commit_passes_on_a_freshly_generated_project(tmp_path: Path) -> None:
-    """A fresh render of its own: the hooks may rewrite files, the shared fixtures must not
-    see that. Hooks come from the project's venv or PyPI only (no git clone)."""
+def test_pre_commit_passes_and_ci_scripts_report_on_a_fresh_project(tmp_path: Path) -> None:
+    """A fresh render of its own: hooks may rewrite files and the scripts commit, which the
+    shared fixtures must not see. Hooks come from the project's venv or PyPI only (no git
+    clone). Then the CI scripts run as a pull request job would: pipeline, then the report
+    against the base commit."""
     project = render(tmp_path / "project")
     run(["make", "setup"], project)
     run(["git", "add", "--all"], project)
     before = run(["git", "status", "--porcelain"], project).stdout
     home = tmp_path / "pre-commit-home"  # hook environments installed from PyPI, from scratch
 
-    result = run(
+    hooks = run(
         ["uv", "run", "--no-sync", "pre-commit", "run", "--all-files", "--show-diff-on-failure"],
         project,
         check=False,
         env={"PRE_COMMIT_HOME": str(home)},
     )
 
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    assert "actionlint" in result.stdout and "zizmor" in result.stdout
+    assert hooks.returncode == 0, hooks.stdout[-6000:] + hooks.stderr[-3000:]
+    assert "actionlint" in hooks.stdout and "zizmor" in hooks.stdout, hooks.stdout
     assert run(["git", "status", "--porcelain"], project).stdout == before, "a hook changed files"
+
+    # Base branch: the pipeline's outputs committed, as on main.
+    identity = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        "PRE_COMMIT_HOME": str(home),
+    }
+    run(["ci/pipeline.sh"], project)
+    run(["git", "add", "--all"], project)
+    run(["git", "commit", "-qm", "base"], project, env=identity)  # the hooks pass on it too
+    # The change under review: a parameter, in a fresh CI job (no MLflow database yet).
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("learning_rate: 0.1", "learning_rate: 0.05"))
+    (project / "mlflow.db").unlink()
+
+    run(["ci/pipeline.sh"], project)
+    run(["ci/report.sh", "HEAD", str(tmp_path / "report"), "https://ci.example/run/1"], project)
+
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "| reports/metrics.json" in report and "| Change" in report, report
+    assert "learning_rate" in report and "| 0.1 " in report, report
+    assert "https://ci.example/run/1" in report
+    assert (tmp_path / "report" / "plots" / "index.html").stat().st_size > 1000
+
+
+# No Docker engine here: a `docker` stand-in runs the image's CMD (read from the rendered
+# Dockerfile) from the project's venv with the image's settings, so ci/smoke-image.sh is
+# exercised against the real service. Only the docker sub-commands the script uses exist.
+DOCKER_STAND_IN = """\
+#!/usr/bin/env bash
+set -euo pipefail
+case "$1" in
+  run)  # run --detach --publish HOST_PORT:8000 IMAGE
+    SERVING_MODEL_URI="$STAND_IN_MODEL" SERVING_HOST=127.0.0.1 SERVING_PORT="${4%%:*}" \\
+      SERVING_WORKERS=1 "$STAND_IN_BIN/$STAND_IN_CMD" CMD_ARGS >"$STAND_IN_LOG" 2>&1 &
+    echo "$!" ;;
+  ps)  # ps --quiet --filter id=ID --filter status=running
+    if kill -0 "${4#id=}" 2>/dev/null; then echo "${4#id=}"; fi ;;
+  rm)  # rm --force ID
+    kill "$3" 2>/dev/null || true; while kill -0 "$3" 2>/dev/null; do sleep 0.2; done ;;
+  logs) cat "$STAND_IN_LOG" ;;
+  *) echo "docker stand-in: $1 is not supported" >&2; exit 2 ;;
+esac
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def smoke(
+    project: Path, model: Path, tmp_path: Path, timeout: int
+) -> subprocess.CompletedProcess[str]:
+    cmd = re.search(r"^CMD (\[.*\])$", (project / "Dockerfile").read_text(), re.MULTILINE)
+    assert cmd, "the Dockerfile has an exec-form CMD"
+    executable, *args = json.loads(cmd.group(1))
+    stand_in = tmp_path / "bin" / "docker"
+    stand_in.parent.mkdir()
+    stand_in.write_text(DOCKER_STAND_IN.replace("CMD_ARGS", " ".join(args)))
+    stand_in.chmod(0o755)
+    env = {
+        "PATH": f"{stand_in.parent}{os.pathsep}{os.environ['PATH']}",
+        "STAND_IN_BIN": str(project / ".venv" / "bin"),
+        "STAND_IN_CMD": executable,
+        "STAND_IN_MODEL": str(model),
+        "STAND_IN_LOG": str(tmp_path / "service.log"),
+        "SMOKE_PORT": str(free_port()),
+        "SMOKE_TIMEOUT": str(timeout),
+    }
+    return run(["ci/smoke-image.sh", "model-service:ci"], project, check=False, env=env)
+
+
+@pytest.mark.slow
+def test_smoke_script_passes_when_the_service_is_ready(
+    default_project: Path, tmp_path: Path
+) -> None:
+    result = smoke(default_project, default_project / "models" / "candidate", tmp_path, 120)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("ready:"), result.stdout
+
+
+@pytest.mark.slow
+def test_smoke_script_fails_with_the_logs_when_no_model_loads(
+    default_project: Path, tmp_path: Path
+) -> None:
+    result = smoke(default_project, tmp_path / "no-such-model", tmp_path, 15)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "did not become ready" in result.stderr, result.stderr
