@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,30 @@ def test_dataset_problems_stop_generation_with_the_reason(tmp_path: Path) -> Non
     assert result.returncode != 0
     assert "target_column 'not_a_column' is not a column of the dataset" in result.stderr
     assert not dest.exists(), "copier removes the half-generated project"
+
+
+def test_interactive_answer_is_refused_inline_and_asked_again(tmp_path: Path) -> None:
+    import pexpect
+
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "copier", "copy", "--trust", "--vcs-ref", "HEAD", str(TEMPLATE_ROOT),
+         str(tmp_path / "project")],
+        env=project_env({"TERM": "xterm", "COLUMNS": "200", "PROMPT_TOOLKIT_NO_CPR": "1"}),
+        encoding="utf-8",
+        timeout=60,
+    )  # fmt: skip
+    try:
+        child.expect("Human-readable project name")
+        time.sleep(0.5)  # let the prompt take input before typing
+        child.send("\r")  # keep the default
+        child.expect("Folder and distribution name")
+        time.sleep(0.5)
+        child.send("\x15Not A Slug\r")  # Ctrl-U clears the suggested default first
+        child.expect("project_slug must start with a letter")
+        transcript = child.before or ""
+    finally:
+        child.sendcontrol("c")
+        child.close(force=True)
+
+    assert "Traceback" not in transcript
