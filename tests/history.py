@@ -28,13 +28,18 @@ class Recorded:
 
 
 RECORDED = {
-    # The foundation: package, DVC stages, MLflow registry. No CI workflow, no serving code,
-    # no `model`/`estimator` question (train.model fixed to hist_gradient_boosting).
-    "foundation": Recorded("c8fd95c59d3e30f24280813aad84b5e8ae26a427", "foundation commit"),
-    # Adds the question `model` (estimator written to params.yaml), renamed `estimator` in
-    # 0.1.0: projects from here exercise the rename migration.
+    # Development snapshot with the question `model` (estimator written to params.yaml),
+    # renamed `estimator` in 0.1.0; no CI workflow, no serving code yet. Projects from here
+    # exercise the rename migration. (The foundation commit c8fd95c before it differs by
+    # little more than that question; it is not tested separately, to keep CI short.)
     "question-model": Recorded(
-        "a3dad6f", "adds question 'model' (renamed 'estimator' before 0.1.0)"
+        "a3dad6f384bf8a4074d498fa7194039cf75eb372", "adds question 'model' (renamed 'estimator')"
+    ),
+    # Development snapshot with generated CI (GitHub workflows, ci/ scripts) and the first
+    # serving code (FastAPI app, Dockerfile); monitoring still in progress. Projects from here
+    # have a workflow for the user to edit.
+    "ci-and-serving": Recorded(
+        "b90329245d917da5231e4532ef7bfcea07122472", "CI workflows and the serving skeleton"
     ),
 }
 

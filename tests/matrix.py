@@ -33,7 +33,7 @@ SOURCES: dict[str, dict[str, str]] = {
     "csv": {"dataset_path": str(DATA / "customers.csv")},
 }
 CSV_TARGETS = {"classification": "churn", "regression": "lifetime_value"}
-INDEPENDENT = ("ci", "serving", "monitoring", "dvc_remote", "python_version")
+INDEPENDENT = ("ci", "serving", "monitoring", "dvc_remote", "python_version", "estimator")
 
 
 def cases() -> dict[str, dict[str, Any]]:

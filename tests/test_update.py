@@ -192,7 +192,10 @@ def render_version(template: Path, ref: str, dest: Path, data: dict[str, str]) -
 
 
 # Answers for the old render: the `model` question only exists in its recorded version.
-OLD_ANSWERS = {"foundation": {}, "question-model": {"model": "linear"}}
+OLD_ANSWERS = {
+    "question-model": {"model": "linear"},
+    "ci-and-serving": {"estimator": "random_forest"},
+}
 
 
 @pytest.mark.slow
