@@ -100,6 +100,7 @@ def test_interactive_answer_is_refused_inline_and_asked_again(tmp_path: Path) ->
         env=project_env({"TERM": "xterm", "COLUMNS": "200", "PROMPT_TOOLKIT_NO_CPR": "1"}),
         encoding="utf-8",
         timeout=60,
+        dimensions=(40, 400),  # wide enough that the message is not wrapped
     )  # fmt: skip
     try:
         child.expect("Human-readable project name")
