@@ -149,6 +149,12 @@ FEATURES = (
         ),
         ("src/{pkg}/serving/",),
     ),
+    # Monitoring inside the service (issue 5): prediction log, live metrics, shadow, fallback.
+    Feature(
+        "live monitoring",
+        lambda a: a["serving"] and a["monitoring"],
+        ("src/{pkg}/serving/live_monitoring.py",),
+    ),
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +31,13 @@ def monitor(
     output_dir: Annotated[
         Path | None, typer.Option(help="Where to write report.html and summary.json")
     ] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+            help="Only requests logged at or after this time (UTC unless an offset is given)",
+        ),
+    ] = None,
 ) -> None:
     """Drift, data quality and model quality of CURRENT against the training reference.
 
@@ -56,6 +64,7 @@ def monitor(
             monitoring,
             model=model,
             output_dir=output_dir or monitoring.report_dir,
+            since=since if since is None or since.tzinfo else since.replace(tzinfo=UTC),
         )
     except (DataValidationError, FileNotFoundError, ValueError) as error:
         console.print(f"[red]monitor:[/red] {current}: {error}", markup=True, highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,7 @@ def load_current(
     settings: Settings,
     monitoring: MonitoringSettings,
     model: str | None,
+    since: datetime | None = None,
 ) -> pd.DataFrame:
     """Current rows with validated features, ``prediction``, and the target when known.
 
@@ -37,7 +39,7 @@ def load_current(
     """
     target = schema.target.name
     frame = (
-        join_feedback(read_log(path), monitoring.feedback_path, target)
+        join_feedback(read_log(path, since), monitoring.feedback_path, target)
         if is_log(path)
         else read_table(path)
     )
@@ -65,10 +67,11 @@ def run_monitor(
     monitoring: MonitoringSettings,
     model: str | None,
     output_dir: Path,
+    since: datetime | None = None,
 ) -> tuple[MonitorSummary, Path, Path]:
     """Check ``current_path``; write ``report.html`` and ``summary.json`` into ``output_dir``."""
     reference = load_reference(params.paths.reference)
-    current = load_current(current_path, schema, settings, monitoring, model)
+    current = load_current(current_path, schema, settings, monitoring, model, since)
     metrics_file = params.paths.metrics
     reference_metrics = read_json(metrics_file)["test"] if metrics_file.is_file() else {}
     summary = build_summary(

@@ -68,12 +68,22 @@ def private_inputs(
     return [{str(k): v for k, v in row.items()} for row in clean.to_dict("records")]
 
 
+# Observer: sees each request and its log line in the background thread (e.g. live metrics).
+Observer = Callable[[ScoredRequest, dict[str, Any]], None]
+
+
 class PredictionLog:
     """Background writer of the prediction log; ``submit`` never blocks and never raises."""
 
-    def __init__(self, settings: MonitoringSettings, shadow: ShadowScorer | None = None) -> None:
+    def __init__(
+        self,
+        settings: MonitoringSettings,
+        shadow: ShadowScorer | None = None,
+        observe: Observer | None = None,
+    ) -> None:
         self.settings = settings
         self.shadow = shadow
+        self.observe = observe
         self.dropped = 0
         self.written = 0
         self._queue: queue.Queue[ScoredRequest | None] = queue.Queue(settings.queue_size)
@@ -138,9 +148,11 @@ class PredictionLog:
             try:
                 if request is None:
                     return
-                text = json.dumps(self.record(request), default=str)
-                self._handler.emit(logging.makeLogRecord({"msg": text}))
+                line = self.record(request)
+                self._handler.emit(logging.makeLogRecord({"msg": json.dumps(line, default=str)}))
                 self.written += 1
+                if self.observe is not None:
+                    self.observe(request, line)
             except Exception:  # keep the thread alive; the service must go on answering
                 log.exception("could not write a prediction log record")
             finally:
@@ -166,14 +178,16 @@ def _lines(paths: list[Path]) -> Iterator[dict[str, Any]]:
                     log.warning("%s:%d: skipped a line that is not JSON", path, number)
 
 
-def read_log(path: Path) -> pd.DataFrame:
+def read_log(path: Path, since: datetime | None = None) -> pd.DataFrame:
     """One row per scored instance: its inputs, ``prediction``, version and request id.
 
     The challenger's prediction, when it was scored in shadow, sits beside the champion's in
-    ``challenger_prediction``.
+    ``challenger_prediction``. ``since`` keeps only requests logged at or after that time.
     """
     rows = []
     for line in _lines(log_files(path)):
+        if since is not None and datetime.fromisoformat(line["timestamp"]) < since:
+            continue
         challenger = line.get("challenger") or {}
         shadow = challenger.get("predictions")
         for index, (inputs, prediction) in enumerate(
@@ -193,7 +207,8 @@ def read_log(path: Path) -> pd.DataFrame:
                 }
             )
     if not rows:
-        raise ValueError(f"{path}: the prediction log is empty or missing")
+        window = f" since {since.isoformat()}" if since else ""
+        raise ValueError(f"{path}: no predictions logged{window}")
     return pd.DataFrame(rows)
 
 

@@ -22,7 +22,7 @@ SUMMARY_FILE = "summary.json"
 
 @dataclass(frozen=True)
 class Reference:
-    """The reference sample (features + ``prediction``) and its per-column summary."""
+    """The reference sample (features, target, ``prediction``) and its per-column summary."""
 
     sample: pd.DataFrame
     summary: dict[str, Any]
@@ -62,25 +62,39 @@ def summarize(sample: pd.DataFrame, schema: DataSchema, task: str) -> dict[str, 
         }
         for name in schema.categorical_features
     }
+    predictions = sample[PREDICTION]
+    if task == "classification":
+        prediction: dict[str, Any] = {
+            "frequencies": {
+                str(k): float(v) for k, v in predictions.value_counts(normalize=True).items()
+            }
+        }
+    else:
+        deciles = predictions.astype(float).quantile([i / 10 for i in range(11)])
+        prediction = {"deciles": [float(v) for v in deciles]}
     return {
         "rows": len(sample),
         "task": task,
+        "target": schema.target.name,
+        "features": schema.feature_names,
         "numeric": numeric,
         "categorical": categorical,
         "prediction_type": "categorical" if task == "classification" else "numeric",
+        "prediction": prediction,
     }
 
 
 def build_reference(
-    features: pd.DataFrame,
+    train: pd.DataFrame,
     predictions: Any,
     schema: DataSchema,
     task: str,
     rows: int,
     seed: int,
 ) -> Reference:
-    """Keep at most ``rows`` rows of the training features with the model's predictions."""
-    sample = features[schema.feature_names].assign(**{PREDICTION: list(predictions)})
+    """Keep at most ``rows`` training rows: features, target, and the model's predictions."""
+    columns = [*schema.feature_names, schema.target.name]
+    sample = train[columns].assign(**{PREDICTION: list(predictions)})
     if len(sample) > rows:
         sample = sample.sample(n=rows, random_state=seed)
     sample = sample.reset_index(drop=True)

@@ -30,6 +30,8 @@ class MonitoringSettings(BaseSettings):
     # slowing down the service.
     queue_size: int = Field(default=10_000, ge=1)
     report_dir: Path = Path("reports/monitoring")
+    # Score the registry's `challenger` alias in the background and log it beside the champion.
+    shadow: bool = True
 
 
 @lru_cache

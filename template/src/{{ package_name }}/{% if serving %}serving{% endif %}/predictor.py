@@ -51,14 +51,27 @@ class Predictor:
 
     def score(
         self, model: LoadedModel, rows: list[Row], *, route: str, request_id: str
-    ) -> list[Any]:
-        """Predictions for validated ``rows``, as JSON-ready Python values."""
+    ) -> tuple[list[Any], LoadedModel]:
+        """Predictions for validated ``rows`` as JSON-ready values, and the model that made them.
+
+        If the model breaks (anything but a ``ValueError`` about the values) and the holder has
+        a fallback, the fallback answers from now on and the holder says why.
+        """
         start = time.perf_counter()
         features = model.contract.frame(rows)
         try:
             predictions = model.pipeline.predict(features)
         except ValueError as error:
             raise ScoringError(f"the model could not score these rows: {error}") from None
+        except Exception as error:
+            fallback = self.holder.fallback
+            if fallback is None or model is fallback:
+                raise
+            logger.exception("model %s failed; the fallback answers from now on", model.version)
+            self.holder.primary = None
+            self.holder.error = f"model {model.version} failed to predict: {error!r}"
+            model, features = fallback, fallback.contract.frame(rows)
+            predictions = model.pipeline.predict(features)
         if self.hooks:
             event = PredictionEvent(
                 request_id=request_id,
@@ -74,4 +87,4 @@ class Predictor:
                 except Exception:  # a hook must never fail a prediction
                     logger.exception("prediction hook %r failed", hook)
         result: list[Any] = predictions.tolist()
-        return result
+        return result, model

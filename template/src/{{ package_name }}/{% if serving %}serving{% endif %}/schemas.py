@@ -12,6 +12,8 @@ Prediction = int | float | str | bool | None
 class PredictResponse(BaseModel):
     predictions: list[Prediction]
     model_version: str
+    # Only when a fallback model answered: why the champion did not.
+    fallback: str | bool | None = None
 
 
 class InvocationsResponse(BaseModel):

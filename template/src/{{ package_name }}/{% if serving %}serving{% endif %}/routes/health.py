@@ -24,5 +24,10 @@ async def ready(holder: HolderDep) -> JSONResponse:
     if model is None:
         body = Readiness(status="unavailable", reason=holder.error or "no model is loaded")
         return JSONResponse(body.model_dump(), status_code=503)
+    if model is holder.fallback:  # still 200: requests are answered, by the fallback model
+        body = Readiness(
+            status="fallback", model_uri=model.uri, model_version=model.version, reason=holder.error
+        )
+        return JSONResponse(body.model_dump())
     body = Readiness(status="ready", model_uri=model.uri, model_version=model.version)
     return JSONResponse(body.model_dump())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -41,7 +42,9 @@ async def predict(request: Request, predictor: PredictorDep) -> Response:
     except ValidationError as error:
         raise RequestValidationError(located(error, "body")) from None
     # Scoring runs on the event loop: it takes about a millisecond, less than a thread hop.
-    predictions = predictor.score(model, rows, route=ROUTE, request_id=REQUEST_ID.get())
+    predictions, model = predictor.score(model, rows, route=ROUTE, request_id=REQUEST_ID.get())
     ROWS.labels(route=ROUTE).inc(len(rows))
-    body = {"predictions": predictions, "model_version": model.version}
+    body: dict[str, Any] = {"predictions": predictions, "model_version": model.version}
+    if model is predictor.holder.fallback:
+        body["fallback"] = predictor.holder.error or True  # say why the champion is not answering
     return Response(json.dumps(body), media_type="application/json")
