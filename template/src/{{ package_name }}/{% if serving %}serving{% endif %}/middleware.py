@@ -13,6 +13,7 @@ import time
 import uuid
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import metrics
@@ -68,6 +69,8 @@ class RequestMiddleware:
             if int(headers.get(b"content-length", b"0")) > self.max_body_bytes:
                 raise BodyTooLargeError
             await self.app(scope, receive_limited, send_with_id)
+        except ClientDisconnect:
+            status = 499  # the client went away before sending its whole body: nothing to say
         except BodyTooLargeError:
             if started:
                 raise

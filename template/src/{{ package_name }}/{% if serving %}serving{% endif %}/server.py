@@ -36,6 +36,8 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
 
 def serve(settings: ServingSettings) -> None:
     """Start the server in the foreground (workers are separate processes)."""
+    # Workers inherit this before they import anything: see app.limit_threads.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics here; /metrics adds them up.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-")

@@ -1,0 +1,344 @@
+"""Serving benchmark: the generated service against `mlflow models serve`, same model, same load.
+
+    uv run python benchmarks/serving.py [--project PATH] [--duration 10]
+
+Without ``--project`` a default project is rendered and its pipeline run first (a few minutes).
+The champion is exported once (``<package> export-model``) and both servers load that folder,
+with 2 workers each. ``wrk`` drives each with the same JSON bodies (1 row and 100 rows of the
+test split, MLflow's ``dataframe_records`` on ``/invocations``) at 8 and 32 connections, after a
+warm-up. It also runs plain ``uvicorn --workers 2`` on our app, without our TCP_NODELAY
+protocol class, to show what that fix is worth; then the in-process prediction rate and the
+batch CLI's rows/s.
+
+wrk is a Debian package: the script checks for it and, when missing, installs it with
+``apt-get`` (as root) or stops and says so. Servers run with bytecode caching on
+(``PYTHONDONTWRITEBYTECODE`` removed, as on a laptop). Figures only, no pass/fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.helpers import project_env, render, run
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open(os.getenv("BODY"), "r")
+wrk.body = f:read("*a")
+f:close()
+"""
+
+PAYLOADS = """
+import json, sys
+import pandas as pd, yaml
+params = yaml.safe_load(open("params.yaml"))
+schema = yaml.safe_load(open(params["paths"]["schema"]))
+features = [c["name"] for c in schema["columns"] if c.get("role", "feature") == "feature"]
+test = pd.read_parquet(params["paths"]["test"])[features]
+out = sys.argv[1]
+rows = test.astype(object).where(test.notna(), None).to_dict("records")
+while len(rows) < 100:
+    rows = rows + rows
+for n in (1, 100):
+    json.dump({"dataframe_records": rows[:n]}, open(f"{out}/records_{n}.json", "w"))
+    json.dump({"instances": rows[:n]}, open(f"{out}/instances_{n}.json", "w"))
+big = pd.concat([test] * (200_000 // len(test) + 1), ignore_index=True).head(200_000)
+big.to_csv(f"{out}/batch.csv", index=False)
+"""
+
+IN_PROCESS = """
+import json, sys, time
+from {pkg}.serving.app import limit_threads
+from {pkg}.serving.model import load_model
+model = load_model(sys.argv[1], max_batch_size=1000, allow_missing=True)
+limit_threads()
+for n in (1, 100):
+    body = open(f"{{sys.argv[2]}}/instances_{{n}}.json", "rb").read()
+    rows = model.contract.parse_predict(body)
+    frame = model.contract.frame(rows)
+    for label, action in (
+        ("Pipeline.predict", lambda: model.pipeline.predict(frame)),
+        ("parse + frame + predict", lambda: model.pipeline.predict(
+            model.contract.frame(model.contract.parse_predict(body)))),
+    ):
+        action()
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < 3:
+            action()
+            count += 1
+        elapsed = (time.perf_counter() - start) / count
+        print(json.dumps({{"rows": n, "what": label, "ms": elapsed * 1000,
+                          "calls_per_s": 1 / elapsed, "rows_per_s": n / elapsed}}))
+"""
+
+
+@dataclass
+class Result:
+    server: str
+    route: str
+    rows: int
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise SystemExit("wrk is missing: install it with `sudo apt-get install -y wrk`")
+    print("wrk is missing: installing the Debian package (apt-get install -y wrk)")
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("apt-get did not install wrk")
+    return found
+
+
+def to_ms(text: str) -> float:
+    """wrk's ``812.00us`` / ``3.10ms`` / ``1.20s`` / ``1.00m`` in ms (NaN when it has none)."""
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        return float("nan")
+    number, unit = match.groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def wrk(
+    binary: str, url: str, body: Path, connections: int, duration: int, script: Path
+) -> tuple[float, float, float, int]:
+    """(requests/s, p50 ms, p99 ms, errors) of one wrk run."""
+    output = subprocess.run(
+        [binary, "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        env={**os.environ, "BODY": str(body)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = to_ms(re.search(r"50%\s+(\S+)", output).group(1)) if "50%" in output else float("nan")  # type: ignore[union-attr]
+    p99 = to_ms(re.search(r"99%\s+(\S+)", output).group(1)) if "99%" in output else float("nan")  # type: ignore[union-attr]
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return rps, p50, p99, errors + (int(non_2xx.group(1)) if non_2xx else 0)
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited ({process.returncode}) before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit(f"{url} not ready after {timeout} s")
+
+
+def start(command: list[str], cwd: Path, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with log.open("wb") as handle:
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server we started, with its workers (its own process group)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--project", type=Path, help="a generated project whose pipeline ran")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    binary = ensure_wrk()
+    work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
+    project = args.project
+    if project is None:
+        project = render(work / "project")
+        print(f"rendered {project}; make setup + make pipeline ...", flush=True)
+        run(["make", "setup"], project)
+        run(["make", "pipeline"], project)
+    project = project.resolve()
+    pkg = yaml.safe_load((project / ".copier-answers.yml").read_text())["package_name"]
+    env = project_env({"OMP_NUM_THREADS": "1"})
+    venv = project / ".venv" / "bin"
+    model = work / "champion"
+    run([str(venv / pkg), "export-model", "--output", str(model)], project)
+    run([str(venv / "python"), "-c", PAYLOADS, str(work)], project)
+    script = work / "post.lua"
+    script.write_text(WRK_SCRIPT)
+
+    servers = {
+        "ours": (
+            [
+                str(venv / pkg),
+                "serve",
+                "--port",
+                "8701",
+                "--workers",
+                str(args.workers),
+                "--model",
+                str(model),
+            ],
+            "http://127.0.0.1:8701",
+            "/ready",
+            ("/invocations", "/predict"),
+        ),
+        "plain uvicorn": (
+            [
+                str(venv / "uvicorn"),
+                f"{pkg}.serving.app:create_app",
+                "--factory",
+                "--port",
+                "8702",
+                "--workers",
+                str(args.workers),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            "http://127.0.0.1:8702",
+            "/ready",
+            ("/invocations",),
+        ),
+        "mlflow models serve": (
+            [
+                str(venv / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                str(model),
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                "8703",
+                "-w",
+                str(args.workers),
+            ],
+            "http://127.0.0.1:8703",
+            "/ping",
+            ("/invocations",),
+        ),
+    }
+    results: list[Result] = []
+    for name, (command, base, ready, routes) in servers.items():
+        server_env = {**env, "SERVING_MODEL_URI": str(model)}
+        process = start(command, project, work / f"{name.replace(' ', '_')}.log", server_env)
+        try:
+            wait_ready(base + ready, process)
+            for route in routes:
+                for rows in (1, 100):
+                    kind = "instances" if route == "/predict" else "records"
+                    body = work / f"{kind}_{rows}.json"
+                    wrk(binary, base + route, body, 8, 2, script)  # warm-up
+                    for connections in (8, 32):
+                        rps, p50, p99, errors = wrk(
+                            binary, base + route, body, connections, args.duration, script
+                        )
+                        results.append(
+                            Result(name, route, rows, connections, rps, p50, p99, errors)
+                        )
+                        print(
+                            f"  {name} {route} rows={rows} c={connections}: {rps:.0f} req/s",
+                            flush=True,
+                        )
+        finally:
+            stop(process)
+
+    reference = {(r.rows, r.connections): r for r in results if r.server == "mlflow models serve"}
+    print(f"\nwrk -t2 -d{args.duration}s, {args.workers} workers each, {os.cpu_count()} cores")
+    header = (
+        f"{'server':<20} {'route':<12} {'rows':>4} {'conns':>5} {'req/s':>8} "
+        f"{'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'x req/s':>8} {'x p99':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        base_result = reference[(r.rows, r.connections)]
+        print(
+            f"{r.server:<20} {r.route:<12} {r.rows:>4} {r.connections:>5} {r.rps:>8.0f} "
+            f"{r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.errors:>6} "
+            f"{r.rps / base_result.rps:>8.1f} {base_result.p99_ms / r.p99_ms:>7.1f}"
+        )
+    print("x req/s: throughput / mlflow models serve's; x p99: mlflow's p99 / this p99")
+
+    print("\nin-process (one worker, one thread):")
+    output = run(
+        [str(venv / "python"), "-c", IN_PROCESS.format(pkg=pkg), str(model), str(work)],
+        project,
+        env={"OMP_NUM_THREADS": "1"},
+    ).stdout
+    for line in output.splitlines():
+        item = json.loads(line)
+        print(
+            f"  {item['what']:<24} rows={item['rows']:>3}: {item['ms']:7.2f} ms/call, "
+            f"{item['calls_per_s']:8.0f} calls/s, {item['rows_per_s']:9.0f} rows/s"
+        )
+
+    start_time = time.perf_counter()
+    run(
+        [
+            str(venv / pkg),
+            "predict",
+            "--input",
+            str(work / "batch.csv"),
+            "--output",
+            str(work / "scored.csv"),
+            "--model",
+            str(model),
+        ],
+        project,
+    )
+    elapsed = time.perf_counter() - start_time
+    print(
+        f"\nbatch CLI: {pkg} predict on 200,000 rows: {elapsed:.1f} s wall (start-up included), "
+        f"{200_000 / elapsed:,.0f} rows/s"
+    )
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
