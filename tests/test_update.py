@@ -322,6 +322,32 @@ def test_pre_commit_config_blocks_rej_files_and_markers(tmp_path: Path) -> None:
     assert re.search(hooks["no-rej-files"]["files"], "src/pkg/cli.py.rej")
 
 
+@pytest.mark.slow  # three renders with their tasks (uv lock)
+def test_update_tasks_leave_the_users_data_and_schema_alone(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    # given a project generated from a CSV, whose data and contract the team has since changed
+    project = tmp_path / "project"
+    answers = {"dataset_path": str(DATA / "customers.csv"), "target_column": "churn"}
+    copier.run_copy(
+        str(template_repo), str(project), data=answers, defaults=True, unsafe=True,
+        quiet=True, vcs_ref="HEAD",
+    )  # fmt: skip
+    commit(project, "Generated", hooks=False)
+    data, schema = project / "data/raw/dataset.csv", project / "data/schema.yaml"
+    data.write_text("\n".join(data.read_text().splitlines()[:-5]) + "\n")
+    schema.write_text(schema.read_text() + f"# {MARK}\n")
+    commit(project, "New data, stricter contract", hooks=False)
+    before = {path: path.read_bytes() for path in (data, schema)}
+
+    # when it is updated (to the same version: every task runs, nothing should change)
+    copier_cli("update", "--trust", "--defaults", "--vcs-ref", "HEAD", cwd=project)
+
+    # then the first-copy tasks (git init, CSV import) did not run again
+    assert {path: path.read_bytes() for path in before} == before
+    assert git("status", "--porcelain", cwd=project) == "", "an update to the same version"
+
+
 # ------------------------------------------------------------------- adoption
 LEGACY = {
     "README.md": "# Legacy churn model\n\nNotebooks and a script.\n",
