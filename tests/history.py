@@ -70,6 +70,14 @@ def template_clone(dest: Path) -> Path:
         cwd=TEMPLATE_ROOT,
     )  # fmt: skip
     git("reset", "--quiet", "--hard", cwd=dest)
+    for name, recorded in RECORDED.items():
+        found = subprocess.run(
+            ["git", "cat-file", "-e", f"{recorded.ref}^{{commit}}"], cwd=dest, check=False
+        )
+        assert found.returncode == 0, (
+            f"recorded version {name} ({recorded.ref}) is not in this clone's history: "
+            "the update tests need the full history (git fetch --unshallow --tags)"
+        )
     version = next_version()
     if not git("tag", "--list", version, cwd=dest).strip():
         git("tag", version, cwd=dest)  # the release being prepared; released ones exist
