@@ -11,6 +11,7 @@ Slow tier: ``pre-commit run --all-files`` on a freshly rendered project after ``
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import os
@@ -344,6 +345,50 @@ def test_gitlab_schema_rejects_a_bad_pipeline(tmp_path: Path) -> None:
     assert result.returncode != 0, result.stdout
 
 
+# ---------------------------------------------------------------- plots in the report
+
+
+def plots_markdown() -> Any:
+    """ci/plots_markdown.py, loaded from the template (it needs no rendering)."""
+    path = TEMPLATE_ROOT / "template" / "{% if ci != 'none' %}ci{% endif %}" / "plots_markdown.py"
+    spec = importlib.util.spec_from_file_location("plots_markdown", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_plots_become_mermaid_curves_and_a_confusion_table() -> None:
+    # `dvc plots diff main --json` lists the workspace first; the report shows the base first.
+    rows = [
+        {"fpr": "0.0", "tpr": "0.0", "rev": "workspace"},
+        {"fpr": "1.0", "tpr": "1.0", "rev": "workspace"},
+        {"fpr": "0.0", "tpr": "0.5", "rev": "main"},
+        {"fpr": "1.0", "tpr": "1.0", "rev": "main"},
+    ]
+    matrix = [{"actual": "a", "predicted": "a", "rev": rev} for rev in ("workspace", "main")]
+    matrix.append({"actual": "a", "predicted": "b", "rev": "main"})
+    plots = {
+        "ROC": [{"revisions": ["workspace", "main"], "content": {
+            "mark": {"type": "line"}, "data": {"values": rows},
+            "encoding": {"x": {"field": "fpr"}, "y": {"field": "tpr"}}}}],
+        "Confusion": [{"revisions": ["workspace", "main"], "content": {
+            "facet": {}, "data": {"values": matrix},
+            "spec": {"encoding": {"x": {"field": "actual"}, "y": {"field": "predicted"}}}}}],
+        "Residuals": [{"revisions": ["workspace"], "content": {"mark": "point"}}],
+    }  # fmt: skip
+
+    markdown = plots_markdown().render(plots)
+
+    assert "xychart-beta" in markdown and 'x-axis "fpr"' in markdown
+    base, change = re.findall(r"^    line \[(.*)\]$", markdown, re.MULTILINE)
+    assert base.split(", ")[:2] == ["0.5000", "0.5250"], "base (main) first, interpolated"
+    assert change.split(", ")[:2] == ["0.0000", "0.0500"]
+    assert "blue: `main`, orange: `workspace`" in markdown
+    assert "| a | 1 → 1 | 1 → 0 |" in markdown, markdown
+    assert "Not drawn here (see the HTML report): Residuals." in markdown
+
+
 # ---------------------------------------------------------------- copier check-update
 
 
@@ -473,6 +518,7 @@ def test_pre_commit_passes_and_ci_scripts_report_on_a_fresh_project(tmp_path: Pa
     assert "| reports/metrics.json" in report and "| Change" in report, report
     assert "learning_rate" in report and "| 0.1 " in report, report
     assert "https://ci.example/run/1" in report
+    assert report.count("xychart-beta") == 2 and "| actual \\ predicted |" in report, report
     assert (tmp_path / "report" / "plots" / "index.html").stat().st_size > 1000
 
 

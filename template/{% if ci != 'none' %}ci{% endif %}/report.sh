@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI: what a change does to the model, for the pull/merge request. Compares the workspace
 # (after `dvc repro`) with BASE, a git revision such as origin/main, and writes
-#   OUT/report.md      metrics and params diff tables (the comment's body)
+#   OUT/report.md      metrics and params diff tables, curves as Mermaid charts and the
+#                      confusion matrix as a table (the comment's body, no image host needed)
 #   OUT/plots/         `dvc plots diff` as HTML: open index.html from the CI artifacts
 # Usage: ci/report.sh BASE OUT [LINK]   (LINK: where the artifacts are, shown in the report)
 set -euo pipefail
@@ -30,10 +31,12 @@ dvc plots diff "$base" --out "$out/plots" >/dev/null
   echo
   echo "### Plots"
   echo
+  dvc plots diff "$base" --json | uv run --no-sync python ci/plots_markdown.py
+  echo
   if [[ -n "$link" ]]; then
-    echo "\`dvc plots diff\` of this change: [model-report artifact]($link) (plots/index.html)."
+    echo "Every plot, interactive: [model-report artifact]($link) (plots/index.html)."
   else
-    echo "\`dvc plots diff\` of this change: plots/index.html in the model-report artifact."
+    echo "Every plot, interactive: plots/index.html in the model-report artifact."
   fi
 } >"$out/report.md"
 echo "wrote $out/report.md and $out/plots/index.html"
