@@ -18,6 +18,7 @@ CORE = (
     ".gitignore",
     ".pre-commit-config.yaml",
     "Makefile",
+    "ML_TEST_SCORE.md",
     "README.md",
     "data/schema.yaml",
     "dvc.yaml",
@@ -55,6 +56,7 @@ CORE = (
     "tests/test_config.py",
     "tests/test_figures.py",
     "tests/test_metrics.py",
+    "tests/test_model_card.py",
     "tests/test_models.py",
     "tests/test_pipeline.py",
     "tests/test_predict.py",
@@ -92,6 +94,7 @@ FEATURES = (
             "src/{pkg}/monitoring/report.py",
             "src/{pkg}/monitoring/settings.py",
             "src/{pkg}/stages/reference.py",
+            "tests/test_monitoring.py",
         ),
         ("src/{pkg}/monitoring/",),
     ),
@@ -153,7 +156,14 @@ FEATURES = (
     Feature(
         "live monitoring",
         lambda a: a["serving"] and a["monitoring"],
-        ("src/{pkg}/serving/live_monitoring.py",),
+        (
+            "ops/grafana/dashboard.json",
+            "ops/grafana/dashboards.yml",
+            "ops/grafana/datasource.yml",
+            "ops/prometheus.yml",
+            "src/{pkg}/serving/live_monitoring.py",
+        ),
+        ("ops/",),
     ),
 )
 

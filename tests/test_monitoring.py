@@ -1,0 +1,388 @@
+"""Monitoring in a generated project, run for real: service, prediction log, ``monitor``, fallback.
+
+The project trained on the user CSV (numeric and categorical features) is served with a
+``challenger`` alias registered beside the champion. The test split is sent, then the same rows
+shifted (numeric feature +2 standard deviations, one category renamed); ``monitor`` reads each
+window of the log. A deliberately broken champion then shows the fallback. The registry is put
+back as it was afterwards: other suites share the project.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .helpers import PACKAGE, project_env, render, run
+from .matrix import CASES
+
+# A path: with a folder, or a file name with one of these extensions (not `a.b` setting names).
+PATH_IN_BACKTICKS = r"`((?:[\w.-]+/)+[\w.-]*|[\w.-]+\.(?:py|ya?ml|md|toml|json|sh|csv)|Makefile)`"
+SHIFTED_NUMERIC = "monthly_charges"
+SHIFTED_CATEGORY = "plan"
+BATCH = 10
+
+ROWS_SCRIPT = f"""
+import json, sys
+import pandas as pd, yaml
+params = yaml.safe_load(open("params.yaml"))
+schema = yaml.safe_load(open(params["paths"]["schema"]))
+features = [c["name"] for c in schema["columns"] if c.get("role", "feature") == "feature"]
+train = pd.read_parquet(params["paths"]["train"])
+test = pd.read_parquet(params["paths"]["test"])[features]
+shifted = test.copy()
+shifted["{SHIFTED_NUMERIC}"] += 2 * train["{SHIFTED_NUMERIC}"].std()
+shifted["{SHIFTED_CATEGORY}"] = shifted["{SHIFTED_CATEGORY}"].replace({{"standard": "platinum"}})
+for name, frame in (("test", test), ("shifted", shifted)):
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    json.dump(rows, open(f"{{sys.argv[1]}}/{{name}}.json", "w"))
+"""
+
+# A second model (linear, on the same split) under the alias `challenger`, as a team would
+# register one to try it in shadow before promoting it.
+CHALLENGER_SCRIPT = f"""
+import mlflow
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+from {PACKAGE}.config import get_settings, load_params
+from {PACKAGE}.core.models import build_pipeline
+from {PACKAGE}.core.schema import load_schema
+from {PACKAGE}.io import tracking
+from {PACKAGE}.io.data import read_table
+
+settings = get_settings()
+params = load_params(settings.params_file)
+schema = load_schema(params.paths.schema_file)
+train = read_table(params.paths.train)
+X, y = train[schema.feature_names], train[schema.target.name]
+model = build_pipeline(schema, params.task, "linear", {{}}, params.seed).fit(X, y)
+tracking.configure(settings)
+with mlflow.start_run():
+    info = mlflow.sklearn.log_model(
+        model, name="model", signature=infer_signature(X.head(5), model.predict(X.head(5))),
+        skops_trusted_types=tracking.skops_trusted_types(model),
+    )
+version = mlflow.register_model(info.model_uri, settings.model_name).version
+MlflowClient().set_registered_model_alias(settings.model_name, "challenger", str(version))
+print(version)
+"""
+
+# `champion` -> a registered version whose files do not exist: it cannot load.
+BREAK_SCRIPT = f"""
+from mlflow.tracking import MlflowClient
+from {PACKAGE}.config import get_settings
+from {PACKAGE}.io import tracking
+settings = get_settings()
+tracking.configure(settings)
+client = MlflowClient()
+version = client.create_model_version(settings.model_name, source="/nonexistent/broken-model")
+client.set_registered_model_alias(settings.model_name, "champion", str(version.version))
+print(version.version)
+"""
+
+ALIAS_SCRIPT = f"""
+import sys
+from mlflow.tracking import MlflowClient
+from {PACKAGE}.config import get_settings
+from {PACKAGE}.io import tracking
+settings = get_settings()
+tracking.configure(settings)
+client = MlflowClient()
+if sys.argv[2] == "-":
+    client.delete_registered_model_alias(settings.model_name, sys.argv[1])
+else:
+    client.set_registered_model_alias(settings.model_name, sys.argv[1], sys.argv[2])
+"""
+
+
+@dataclass
+class Server:
+    base: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+
+
+def call(base: str, path: str, body: Any = None) -> Answer:
+    """One HTTP request, JSON in and out (text when the answer is not JSON)."""
+    request = urllib.request.Request(
+        base + path,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, payload = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, payload = error.code, error.read()
+    try:
+        return Answer(status, json.loads(payload))
+    except ValueError:
+        return Answer(status, payload.decode())
+
+
+def start_server(project: Path, log: Path) -> Server:
+    """``<package> serve`` on a free port, in its own process group; waits for ``/health``."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            ["uv", "run", PACKAGE, "serve", "--port", str(port)],
+            cwd=project,
+            env=project_env(),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text(errors="replace")[-4000:]
+        try:
+            if call(server.base, "/health").status == 200:
+                return server
+        except OSError:
+            pass
+        time.sleep(0.5)
+    stop_server(server)
+    raise AssertionError(f"no answer from {server.base}:\n{log.read_text()[-4000:]}")
+
+
+def stop_server(server: Server) -> None:
+    """Stop the process group we started (uv, the server and any workers)."""
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        try:
+            server.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait()
+
+
+def python(project: Path, script: str, *args: str) -> str:
+    return run(["uv", "run", "python", "-c", script, *args], project).stdout.strip()
+
+
+def champion_version(project: Path) -> str:
+    out = run(["uv", "run", PACKAGE, "champion"], project).stdout
+    match = re.search(r"version (\S+)", out)
+    assert match, out
+    return match.group(1)
+
+
+def send(server: Server, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    answers = []
+    for start in range(0, len(rows), BATCH):
+        answer = call(server.base, "/predict", {"instances": rows[start : start + BATCH]})
+        assert answer.status == 200, answer.body
+        answers.append(answer.body)
+    return answers
+
+
+def wait_for_lines(log: Path, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+    """The log's lines once it has ``count`` of them (it is written in the background)."""
+    deadline = time.monotonic() + timeout
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        lines = log.read_text().splitlines() if log.is_file() else []
+        if len(lines) >= count:
+            break
+        time.sleep(0.2)
+    assert len(lines) >= count, f"{log} has {len(lines)} lines, expected {count}"
+    return [json.loads(line) for line in lines]
+
+
+def monitor(project: Path, since: str, out: Path) -> tuple[int, dict[str, Any], str]:
+    result = run(
+        [
+            "uv", "run", PACKAGE, "monitor",
+            "--current", "logs/predictions.jsonl",
+            "--since", since,
+            "--output-dir", str(out),
+        ],
+        project,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode in (0, 1), result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    return result.returncode, summary, result.stdout + result.stderr
+
+
+def now() -> str:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    time.sleep(1.1)  # `--since` has one-second resolution: keep the windows apart
+    return stamp
+
+
+@pytest.fixture(scope="module")
+def monitored(
+    csv_project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, Server, Path, str]]:
+    """The CSV project served with a shadow challenger; the registry is restored afterwards."""
+    data = tmp_path_factory.mktemp("monitoring")
+    python(csv_project, ROWS_SCRIPT, str(data))
+    champion = champion_version(csv_project)
+    python(csv_project, CHALLENGER_SCRIPT)
+    shutil.rmtree(csv_project / "logs", ignore_errors=True)
+    server = start_server(csv_project, data / "serve.log")
+    try:
+        ready = call(server.base, "/ready")
+        assert ready.status == 200, ready.body
+        yield csv_project, server, data, champion
+    finally:
+        stop_server(server)
+        python(csv_project, ALIAS_SCRIPT, "challenger", "-")
+        python(csv_project, ALIAS_SCRIPT, "champion", champion)
+
+
+@pytest.mark.slow
+def test_monitor_passes_on_the_test_split_then_flags_exactly_the_shifted_features(
+    monitored: tuple[Path, Server, Path, str],
+) -> None:
+    project, server, data, _ = monitored
+    test_rows = json.loads((data / "test.json").read_text())
+    shifted_rows = json.loads((data / "shifted.json").read_text())
+    requests = -(-len(test_rows) // BATCH)
+
+    calm_since = now()
+    send(server, test_rows)
+    wait_for_lines(project / "logs/predictions.jsonl", requests)
+    calm_code, calm, calm_output = monitor(project, calm_since, data / "calm")
+
+    assert calm_code == 0, calm_output
+    assert calm["current_rows"] == len(test_rows)
+    assert calm["drifted_features"] == [], calm["features"]
+    assert calm["alerts"] == []
+
+    shift_since = now()
+    send(server, shifted_rows)
+    wait_for_lines(project / "logs/predictions.jsonl", 2 * requests)
+    shift_code, shifted, shift_output = monitor(project, shift_since, data / "shifted")
+
+    assert shift_code == 1, shift_output
+    assert shifted["current_rows"] == len(shifted_rows)
+    assert sorted(shifted["drifted_features"]) == sorted([SHIFTED_NUMERIC, SHIFTED_CATEGORY])
+    assert any("drifted" in alert for alert in shifted["alerts"]), shifted["alerts"]
+
+
+@pytest.mark.slow
+def test_shadow_challenger_predictions_are_logged_beside_the_champions(
+    monitored: tuple[Path, Server, Path, str],
+) -> None:
+    project, server, data, champion = monitored
+    log = project / "logs/predictions.jsonl"
+    before = len(log.read_text().splitlines()) if log.is_file() else 0
+    send(server, json.loads((data / "test.json").read_text())[:BATCH])
+    line = wait_for_lines(log, before + 1)[-1]
+
+    assert line["model_version"] == champion and line["served_by"] == "champion"
+    assert line["challenger"]["model_version"] != champion, line["challenger"]
+    assert len(line["challenger"]["predictions"]) == len(line["predictions"])
+    metrics = call(server.base, "/metrics").body
+    assert re.search(r'monitoring_shadow_predictions_total\{agrees="yes"\} [1-9]', metrics)
+    assert re.search(r"monitoring_input_rows_total [1-9]", metrics)
+
+
+@pytest.mark.slow
+def test_html_report_renders_offline_in_headless_chromium(
+    monitored: tuple[Path, Server, Path, str], tmp_path: Path
+) -> None:
+    _, _, data, _ = monitored
+    report = data / "shifted" / "report.html"
+    if not report.is_file():
+        pytest.fail("the shifted-data report was not written (run the drift test first)")
+    html = report.read_text()
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+
+    screenshot = tmp_path / "report.png"
+    subprocess.run(
+        [
+            browser, "--headless", "--no-sandbox", "--disable-gpu",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1280,2400", f"--screenshot={screenshot}", report.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )  # fmt: skip
+
+    assert not re.search(r"(src|href)\s*=\s*['\"]?(https?:)?//", html), "loads from the network"
+    assert html.count("data:image/png;base64,") >= 2, "plots are not inlined"
+    assert screenshot.stat().st_size > 20_000, "the screenshot is (nearly) blank"
+    shutil.copy(screenshot, data / "report.png")  # kept with the run's temp files to look at
+
+
+@pytest.mark.slow
+def test_broken_champion_falls_back_and_says_so(
+    monitored: tuple[Path, Server, Path, str],
+) -> None:
+    project, _, data, _ = monitored
+    rows = json.loads((data / "test.json").read_text())[:3]
+    broken = python(project, BREAK_SCRIPT)
+    server = start_server(project, data / "broken.log")
+    try:
+        ready = call(server.base, "/ready")
+        answer = call(server.base, "/predict", {"instances": rows})
+        metrics = call(server.base, "/metrics").body
+    finally:
+        stop_server(server)
+
+    assert ready.status == 200 and ready.body["status"] == "fallback", ready.body
+    assert "cannot load" in ready.body["reason"], ready.body
+    assert answer.status == 200, answer.body
+    assert len(answer.body["predictions"]) == len(rows)
+    assert answer.body["fallback"], answer.body
+    assert answer.body["model_version"] != broken, "answered by the broken version?"
+    assert "model_fallback_active 1.0" in metrics
+
+
+@pytest.mark.slow
+def test_model_card_and_ml_test_score_of_a_fresh_project(csv_project: Path) -> None:
+    card = (csv_project / "reports/model_card.md").read_text()
+    score = (csv_project / "ML_TEST_SCORE.md").read_text()
+
+    assert re.search(r"data version .*`[0-9a-f]{32}`", card), card
+    assert "| metric | model | baseline |" in card
+    assert "## Intended use" in card and "## Limitations" in card
+    counted = re.search(r"(\d+) of the 28 tests are covered", score)
+    assert counted, "ML_TEST_SCORE.md states no count"
+    rows = re.findall(r"^\| (Data|Model|Infra|Monitor) (\d)", score, flags=re.MULTILINE)
+    assert len(rows) == 28, rows
+
+
+@pytest.mark.parametrize(
+    "case", ["defaults", "no-serving-no-monitoring", "ci-none", "long-package-name"]
+)
+def test_every_path_named_in_ml_test_score_exists(case: str, tmp_path: Path) -> None:
+    """Fast tier: each `path` the table names is a file or folder of the same render."""
+    answers = CASES[case]
+    dest = render(tmp_path / "project", answers, skip_tasks=True)
+    text = (dest / "ML_TEST_SCORE.md").read_text()
+    named = set(re.findall(PATH_IN_BACKTICKS, text))
+
+    missing = sorted(p for p in named if not (dest / p).exists())
+    assert named, "ML_TEST_SCORE.md names no path"
+    assert not missing, missing
