@@ -71,7 +71,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     holder = load_holder(app.state.settings)
     limit_threads()
     app.state.holder = holder
-    app.state.predictor = Predictor(holder)
+    app.state.predictor = Predictor(holder, coalesce_rows=app.state.settings.coalesce_rows)
     # Optional modules of this package plug in here (live_monitoring: log, shadow, fallback).
     if importlib.util.find_spec(f"{__package__}.live_monitoring") is not None:
         importlib.import_module(f"{__package__}.live_monitoring").attach(app)

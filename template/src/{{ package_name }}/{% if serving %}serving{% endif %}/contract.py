@@ -76,7 +76,9 @@ class Contract:
         self.features = features
         self.names = [spec.name for spec in features]
         self.numeric = [spec.name for spec in features if spec.kind == "number"]
-        self.other = [spec.name for spec in features if spec.kind != "number"]
+        self.strings = [spec.name for spec in features if spec.kind == "string"]
+        self.booleans = [spec.name for spec in features if spec.kind == "boolean"]
+        self.other = self.strings + self.booleans
         fields: dict[str, Any] = {}
         for spec in features:
             value_type = PYTHON_TYPES[spec.kind]
@@ -105,8 +107,12 @@ class Contract:
         """The model's input frame: numeric columns as one float64 block, ``None`` as NaN."""
         block = np.array([[row.get(name) for name in self.numeric] for row in rows], dtype=float)
         frame = pd.DataFrame(block.reshape(len(rows), len(self.numeric)), columns=self.numeric)
-        for name in self.other:
-            frame[name] = pd.Series([row.get(name) for row in rows])
+        for name in self.strings:
+            # pandas' string dtype, as read_csv gives the batch CLI: null becomes NaN, which the
+            # imputer recognises (it would not recognise None in an object column).
+            frame[name] = pd.Series([row.get(name) for row in rows], dtype="str")
+        for name in self.booleans:
+            frame[name] = pd.Series([row.get(name) for row in rows], dtype=object)
         return frame if not self.other else frame[self.names]
 
     def request_schema(self) -> dict[str, Any]:

@@ -33,6 +33,11 @@ LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 ROWS = Counter("prediction_rows_total", "Rows scored", ["route"])
+BATCH_REQUESTS = Histogram(
+    "prediction_batch_requests",
+    "Requests scored together in one model call (micro-batching)",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
 MODEL_INFO = Gauge(
     "model_info", "The model in service (value 1)", ["version", "uri"], multiprocess_mode="livemax"
 )

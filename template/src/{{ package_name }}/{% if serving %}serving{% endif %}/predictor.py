@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .batching import MicroBatcher
 from .contract import Row
 from .model import LoadedModel, ModelHolder
 
@@ -44,12 +45,15 @@ class Predictor:
 
     holder: ModelHolder
     hooks: list[PredictionHook] = field(default_factory=list)
+    # Requests of at most this many rows are scored together with concurrent ones (0: never).
+    coalesce_rows: int = 64
+    batcher: MicroBatcher = field(default_factory=MicroBatcher)
 
     def model(self) -> LoadedModel:
         """The model to use; raises ``ModelUnavailableError`` (503) when there is none."""
         return self.holder.require()
 
-    def score(
+    async def score(
         self, model: LoadedModel, rows: list[Row], *, route: str, request_id: str
     ) -> tuple[list[Any], LoadedModel]:
         """Predictions for validated ``rows`` as JSON-ready values, and the model that made them.
@@ -60,7 +64,10 @@ class Predictor:
         start = time.perf_counter()
         features = model.contract.frame(rows)
         try:
-            predictions = model.pipeline.predict(features)
+            if len(rows) <= self.coalesce_rows:
+                predictions = await self.batcher.predict(model, features)
+            else:
+                predictions = model.pipeline.predict(features)
         except ValueError as error:
             raise ScoringError(f"the model could not score these rows: {error}") from None
         except Exception as error:

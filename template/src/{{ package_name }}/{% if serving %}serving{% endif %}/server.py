@@ -36,6 +36,10 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
 
 def serve(settings: ServingSettings) -> None:
     """Start the server in the foreground (workers are separate processes)."""
+    # Uvicorn builds the app in each worker (`create_app`, reading SERVING_*): hand it these
+    # settings, command-line options included, through the environment the workers inherit.
+    for name, value in settings.model_dump().items():
+        os.environ[f"SERVING_{name.upper()}"] = str(value)
     # Workers inherit this before they import anything: see app.limit_threads.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

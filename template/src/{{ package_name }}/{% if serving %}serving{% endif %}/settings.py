@@ -23,6 +23,9 @@ class ServingSettings(BaseSettings):
     access_log: bool = Field(True, description="one JSON log line per request")
     max_batch_size: int = Field(1000, ge=1, description="rows per request, at most")
     max_body_bytes: int = Field(4_000_000, ge=1024, description="request body size, at most")
+    coalesce_rows: int = Field(
+        64, ge=0, description="requests up to this many rows share model calls; 0: never"
+    )
     allow_missing: bool = Field(
         True, description="accept null feature values (the model's preprocessing imputes them)"
     )

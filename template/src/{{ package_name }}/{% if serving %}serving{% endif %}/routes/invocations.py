@@ -46,6 +46,6 @@ async def invocations(request: Request, predictor: PredictorDep) -> Response:
         rows = model.contract.validate_rows(records)
     except ValidationError as error:
         raise RequestValidationError(located(error, "body", key)) from None
-    predictions, _ = predictor.score(model, rows, route=ROUTE, request_id=REQUEST_ID.get())
+    predictions, _ = await predictor.score(model, rows, route=ROUTE, request_id=REQUEST_ID.get())
     ROWS.labels(route=ROUTE).inc(len(rows))
     return Response(json.dumps({"predictions": predictions}), media_type="application/json")

@@ -41,8 +41,10 @@ async def predict(request: Request, predictor: PredictorDep) -> Response:
         rows = model.contract.parse_predict(await request.body())
     except ValidationError as error:
         raise RequestValidationError(located(error, "body")) from None
-    # Scoring runs on the event loop: it takes about a millisecond, less than a thread hop.
-    predictions, model = predictor.score(model, rows, route=ROUTE, request_id=REQUEST_ID.get())
+    # Scoring runs on the event loop (no thread hop), with concurrent requests: batching.py.
+    predictions, model = await predictor.score(
+        model, rows, route=ROUTE, request_id=REQUEST_ID.get()
+    )
     ROWS.labels(route=ROUTE).inc(len(rows))
     body: dict[str, Any] = {"predictions": predictions, "model_version": model.version}
     if model is predictor.holder.fallback:
