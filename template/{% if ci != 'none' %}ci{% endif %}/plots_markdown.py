@@ -60,13 +60,16 @@ def curve(title: str, content: dict[str, Any], revisions: list[str]) -> str:
     ys = [v for values in series for v in values]
     # Rates and scores in [0, 1] keep that scale, so a small change does not look large.
     y_range = " 0 --> 1" if min(ys) >= 0 and max(ys) <= 1 else ""
-    palette = ", ".join(COLORS[: len(curves)])
+    # Built up step by step: nested literals would put Jinja's brace pairs in this template.
+    xy_chart = {"plotColorPalette": ", ".join(COLORS[: len(curves)])}
+    variables = {"xyChart": xy_chart}
+    theme = {"themeVariables": variables}
     legend = ", ".join(
         f"{COLOR_NAMES[i]}: `{rev}`" for i, rev in enumerate(curves) if i < len(COLORS)
     )
     lines = [
         "```mermaid",
-        f'%%{{init: {{"themeVariables": {{"xyChart": {{"plotColorPalette": "{palette}"}}}}}}}}%%',
+        "%%{init: " + json.dumps(theme) + "}%%",
         "xychart-beta",
         f'    title "{title}"',
         f'    x-axis "{x}" [{", ".join(f"{g:.2f}" for g in grid)}]',
