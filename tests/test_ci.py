@@ -38,6 +38,7 @@ PINNED_ACTIONS = {
     "astral-sh/setup-uv": ("681c641aba71e4a1c380be3ab5e12ad51f415867", "v7.1.6"),
     "actions/upload-artifact": ("ea165f8d65b6e75b540449e92b4886f43607fa02", "v4.6.2"),
     "actions/download-artifact": ("d3f86a106a0bac45b974a628896c90dbdf5c8093", "v4.3.0"),
+    "actions/cache": ("5a3ec84eff668545956fd18022155c47e93e2684", "v4.2.3"),
 }
 
 # The same jobs on both providers: (what it does, GitHub "workflow/job", GitLab job, needs).
