@@ -6,9 +6,9 @@ Without ``--project`` a default project is rendered and its pipeline run first (
 The champion is exported once (``<package> export-model``) and both servers load that folder,
 with 2 workers each. ``wrk`` drives each with the same JSON bodies (1 row and 100 rows of the
 test split, MLflow's ``dataframe_records`` on ``/invocations``) at 8 and 32 connections, after a
-warm-up. It also runs plain ``uvicorn --workers 2`` on our app, without our TCP_NODELAY
-protocol class, to show what that fix is worth; then the in-process prediction rate and the
-batch CLI's rows/s.
+warm-up. It also runs our app under plain ``uvicorn --workers 2`` (uvloop, then asyncio), without
+our TCP_NODELAY protocol class, to show what that fix is worth; then the in-process prediction
+rate and the batch CLI's rows/s.
 
 wrk is a Debian package: the script checks for it and, when missing, installs it with
 ``apt-get`` (as root) or stops and says so. Servers run with bytecode caching on
@@ -221,27 +221,30 @@ def main() -> None:
             "/ready",
             ("/invocations", "/predict"),
         ),
-        "plain uvicorn": (
-            [
-                str(venv / "uvicorn"),
-                f"{pkg}.serving.app:create_app",
-                "--factory",
-                "--port",
-                "8702",
-                "--workers",
-                str(args.workers),
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            "http://127.0.0.1:8702",
-            "/ready",
-            ("/invocations",),
-        ),
+        **{
+            f"uvicorn --loop {loop}": (
+                [
+                    str(venv / "uvicorn"),
+                    f"{pkg}.serving.app:create_app",
+                    "--factory",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(args.workers),
+                    "--loop",
+                    loop,
+                    "--http",
+                    "httptools",
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
+                f"http://127.0.0.1:{port}",
+                "/ready",
+                ("/invocations",),
+            )
+            for loop, port in (("uvloop", 8702), ("asyncio", 8704))
+        },
         "mlflow models serve": (
             [
                 str(venv / "mlflow"),
@@ -270,7 +273,7 @@ def main() -> None:
         try:
             wait_ready(base + ready, process)
             for route in routes:
-                for rows in (1, 100):
+                for rows in (1,) if name.startswith("uvicorn") else (1, 100):
                     kind = "instances" if route == "/predict" else "records"
                     body = work / f"{kind}_{rows}.json"
                     wrk(binary, base + route, body, 8, 2, script)  # warm-up
@@ -304,6 +307,10 @@ def main() -> None:
             f"{r.rps / base_result.rps:>8.1f} {base_result.p99_ms / r.p99_ms:>7.1f}"
         )
     print("x req/s: throughput / mlflow models serve's; x p99: mlflow's p99 / this p99")
+    print(
+        "uvicorn --loop X: our app under plain `uvicorn --workers N`, without our protocol class "
+        "that sets TCP_NODELAY (and with uvicorn's access log off)"
+    )
 
     print("\nin-process (one worker, one thread):")
     output = run(
