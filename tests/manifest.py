@@ -114,6 +114,9 @@ FEATURES = (
         "ci image smoke test", lambda a: a["ci"] != "none" and a["serving"], ("ci/smoke-image.sh",)
     ),
     Feature(
+        "ci monitor script", lambda a: a["ci"] != "none" and a["monitoring"], ("ci/monitor.sh",)
+    ),
+    Feature(
         "github workflows",
         lambda a: a["ci"] == "github",
         (".github/workflows/ci.yml", ".github/workflows/template-update.yml"),

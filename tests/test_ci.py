@@ -346,6 +346,33 @@ def test_gitlab_schema_rejects_a_bad_pipeline(tmp_path: Path) -> None:
     assert result.returncode != 0, result.stdout
 
 
+# ---------------------------------------------------------------- the monitor verdict
+
+
+@pytest.mark.parametrize(("code", "verdict"), [(0, "drift=false"), (1, "drift=true"), (2, None)])
+def test_monitor_script_tells_a_breach_from_a_failure(
+    code: int, verdict: str | None, tmp_path: Path
+) -> None:
+    """`make monitor` exits 2 whatever failed; the monitor command's own code decides: 1 is a
+    threshold breach (retrain), anything else an error that must fail the scheduled job."""
+    script = TEMPLATE_ROOT / "template" / "{% if ci != 'none' %}ci{% endif %}"
+    script = script / "{% if monitoring %}monitor.sh{% endif %}"
+    (tmp_path / "Makefile").write_text(f"monitor:\n\t@echo checking; exit {code}\n")
+    output = tmp_path / "github_output"
+
+    result = subprocess.run(
+        [str(script), str(output), "drift"], cwd=tmp_path, capture_output=True, text=True
+    )
+
+    if verdict is None:
+        assert result.returncode == code, result.stdout + result.stderr
+        assert "failed without a verdict" in result.stderr
+        assert not output.exists()
+    else:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert output.read_text() == f"{verdict}\n"
+
+
 # ---------------------------------------------------------------- plots in the report
 
 
