@@ -108,7 +108,7 @@ FEATURES = (
     Feature(
         "ci scripts",
         lambda a: a["ci"] != "none",
-        ("ci/pipeline.sh", "ci/plots_markdown.py", "ci/propose.sh", "ci/report.sh"),
+        ("ci/README.md", "ci/pipeline.sh", "ci/plots_markdown.py", "ci/propose.sh", "ci/report.sh"),
     ),
     Feature(
         "ci image smoke test", lambda a: a["ci"] != "none" and a["serving"], ("ci/smoke-image.sh",)
