@@ -373,6 +373,72 @@ def test_monitor_script_tells_a_breach_from_a_failure(
         assert output.read_text() == f"{verdict}\n"
 
 
+# ---------------------------------------------------------------- proposing a change
+
+
+def test_propose_pushes_a_branch_with_merge_request_options(tmp_path: Path) -> None:
+    """The GitLab path of ci/propose.sh against a real (local, bare) remote: the branch with
+    the change arrives, pushed with the merge-request push options; the token is not logged."""
+    project = render(tmp_path / "project", {"ci": "gitlab"}, skip_tasks=True)
+    remote = tmp_path / "server" / "group" / "project.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    subprocess.run(
+        ["git", "-C", str(remote), "config", "receive.advertisePushOptions", "true"], check=True
+    )
+    hook = remote / "hooks" / "pre-receive"  # records the push options the server received
+    hook.write_text('#!/bin/sh\nenv | grep ^GIT_PUSH_OPTION_ | sort > "$GIT_DIR/options"\n')
+    hook.chmod(0o755)
+    git = ["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(project)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "init", "--no-verify"], check=True)
+    (project / "params.yaml").write_text("seed: 7\n")
+    body = tmp_path / "body.md"
+    body.write_text("Retrain after drift\n\n| metric | before | after |\n")
+    env = {
+        **os.environ,
+        "GITLAB_CI": "true",
+        "GITLAB_BOT_TOKEN": "glpat-secret-value",
+        "CI_SERVER_URL": f"file://{tmp_path / 'server'}",
+        "CI_PROJECT_PATH": "group/project",
+        "CI_DEFAULT_BRANCH": "main",
+        "CI_PIPELINE_URL": "https://gitlab.example/p/1",
+    }
+    env.pop("GITHUB_ACTIONS", None)
+
+    result = subprocess.run(
+        ["ci/propose.sh", "ci/retrain", "Retrain after drift", str(body)],
+        cwd=project, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    pushed = subprocess.run(
+        ["git", "-C", str(remote), "show", "ci/retrain:params.yaml"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert pushed.stdout == "seed: 7\n"
+    options = (remote / "options").read_text()
+    assert "merge_request.create" in options and "merge_request.target=main" in options
+    assert (
+        "merge_request.description=Retrain after drift (opened by https://gitlab.example/p/1)"
+        in options
+    )
+    assert "glpat-secret-value" not in result.stdout + result.stderr
+
+
+def test_propose_refuses_to_run_outside_ci(tmp_path: Path) -> None:
+    project = render(tmp_path / "project", {"ci": "github"}, skip_tasks=True)
+    env = {k: v for k, v in os.environ.items() if k not in {"GITHUB_ACTIONS", "GITLAB_CI"}}
+
+    result = subprocess.run(
+        ["ci/propose.sh", "b", "t", "body.md"], cwd=project, env=env, capture_output=True,
+        text=True, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 1
+    assert "run me in GitHub Actions or GitLab CI" in result.stderr
+
+
 # ---------------------------------------------------------------- plots in the report
 
 

@@ -11,6 +11,14 @@ branch="${1:?usage: ci/propose.sh BRANCH TITLE BODY_FILE}"
 title="${2:?usage: ci/propose.sh BRANCH TITLE BODY_FILE}"
 body_file="${3:?usage: ci/propose.sh BRANCH TITLE BODY_FILE}"
 
+if [[ -z "${GITHUB_ACTIONS:-}" && -z "${GITLAB_CI:-}" ]]; then
+  echo "error: run me in GitHub Actions or GitLab CI" >&2
+  exit 1
+fi
+if [[ -n "${GITLAB_CI:-}" && -z "${GITLAB_BOT_TOKEN:-}" ]]; then
+  echo "error: set GITLAB_BOT_TOKEN (project access token: api, write_repository)" >&2
+  exit 1
+fi
 if [[ -z "$(git status --porcelain)" ]]; then
   echo "nothing changed: no pull request to open"
   exit 0
@@ -32,8 +40,7 @@ if [[ -n "${GITHUB_ACTIONS:-}" ]]; then
   else
     gh pr create --head "$branch" --title "$title" --body-file "$body_file"
   fi
-elif [[ -n "${GITLAB_CI:-}" ]]; then
-  : "${GITLAB_BOT_TOKEN:?set GITLAB_BOT_TOKEN (project access token, write_repository)}"
+else
   # Push options cannot carry newlines: the description is the body's first line and a link
   # to this pipeline; the merge request's own pipeline posts the full model report.
   description="$(head -n 1 "$body_file") (opened by ${CI_PIPELINE_URL})"
@@ -47,7 +54,4 @@ elif [[ -n "${GITLAB_CI:-}" ]]; then
     -o "merge_request.description=${description}" \
     -o merge_request.remove_source_branch \
     "${CI_SERVER_URL}/${CI_PROJECT_PATH}.git" "HEAD:refs/heads/$branch"
-else
-  echo "error: run me in GitHub Actions or GitLab CI" >&2
-  exit 1
 fi
