@@ -165,6 +165,7 @@ FEATURES = (
             "ops/grafana/datasource.yml",
             "ops/prometheus.yml",
             "src/{pkg}/serving/live_monitoring.py",
+            "tests/test_live_monitoring.py",
         ),
         ("ops/",),
     ),

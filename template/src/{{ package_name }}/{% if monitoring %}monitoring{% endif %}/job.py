@@ -24,6 +24,12 @@ def is_log(path: Path) -> bool:
     return path.suffix in LOG_SUFFIXES or (path.suffix[1:].isdigit() and ".jsonl" in path.name)
 
 
+def private_features(schema: DataSchema, monitoring: MonitoringSettings) -> list[str]:
+    """Features the prediction log drops or hashes: ``monitor`` cannot compare them."""
+    private = set(monitoring.drop_columns) | set(monitoring.hash_columns)
+    return [name for name in schema.feature_names if name in private]
+
+
 def load_current(
     path: Path,
     schema: DataSchema,
@@ -45,6 +51,8 @@ def load_current(
     )
     if frame.empty:
         raise ValueError("no rows to check")
+    for name in private_features(schema, monitoring) if is_log(path) else []:
+        frame[name] = None  # dropped or hashed before logging: not comparable, not checked
     features = feature_frame(frame, schema)
     others = frame.drop(columns=schema.feature_names)
     if PREDICTION not in others.columns:
@@ -74,8 +82,9 @@ def run_monitor(
     current = load_current(current_path, schema, settings, monitoring, model, since)
     metrics_file = params.paths.metrics
     reference_metrics = read_json(metrics_file)["test"] if metrics_file.is_file() else {}
+    skip = private_features(schema, monitoring) if is_log(current_path) else []
     summary = build_summary(
-        reference, current, params.monitor, schema.target.name, reference_metrics
+        reference, current, params.monitor, schema.target.name, reference_metrics, skip
     )
     output_dir.mkdir(parents=True, exist_ok=True)
     html_path, json_path = output_dir / "report.html", output_dir / "summary.json"

@@ -6,7 +6,7 @@ from ``params.yaml`` (``monitor.alert``) that was crossed; no alerts means the c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
 import numpy as np
@@ -76,9 +76,13 @@ class MonitorSummary(BaseModel):
         return not self.alerts
 
 
-def _data_quality(reference: Reference, current: pd.DataFrame) -> list[DataQuality]:
+def _data_quality(
+    reference: Reference, current: pd.DataFrame, skip: Collection[str]
+) -> list[DataQuality]:
     result = []
     for name, info in reference.summary["numeric"].items():
+        if name in skip:
+            continue
         values = pd.to_numeric(current[name], errors="coerce")
         outside = (values < info["min"]) | (values > info["max"])
         result.append(
@@ -90,6 +94,8 @@ def _data_quality(reference: Reference, current: pd.DataFrame) -> list[DataQuali
             )
         )
     for name, info in reference.summary["categorical"].items():
+        if name in skip:
+            continue
         values = current[name].dropna().astype(str)
         unseen = ~values.isin(list(info["frequencies"]))
         result.append(
@@ -197,8 +203,12 @@ def build_summary(
     params: MonitorParams,
     target: str,
     reference_metrics: dict[str, float],
+    skip: Collection[str] = (),
 ) -> MonitorSummary:
-    """Everything ``monitor`` reports about ``current`` (features and ``prediction`` columns)."""
+    """Everything ``monitor`` reports about ``current`` (features and ``prediction`` columns).
+
+    ``skip`` names features not to check, e.g. those the prediction log drops or hashes.
+    """
     kinds: list[tuple[Kind, list[str]]] = [
         ("numeric", reference.numeric),
         ("categorical", reference.categorical),
@@ -214,6 +224,7 @@ def build_summary(
         )
         for kind, names in kinds
         for name in names
+        if name not in skip
     ]
     prediction = None
     if PREDICTION in current.columns:
@@ -237,7 +248,7 @@ def build_summary(
         reference_rows=len(reference.sample),
         features=features,
         prediction=prediction,
-        data_quality=_data_quality(reference, current),
+        data_quality=_data_quality(reference, current, skip),
         quality=quality,
         shadow=_shadow(reference, current, params),
         drifted_features=[column.column for column in features if column.drifted],
