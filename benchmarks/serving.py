@@ -61,6 +61,7 @@ for n in (1, 100):
     json.dump({"instances": rows[:n]}, open(f"{out}/instances_{n}.json", "w"))
 big = pd.concat([test] * (200_000 // len(test) + 1), ignore_index=True).head(200_000)
 big.to_csv(f"{out}/batch.csv", index=False)
+test.head(10).to_csv(f"{out}/tiny.csv", index=False)
 """
 
 IN_PROCESS = """
@@ -189,6 +190,13 @@ def main() -> None:
     args = parser.parse_args()
     binary = ensure_wrk()
     work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
+    try:
+        benchmark(args, binary, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def benchmark(args: argparse.Namespace, binary: str, work: Path) -> None:
     project = args.project
     if project is None:
         project = render(work / "project")
@@ -197,8 +205,9 @@ def main() -> None:
         run(["make", "pipeline"], project)
     project = project.resolve()
     pkg = yaml.safe_load((project / ".copier-answers.yml").read_text())["package_name"]
-    env = project_env({"OMP_NUM_THREADS": "1"})
     venv = project / ".venv" / "bin"
+    # mlflow models serve runs `uvicorn` from PATH.
+    env = project_env({"OMP_NUM_THREADS": "1", "PATH": f"{venv}:{os.environ['PATH']}"})
     model = work / "champion"
     run([str(venv / pkg), "export-model", "--output", str(model)], project)
     run([str(venv / "python"), "-c", PAYLOADS, str(work)], project)
@@ -325,26 +334,19 @@ def main() -> None:
             f"{item['calls_per_s']:8.0f} calls/s, {item['rows_per_s']:9.0f} rows/s"
         )
 
-    start_time = time.perf_counter()
-    run(
-        [
-            str(venv / pkg),
-            "predict",
-            "--input",
-            str(work / "batch.csv"),
-            "--output",
-            str(work / "scored.csv"),
-            "--model",
-            str(model),
-        ],
-        project,
-    )
-    elapsed = time.perf_counter() - start_time
+    def score(source: str) -> float:
+        start_time = time.perf_counter()
+        command = [str(venv / pkg), "predict", "--input", str(work / source)]
+        run([*command, "--output", str(work / "scored.csv"), "--model", str(model)], project)
+        return time.perf_counter() - start_time
+
+    startup = score("tiny.csv")  # 10 rows: the command's fixed cost (imports, model load)
+    elapsed = score("batch.csv")
     print(
-        f"\nbatch CLI: {pkg} predict on 200,000 rows: {elapsed:.1f} s wall (start-up included), "
-        f"{200_000 / elapsed:,.0f} rows/s"
+        f"\nbatch CLI, {pkg} predict on 200,000 rows: {elapsed:.1f} s wall, "
+        f"{200_000 / elapsed:,.0f} rows/s; without the {startup:.1f} s start-up (a 10-row run): "
+        f"{200_000 / max(elapsed - startup, 1e-9):,.0f} rows/s"
     )
-    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
