@@ -19,8 +19,9 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
@@ -52,6 +53,7 @@ class ScoredRequest:
     model_version: str
     served_by: str
     latency_ms: float
+    received: float = field(default_factory=time.time)
 
 
 def private_inputs(
@@ -68,8 +70,11 @@ def private_inputs(
     return [{str(k): v for k, v in row.items()} for row in clean.to_dict("records")]
 
 
-# Observer: sees each request and its log line in the background thread (e.g. live metrics).
-Observer = Callable[[ScoredRequest, dict[str, Any]], None]
+# Observer: sees each batch of logged requests in the background thread (e.g. live metrics):
+# their features as one frame, the predictions in the same order, and the log lines.
+Observer = Callable[[pd.DataFrame, list[Any], list[dict[str, Any]]], None]
+# Requests written per pass of the background thread, at most.
+BATCH_SIZE = 1000
 
 
 class PredictionLog:
@@ -117,46 +122,80 @@ class PredictionLog:
         """Block until every queued request is written (tests and shutdown)."""
         self._queue.join()
 
-    def record(self, request: ScoredRequest) -> dict[str, Any]:
-        """The JSON-ready line for ``request``, with the challenger's answer when there is one."""
-        line: dict[str, Any] = {
-            REQUEST_ID: request.request_id,
-            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "model_version": request.model_version,
-            "served_by": request.served_by,
-            "latency_ms": round(request.latency_ms, 3),
-            "inputs": private_inputs(
-                request.features,
-                self.settings.drop_columns,
-                self.settings.hash_columns,
-            ),
-            "predictions": request.predictions,
-        }
+    def lines(self, requests: list[ScoredRequest]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+        """The JSON-ready lines for ``requests`` and their features as one frame.
+
+        The work is done once per batch of requests (one concatenation, one pass of the
+        privacy rules, one challenger prediction): per-request pandas calls would cost the
+        service more CPU than the requests themselves.
+        """
+        features = pd.concat([r.features for r in requests], ignore_index=True)
+        inputs = private_inputs(features, self.settings.drop_columns, self.settings.hash_columns)
+        challenger: dict[str, Any] | None = None
+        shadow_predictions: list[Any] = []
         if self.shadow is not None:
             try:
-                scored = self.shadow(request.features)
+                scored = self.shadow(features)
             except Exception as error:  # a broken challenger must not stop the log
-                line["challenger"] = {"error": f"{type(error).__name__}: {error}"}
+                challenger = {"error": f"{type(error).__name__}: {error}"}
             else:
                 if scored is not None:
-                    line["challenger"] = {"model_version": scored[0], "predictions": scored[1]}
-        return line
+                    challenger, shadow_predictions = {"model_version": scored[0]}, scored[1]
+        result, offset = [], 0
+        for request in requests:
+            end = offset + len(request.features)
+            line: dict[str, Any] = {
+                REQUEST_ID: request.request_id,
+                "timestamp": datetime.fromtimestamp(request.received, UTC).isoformat(
+                    timespec="milliseconds"
+                ),
+                "model_version": request.model_version,
+                "served_by": request.served_by,
+                "latency_ms": round(request.latency_ms, 3),
+                "inputs": inputs[offset:end],
+                "predictions": request.predictions,
+            }
+            if challenger is not None:
+                line["challenger"] = (
+                    {**challenger, "predictions": shadow_predictions[offset:end]}
+                    if shadow_predictions
+                    else challenger
+                )
+            result.append(line)
+            offset = end
+        return features, result
 
     def _run(self) -> None:
         while True:
-            request = self._queue.get()
+            batch = [self._queue.get()]
+            # Let requests gather: the per-batch pandas work then costs little per request.
+            if batch[0] is not None:
+                time.sleep(self.settings.flush_seconds)
+            while len(batch) < BATCH_SIZE:  # take whatever else is waiting, up to a limit
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            requests = [request for request in batch if request is not None]
             try:
-                if request is None:
-                    return
-                line = self.record(request)
-                self._handler.emit(logging.makeLogRecord({"msg": json.dumps(line, default=str)}))
-                self.written += 1
-                if self.observe is not None:
-                    self.observe(request, line)
+                if requests:
+                    self._write(requests)
             except Exception:  # keep the thread alive; the service must go on answering
-                log.exception("could not write a prediction log record")
+                log.exception("could not write %d prediction log records", len(requests))
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()
+            if len(requests) < len(batch):  # close() queued a None
+                return
+
+    def _write(self, requests: list[ScoredRequest]) -> None:
+        features, lines = self.lines(requests)
+        text = "\n".join(json.dumps(line, default=str) for line in lines)
+        self._handler.emit(logging.makeLogRecord({"msg": text}))
+        self.written += len(lines)
+        if self.observe is not None:
+            predictions = [p for request in requests for p in request.predictions]
+            self.observe(features, predictions, lines)
 
 
 def log_files(path: Path) -> list[Path]:

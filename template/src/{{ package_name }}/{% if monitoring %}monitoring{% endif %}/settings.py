@@ -29,6 +29,8 @@ class MonitoringSettings(BaseSettings):
     # Requests waiting to be logged; beyond this, records are dropped (and counted), never
     # slowing down the service.
     queue_size: int = Field(default=10_000, ge=1)
+    # The background thread writes every this many seconds, in one batch: cheaper per request.
+    flush_seconds: float = Field(default=1.0, ge=0, le=60)
     report_dir: Path = Path("reports/monitoring")
     # Score the registry's `challenger` alias in the background and log it beside the champion.
     shadow: bool = True
