@@ -62,8 +62,13 @@ def free_port() -> int:
 
 
 def to_ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+    """wrk's ``812.00us`` / ``3.10ms`` / ``1.20s`` / ``1.00m`` in ms (NaN when unreadable)."""
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if found is None:
+        return float("nan")
+    return (
+        float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[found.group(2)]
+    )
 
 
 def start(project: Path, port: int, monitoring: bool, logs: Path) -> subprocess.Popen[bytes]:
@@ -117,9 +122,13 @@ def wrk(port: int, body: Path, script: Path, seconds: int, connections: int) -> 
         check=True,
     )  # fmt: skip
     out = result.stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = to_ms(re.search(r"^\s+50%\s+(\S+)$", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    p99 = to_ms(re.search(r"^\s+99%\s+(\S+)$", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+
+    def figure(pattern: str) -> str | None:
+        found = re.search(pattern, out, re.MULTILINE)
+        return found.group(1) if found else None
+
+    rps = float(figure(r"^Requests/sec:\s+([\d.]+)") or "nan")
+    p50, p99 = (to_ms(figure(rf"^\s+{q}%\s+(\S+)\s*$") or "nan") for q in (50, 99))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": rps, "p50": p50, "p99": p99, "errors": float(errors.group(1) if errors else 0)}
 

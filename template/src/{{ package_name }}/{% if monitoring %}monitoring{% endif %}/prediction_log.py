@@ -1,15 +1,16 @@
 """The prediction log: append-only JSON lines, rotated by size, written off the request path.
 
 The service hands each scored request to :meth:`PredictionLog.submit`, which only puts it on a
-bounded queue; one background thread turns it into a JSON line (after dropping or hashing the
-private columns), scores the shadow challenger when there is one, and appends the line through
-:class:`logging.handlers.RotatingFileHandler`. A full queue drops the record and counts it,
-so logging can never slow down or fail a request.
+bounded queue; one background thread, once per ``flush_seconds``, turns what gathered into JSON
+lines (after dropping or hashing the private columns), scores the shadow challenger when there
+is one, and appends the lines through :class:`logging.handlers.RotatingFileHandler`. A full
+queue drops the request and counts it, so logging can never slow down or fail a request.
 
-One JSON object per line and per request, with the keys ``request_id``, ``timestamp``,
-``model_version``, ``served_by`` (champion, or the fallback that answered), ``latency_ms``,
-``inputs`` (one object per row), ``predictions`` and, when a challenger was scored in shadow,
-``challenger`` (its ``model_version`` and ``predictions``).
+One flat JSON object per line and per scored row: ``request_id``, ``row`` (its index in the
+request), ``timestamp``, ``model_version``, ``served_by`` (champion, or the fallback that
+answered), ``latency_ms``, the input features, ``prediction`` and, when a challenger was scored
+in shadow, ``challenger_prediction`` and ``challenger_version``. Flat rows are written by
+pandas in one call per batch and read back as a table.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .settings import MonitoringSettings
@@ -58,21 +60,20 @@ class ScoredRequest:
 
 def private_inputs(
     features: pd.DataFrame, drop: list[str], hashed: list[str], salt: str = ""
-) -> list[dict[str, Any]]:
-    """Input rows as dicts, without the ``drop`` columns and with ``hashed`` ones as SHA-256."""
+) -> pd.DataFrame:
+    """``features`` without the ``drop`` columns and with ``hashed`` ones as SHA-256 (16 hex)."""
     frame = features.drop(columns=[c for c in drop if c in features.columns])
     for name in (c for c in hashed if c in frame.columns):
         frame[name] = [
             None if pd.isna(v) else hashlib.sha256(f"{salt}{v}".encode()).hexdigest()[:16]
             for v in frame[name]
         ]
-    clean = frame.astype(object).where(frame.notna(), None)
-    return [{str(k): v for k, v in row.items()} for row in clean.to_dict("records")]
+    return frame
 
 
-# Observer: sees each batch of logged requests in the background thread (e.g. live metrics):
-# their features as one frame, the predictions in the same order, and the log lines.
-Observer = Callable[[pd.DataFrame, list[Any], list[dict[str, Any]]], None]
+# Observer: sees each batch of logged rows in the background thread (e.g. live metrics): the
+# features as the model got them, and the table written to the log.
+Observer = Callable[[pd.DataFrame, pd.DataFrame], None]
 # Requests written per pass of the background thread, at most.
 BATCH_SIZE = 1000
 
@@ -122,48 +123,47 @@ class PredictionLog:
         """Block until every queued request is written (tests and shutdown)."""
         self._queue.join()
 
-    def lines(self, requests: list[ScoredRequest]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-        """The JSON-ready lines for ``requests`` and their features as one frame.
+    def table(self, requests: list[ScoredRequest]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The model's features of ``requests`` as one frame, and the rows to log.
 
-        The work is done once per batch of requests (one concatenation, one pass of the
-        privacy rules, one challenger prediction): per-request pandas calls would cost the
-        service more CPU than the requests themselves.
+        The work is done once per batch (one concatenation, one pass of the privacy rules, one
+        challenger prediction, one C-level JSON writer): per-request Python work would cost
+        the service more CPU than the requests themselves.
         """
         features = pd.concat([r.features for r in requests], ignore_index=True)
+        counts = [len(r.features) for r in requests]
+
+        def each(values: list[Any]) -> np.ndarray[Any, Any]:
+            return np.repeat(np.array(values, dtype=object), counts)
+
+        meta = pd.DataFrame(
+            {
+                REQUEST_ID: each([r.request_id for r in requests]),
+                ROW: np.concatenate([np.arange(n) for n in counts]),
+                "timestamp": each(
+                    [
+                        datetime.fromtimestamp(r.received, UTC).isoformat(timespec="milliseconds")
+                        for r in requests
+                    ]
+                ),
+                "model_version": each([r.model_version for r in requests]),
+                "served_by": each([r.served_by for r in requests]),
+                "latency_ms": np.repeat([round(r.latency_ms, 3) for r in requests], counts),
+            }
+        )
         inputs = private_inputs(features, self.settings.drop_columns, self.settings.hash_columns)
-        challenger: dict[str, Any] | None = None
-        shadow_predictions: list[Any] = []
+        table = pd.concat([meta, inputs], axis=1)
+        table[PREDICTION] = [p for r in requests for p in r.predictions]
         if self.shadow is not None:
             try:
                 scored = self.shadow(features)
             except Exception as error:  # a broken challenger must not stop the log
-                challenger = {"error": f"{type(error).__name__}: {error}"}
+                table["challenger_error"] = f"{type(error).__name__}: {error}"
             else:
                 if scored is not None:
-                    challenger, shadow_predictions = {"model_version": scored[0]}, scored[1]
-        result, offset = [], 0
-        for request in requests:
-            end = offset + len(request.features)
-            line: dict[str, Any] = {
-                REQUEST_ID: request.request_id,
-                "timestamp": datetime.fromtimestamp(request.received, UTC).isoformat(
-                    timespec="milliseconds"
-                ),
-                "model_version": request.model_version,
-                "served_by": request.served_by,
-                "latency_ms": round(request.latency_ms, 3),
-                "inputs": inputs[offset:end],
-                "predictions": request.predictions,
-            }
-            if challenger is not None:
-                line["challenger"] = (
-                    {**challenger, "predictions": shadow_predictions[offset:end]}
-                    if shadow_predictions
-                    else challenger
-                )
-            result.append(line)
-            offset = end
-        return features, result
+                    table[CHALLENGER_VERSION] = scored[0]
+                    table[CHALLENGER] = scored[1]
+        return features, table
 
     def _run(self) -> None:
         while True:
@@ -189,13 +189,12 @@ class PredictionLog:
                 return
 
     def _write(self, requests: list[ScoredRequest]) -> None:
-        features, lines = self.lines(requests)
-        text = "\n".join(json.dumps(line, default=str) for line in lines)
-        self._handler.emit(logging.makeLogRecord({"msg": text}))
-        self.written += len(lines)
+        features, table = self.table(requests)
+        text = table.to_json(orient="records", lines=True, force_ascii=False)
+        self._handler.emit(logging.makeLogRecord({"msg": text.rstrip("\n")}))
+        self.written += len(table)
         if self.observe is not None:
-            predictions = [p for request in requests for p in request.predictions]
-            self.observe(features, predictions, lines)
+            self.observe(features, table)
 
 
 def log_files(path: Path) -> list[Path]:
@@ -218,33 +217,16 @@ def _lines(paths: list[Path]) -> Iterator[dict[str, Any]]:
 
 
 def read_log(path: Path, since: datetime | None = None) -> pd.DataFrame:
-    """One row per scored instance: its inputs, ``prediction``, version and request id.
+    """The logged rows (and those of the rotated backups) as a table, oldest first.
 
     The challenger's prediction, when it was scored in shadow, sits beside the champion's in
     ``challenger_prediction``. ``since`` keeps only requests logged at or after that time.
     """
-    rows = []
-    for line in _lines(log_files(path)):
-        if since is not None and datetime.fromisoformat(line["timestamp"]) < since:
-            continue
-        challenger = line.get("challenger") or {}
-        shadow = challenger.get("predictions")
-        for index, (inputs, prediction) in enumerate(
-            zip(line.get("inputs", []), line.get("predictions", []), strict=False)
-        ):
-            rows.append(
-                {
-                    **inputs,
-                    PREDICTION: prediction,
-                    REQUEST_ID: line.get(REQUEST_ID),
-                    ROW: index,
-                    "model_version": line.get("model_version"),
-                    "served_by": line.get("served_by"),
-                    "timestamp": line.get("timestamp"),
-                    CHALLENGER: shadow[index] if shadow and index < len(shadow) else None,
-                    CHALLENGER_VERSION: challenger.get("model_version"),
-                }
-            )
+    rows = [
+        line
+        for line in _lines(log_files(path))
+        if since is None or datetime.fromisoformat(line["timestamp"]) >= since
+    ]
     if not rows:
         window = f" since {since.isoformat()}" if since else ""
         raise ValueError(f"{path}: no predictions logged{window}")
