@@ -16,7 +16,8 @@ from .helpers import render, run
 # Quotes, backslashes, Jinja and TOML/YAML syntax, newlines, and any unicode.
 NASTY = st.one_of(
     st.sampled_from(['"', "'", "\\", '"""', "{{ x }}", "{% raw %}", "key: value", "# c", "\n"]),
-    st.text(min_size=1, max_size=3),
+    # U+0085 is refused by the validators (YAML cannot keep it); see test_validators.py.
+    st.text(alphabet=st.characters(exclude_characters="\x85"), min_size=1, max_size=3),
 )
 FREE_TEXT = st.lists(NASTY, min_size=1, max_size=6).map("".join).filter(lambda s: s.strip())
 
