@@ -32,7 +32,9 @@ def timed(command: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
     result = subprocess.run(list(command), cwd=cwd, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise SystemExit(
+            f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return elapsed
 
 

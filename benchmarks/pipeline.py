@@ -27,7 +27,9 @@ def measure(bytecode: bool, noop_repeat: int) -> dict[str, float]:
         figures["make pipeline"] = timed(["make", "pipeline"], project, env)
         figures["make test"] = timed(["make", "test"], project, env)
         figures["render to green"] = sum(figures.values())
-        noop = median_seconds(lambda: timed(["uv", "run", "dvc", "repro"], project, env), noop_repeat)
+        noop = median_seconds(
+            lambda: timed(["uv", "run", "dvc", "repro"], project, env), noop_repeat
+        )
         figures["no-op dvc repro (median)"] = noop[0]
         figures["no-op .venv/bin/dvc repro (median)"] = median_seconds(
             lambda: timed([".venv/bin/dvc", "repro"], project, env), noop_repeat

@@ -109,7 +109,10 @@ def test_batch_predict_scores_a_csv(csv_project: Path, tmp_path: Path) -> None:
 
 
 BAD_DATA = {
-    "missing target column": ("customer_id,tenure_months\nC1,3\n", "'churn': missing from the data"),
+    "missing target column": (
+        "customer_id,tenure_months\nC1,3\n",
+        "'churn': missing from the data",
+    ),
     "text in a numeric column": (None, "'monthly_charges': 600 value(s) cannot be read as numbers"),
     "empty file": ("", "the file is empty"),
 }

@@ -17,7 +17,8 @@ from . import manifest
 from .helpers import render
 from .matrix import CASES
 
-# An unrendered expression, statement or comment. GitHub's `${{ ... }}` and bash's `${#x}` are not Jinja.
+# An unrendered expression, statement or comment.
+# GitHub's `${{ ... }}` and bash's `${#x}` are not Jinja.
 JINJA_LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|(?<!\$)\{#")
 
 
