@@ -1,6 +1,6 @@
 """Render time of the template: pure rendering, and a full `copier copy` with its tasks.
 
-    uv run python benchmarks/render.py [--repeat N]
+uv run python benchmarks/render.py [--repeat N]
 """
 
 from __future__ import annotations
