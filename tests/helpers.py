@@ -36,9 +36,7 @@ def project_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def render(
-    dest: Path, data: Mapping[str, Any] | None = None, *, skip_tasks: bool = False
-) -> Path:
+def render(dest: Path, data: Mapping[str, Any] | None = None, *, skip_tasks: bool = False) -> Path:
     """Render the working tree of this template (HEAD plus uncommitted changes) into ``dest``."""
     copier.run_copy(
         str(TEMPLATE_ROOT),
