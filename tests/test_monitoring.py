@@ -317,7 +317,10 @@ def test_html_report_renders_offline_in_headless_chromium(
     html = report.read_text()
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+        message = "chromium is not installed (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message + "; .ci/run installs it")  # CI must not pass by skipping
+        pytest.skip(message)
 
     screenshot = tmp_path / "report.png"
     subprocess.run(
