@@ -19,6 +19,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,7 +44,9 @@ params = yaml.safe_load(open("params.yaml"))
 schema = yaml.safe_load(open(params["paths"]["schema"]))
 features = [c["name"] for c in schema["columns"] if c.get("role", "feature") == "feature"]
 train = pd.read_parquet(params["paths"]["train"])
-test = pd.read_parquet(params["paths"]["test"])[features]
+labelled = pd.read_parquet(params["paths"]["test"])
+json.dump(labelled[params["data"]["target"]].tolist(), open(f"{{sys.argv[1]}}/labels.json", "w"))
+test = labelled[features]
 shifted = test.copy()
 shifted["{SHIFTED_NUMERIC}"] += 2 * train["{SHIFTED_NUMERIC}"].std()
 shifted["{SHIFTED_CATEGORY}"] = shifted["{SHIFTED_CATEGORY}"].replace({{"standard": "platinum"}})
@@ -122,12 +125,13 @@ class Answer:
     body: Any
 
 
-def call(base: str, path: str, body: Any = None) -> Answer:
+def call(base: str, path: str, body: Any = None, request_id: str | None = None) -> Answer:
     """One HTTP request, JSON in and out (text when the answer is not JSON)."""
     request = urllib.request.Request(
         base + path,
         data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json"}
+        | ({"X-Request-ID": request_id} if request_id else {}),
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -140,7 +144,7 @@ def call(base: str, path: str, body: Any = None) -> Answer:
         return Answer(status, payload.decode())
 
 
-def start_server(project: Path, log: Path) -> Server:
+def start_server(project: Path, log: Path, env: dict[str, str] | None = None) -> Server:
     """``<package> serve`` on a free port, in its own process group; waits for ``/health``."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -149,7 +153,7 @@ def start_server(project: Path, log: Path) -> Server:
         process = subprocess.Popen(
             ["uv", "run", PACKAGE, "serve", "--port", str(port)],
             cwd=project,
-            env=project_env(),
+            env=project_env(env),
             stdout=handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -304,6 +308,53 @@ def test_shadow_challenger_predictions_are_logged_beside_the_champions(
     metrics = call(server.base, "/metrics").body
     assert re.search(r'monitoring_shadow_predictions_total\{agrees="yes"\} [1-9]', metrics)
     assert re.search(r"monitoring_input_rows_total [1-9]", metrics)
+
+
+@pytest.mark.slow
+def test_canary_share_answers_by_request_id_and_feedback_reaches_monitor(
+    monitored: tuple[Path, Server, Path, str],
+) -> None:
+    """MONITORING_CANARY_SHARE=0.3: the challenger answers the request ids whose CRC-32 falls
+    in the first 30%; labels sent to /feedback give each arm its measured quality."""
+    project, _, data, champion = monitored
+    rows = json.loads((data / "test.json").read_text())
+    labels = json.loads((data / "labels.json").read_text())
+    ids = [f"canary-{n}" for n in range(len(rows))]
+    canary = {i for i in ids if zlib.crc32(i.encode()) / 2**32 < 0.3}
+    log = project / "logs/predictions.jsonl"
+    before = len(log.read_text().splitlines()) if log.is_file() else 0
+    server = start_server(project, data / "canary.log", {"MONITORING_CANARY_SHARE": "0.3"})
+    try:
+        ready = call(server.base, "/ready")
+        since = now()
+        versions = {
+            i: call(server.base, "/predict", {"instances": [row]}, i).body["model_version"]
+            for i, row in zip(ids, rows, strict=True)
+        }
+        feedback = call(
+            server.base,
+            "/feedback",
+            {"labels": [{"request_id": i, "label": y} for i, y in zip(ids, labels, strict=True)]},
+        )
+        refused = call(server.base, "/feedback", {"labels": [{"request_id": "x"}]})
+        metrics = call(server.base, "/metrics").body
+        wait_for_lines(log, before + len(ids))
+    finally:
+        stop_server(server)
+    _, summary, output = monitor(project, since, data / "canary")
+
+    challenger = ready.body["canary_version"]
+    assert ready.body["canary_share"] == 0.3 and challenger not in (None, champion), ready.body
+    assert 0 < len(canary) < len(ids)
+    assert versions == {i: challenger if i in canary else champion for i in ids}
+    assert feedback.status == 202 and feedback.body == {"recorded": len(ids)}, feedback.body
+    assert refused.status == 422 and "label" in str(refused.body), refused.body
+    assert re.search(r'monitoring_served_rows_total\{served_by="canary"\} [1-9]', metrics)
+    arms = {arm["served_by"]: arm for arm in summary["canary"]["arms"]}
+    assert arms["canary"]["rows"] == len(canary), output
+    assert arms["champion"]["rows"] == len(ids) - len(canary)
+    assert arms["canary"]["quality"]["labelled_rows"] == len(canary)
+    assert arms["champion"]["quality"]["labelled_rows"] == len(ids) - len(canary)
 
 
 @pytest.mark.slow

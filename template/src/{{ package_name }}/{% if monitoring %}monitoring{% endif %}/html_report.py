@@ -128,6 +128,29 @@ def render_html(summary: MonitorSummary, reference: Reference, current: pd.DataF
             f"{_cell(s.mean_abs_difference)}</tr></table>"
             + _drift_table([s.champion, s.challenger])
         )
+    canary = ""
+    if summary.canary is not None:
+        canary = (
+            f"<h2>Canary release ({100 * summary.canary.share:.1f}% of rows)</h2><table>"
+            + _head("served by", "versions", "rows", "metric", "value", "labelled rows")
+            + "".join(
+                "<tr>"
+                + "".join(
+                    _cell(v)
+                    for v in (
+                        arm.served_by,
+                        ", ".join(arm.model_versions),
+                        arm.rows,
+                        arm.quality.metric if arm.quality else None,
+                        arm.quality.current if arm.quality else None,
+                        arm.quality.labelled_rows if arm.quality else None,
+                    )
+                )
+                + "</tr>"
+                for arm in summary.canary.arms
+            )
+            + "</table>"
+        )
     dq_head = _head("column", "missing (reference)", "missing (current)", "out of range / unseen")
     dq_rows = "".join(
         "<tr>"
@@ -142,7 +165,7 @@ def render_html(summary: MonitorSummary, reference: Reference, current: pd.DataF
         f"<title>Monitoring report</title><style>{STYLE}</style></head><body>"
         f"<h1>Monitoring report</h1><p>{summary.current_rows} current rows against "
         f"{summary.reference_rows} reference rows, {html.escape(summary.generated_at)}</p>"
-        f"{status}<h2>Drift</h2>{_drift_table(columns)}{quality}{shadow}"
+        f"{status}<h2>Drift</h2>{_drift_table(columns)}{quality}{shadow}{canary}"
         f"<h2>Data quality</h2><table>{dq_head}{dq_rows}</table>"
         f"<h2>Distributions</h2><div class='plots'>{plots}</div></body></html>\n"
     )

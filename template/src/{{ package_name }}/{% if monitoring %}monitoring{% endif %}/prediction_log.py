@@ -16,6 +16,7 @@ pandas in one call per batch and read back as a table.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import queue
@@ -45,16 +46,29 @@ PREDICTION = "prediction"
 ShadowScorer = Callable[[pd.DataFrame], tuple[str, list[Any]] | None]
 
 
+Row = dict[str, Any]
+
+
+def records_frame(rows: list[Row]) -> pd.DataFrame:
+    """Rows (one dict per row) as a table: the default ``ScoredRequest.to_frame``."""
+    return pd.DataFrame.from_records(rows)
+
+
 @dataclass(frozen=True)
 class ScoredRequest:
-    """What the service knows right after answering; serialised later, in the background."""
+    """What the service knows right after answering; serialised later, in the background.
+
+    ``rows`` are the request's validated inputs; ``to_frame`` turns rows into the model's
+    input table (the service passes its contract's), once per batch of requests.
+    """
 
     request_id: str
-    features: pd.DataFrame
+    rows: list[Row]
     predictions: list[Any]
     model_version: str
     served_by: str
     latency_ms: float
+    to_frame: Callable[[list[Row]], pd.DataFrame] = records_frame
     received: float = field(default_factory=time.time)
 
 
@@ -130,8 +144,15 @@ class PredictionLog:
         challenger prediction, one C-level JSON writer): per-request Python work would cost
         the service more CPU than the requests themselves.
         """
-        features = pd.concat([r.features for r in requests], ignore_index=True)
-        counts = [len(r.features) for r in requests]
+        # One table per run of requests with the same converter (the same model contract).
+        features = pd.concat(
+            [
+                to_frame([row for request in run for row in request.rows])
+                for to_frame, run in itertools.groupby(requests, key=lambda r: r.to_frame)
+            ],
+            ignore_index=True,
+        )
+        counts = [len(r.rows) for r in requests]
 
         def each(values: list[Any]) -> np.ndarray[Any, Any]:
             return np.repeat(np.array(values, dtype=object), counts)
@@ -233,18 +254,30 @@ def read_log(path: Path, since: datetime | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def write_feedback(path: Path, records: list[dict[str, Any]]) -> int:
+    """Append ground-truth records (``request_id``, ``row``, ``label``) as JSON lines.
+
+    One ``write`` of whole lines to a file opened for appending: several workers (or the CLI
+    beside the service) can add feedback to the same file without interleaving.
+    """
+    text = "".join(json.dumps(record, default=str) + "\n" for record in records)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(text)
+    return len(records)
+
+
 def append_feedback(path: Path, labels: pd.DataFrame, target: str) -> int:
     """Append late ground truth (``request_id``, optional ``row``, ``target``) as JSON lines."""
     missing = [c for c in (REQUEST_ID, target) if c not in labels.columns]
     if missing:
         raise ValueError(f"feedback needs the column(s) {missing}")
     frame = labels.assign(**{ROW: labels[ROW] if ROW in labels.columns else 0})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        for request_id, row, label in frame[[REQUEST_ID, ROW, target]].itertuples(index=False):
-            record = {REQUEST_ID: str(request_id), ROW: int(row), "label": label}
-            handle.write(json.dumps(record, default=str) + "\n")
-    return len(frame)
+    records = [
+        {REQUEST_ID: str(request_id), ROW: int(row), "label": label}
+        for request_id, row, label in frame[[REQUEST_ID, ROW, target]].itertuples(index=False)
+    ]
+    return write_feedback(path, records)
 
 
 def join_feedback(predictions: pd.DataFrame, feedback_path: Path, target: str) -> pd.DataFrame:

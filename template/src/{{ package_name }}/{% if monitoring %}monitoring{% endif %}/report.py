@@ -20,6 +20,8 @@ from .drift import ColumnDrift, Kind, column_drift
 from .reference import PREDICTION, Reference
 
 CHALLENGER = "challenger_prediction"
+SERVED_BY = "served_by"
+CANARY = "canary"
 
 # Metrics that need only labels and predictions (the log keeps no probabilities).
 LABEL_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
@@ -59,6 +61,22 @@ class ShadowComparison(BaseModel):
     challenger: ColumnDrift
 
 
+class ArmQuality(BaseModel):
+    """The requests one model answered during a canary release."""
+
+    served_by: str  # champion or canary
+    model_versions: list[str]
+    rows: int
+    quality: ModelQuality | None  # when labels were fed back
+
+
+class CanaryComparison(BaseModel):
+    """Champion and canary on the (disjoint) traffic each answered."""
+
+    share: float  # of the rows, answered by the canary
+    arms: list[ArmQuality]
+
+
 class MonitorSummary(BaseModel):
     generated_at: str
     current_rows: int
@@ -68,6 +86,7 @@ class MonitorSummary(BaseModel):
     data_quality: list[DataQuality]
     quality: ModelQuality | None
     shadow: ShadowComparison | None
+    canary: CanaryComparison | None = None
     drifted_features: list[str]
     alerts: list[str]
 
@@ -135,6 +154,8 @@ def _shadow(
     if CHALLENGER not in current.columns:
         return None
     both = current[current[CHALLENGER].notna() & current[PREDICTION].notna()]
+    if SERVED_BY in both.columns:  # canary rows were answered by the challenger itself
+        both = both[both[SERVED_BY] != CANARY]
     if both.empty:
         return None
     kind: Kind = "categorical" if reference.prediction_type == "categorical" else "numeric"
@@ -157,6 +178,27 @@ def _shadow(
             CHALLENGER, kind, ref_predictions, challenger, params.p_value, effect
         ),
     )
+
+
+def _canary(
+    current: pd.DataFrame, target: str, metric: str, reference_metrics: dict[str, float]
+) -> CanaryComparison | None:
+    if SERVED_BY not in current.columns or not (current[SERVED_BY] == CANARY).any():
+        return None
+    arms = []
+    for role in ("champion", CANARY):
+        rows = current[current[SERVED_BY] == role]
+        versions = sorted(rows["model_version"].dropna().astype(str).unique().tolist())
+        arms.append(
+            ArmQuality(
+                served_by=role,
+                model_versions=versions,
+                rows=len(rows),
+                quality=_model_quality(rows, target, metric, reference_metrics),
+            )
+        )
+    share = arms[1].rows / max(arms[0].rows + arms[1].rows, 1)
+    return CanaryComparison(share=round(share, 6), arms=arms)
 
 
 def _percent(share: float) -> str:
@@ -194,7 +236,23 @@ def _alerts(
                 f"{drop:.4f} below the reference {quality.reference} "
                 f"(allowed drop {alert.max_metric_drop})"
             )
+    if summary.canary is not None:
+        alerts.extend(_canary_alerts(summary.canary, alert.max_metric_drop))
     return alerts
+
+
+def _canary_alerts(canary: CanaryComparison, max_drop: float) -> list[str]:
+    """An alert when the canary's labelled quality is below the champion's, beyond ``max_drop``."""
+    champion, challenger = (arm.quality for arm in canary.arms)
+    if champion is None or challenger is None:
+        return []
+    drop = -improvement(champion.metric, challenger.current, champion.current)
+    if drop <= max_drop:
+        return []
+    return [
+        f"the canary's {champion.metric} is {challenger.current}, {drop:.4f} below the "
+        f"champion's {champion.current} over the same period (allowed drop {max_drop})"
+    ]
 
 
 def build_summary(
@@ -251,6 +309,7 @@ def build_summary(
         data_quality=_data_quality(reference, current, skip),
         quality=quality,
         shadow=_shadow(reference, current, params),
+        canary=_canary(current, target, params.quality_metric, reference_metrics),
         drifted_features=[column.column for column in features if column.drifted],
         alerts=[],
     )

@@ -32,8 +32,13 @@ class MonitoringSettings(BaseSettings):
     # The background thread writes every this many seconds, in one batch: cheaper per request.
     flush_seconds: float = Field(default=1.0, ge=0, le=60)
     report_dir: Path = Path("reports/monitoring")
-    # Score the registry's `challenger` alias in the background and log it beside the champion.
+    # Score the challenger in the background and log it beside the champion.
     shadow: bool = True
+    # The challenger: empty means the registry's `challenger` alias; or a model URI or folder.
+    challenger_uri: str = ""
+    # Share of requests (by request id, so a retried id gets the same model) that the
+    # challenger answers instead of the champion: a canary release. 0 turns it off.
+    canary_share: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
 @lru_cache

@@ -11,6 +11,7 @@ import importlib.util
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import ModuleType
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -42,13 +43,23 @@ def load_holder(settings: ServingSettings) -> ModelHolder:
     uri = resolve_model_uri(settings.model_uri or None, project.model_name)
     try:
         model = load_model(
-            uri, max_batch_size=settings.max_batch_size, allow_missing=settings.allow_missing
+            uri,
+            max_batch_size=settings.max_batch_size,
+            allow_missing=settings.allow_missing,
+            compiled_max_rows=settings.compiled_max_rows,
         )
     except Exception as error:  # any failure must leave the process up and say why
         reason = f"cannot load {uri}: {type(error).__name__}: {error}"
         logger.error("model not loaded", extra={"reason": reason})
         return ModelHolder(error=reason)
-    logger.info("model loaded", extra={"model_uri": model.uri, "model_version": model.version})
+    logger.info(
+        "model loaded",
+        extra={
+            "model_uri": model.uri,
+            "model_version": model.version,
+            "compiled": model.compiled is not None,
+        },
+    )
     return ModelHolder(primary=model)
 
 
@@ -66,15 +77,22 @@ def limit_threads() -> None:
     sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
 
 
+def _extension() -> ModuleType | None:
+    """This package's optional ``live_monitoring`` module (log, shadow, canary, fallback,
+    feedback), present when the project was generated with monitoring."""
+    name = f"{__package__}.live_monitoring"
+    return importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     holder = load_holder(app.state.settings)
     limit_threads()
     app.state.holder = holder
     app.state.predictor = Predictor(holder, coalesce_rows=app.state.settings.coalesce_rows)
-    # Optional modules of this package plug in here (live_monitoring: log, shadow, fallback).
-    if importlib.util.find_spec(f"{__package__}.live_monitoring") is not None:
-        importlib.import_module(f"{__package__}.live_monitoring").attach(app)
+    extension = _extension()
+    if extension is not None:
+        extension.attach(app)
     model = holder.active
     metrics.set_model(model.version if model else None, model.uri if model else None)
     yield
@@ -152,7 +170,9 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.add_exception_handler(ModelUnavailableError, _unavailable)
     app.add_exception_handler(ScoringError, _unscorable)
     app.add_exception_handler(ProtocolError, _bad_protocol)
-    for router in (health.router, predict.router, invocations.router, metrics_route.router):
+    extension = _extension()
+    routers = [health.router, predict.router, invocations.router, metrics_route.router]
+    for router in [*routers, *(extension.ROUTERS if extension else [])]:
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -1,11 +1,12 @@
 """Micro-batching: small requests that arrive together are scored in one model call.
 
-A scikit-learn pipeline costs about as much for 30 rows as for one (the time goes to input
-checks and per-tree overhead, not to arithmetic), so under concurrent traffic scoring each
-request alone wastes most of the CPU. Requests queue their rows; the first one schedules a flush
-with ``call_soon``, which runs once every request already in the event loop's ready queue has
-queued too. No timer, so a lone request waits for nothing. (Serving frameworks such as Ray
-Serve do this with a timeout; a few lines suffice inside one event loop per worker.)
+A model call has a fixed cost (scikit-learn's input checks and per-tree overhead; in the
+compiled copy, one NumPy operation per tree level whatever the row count), so under concurrent
+traffic scoring each request alone wastes most of the CPU. Requests queue their rows; the first
+one schedules a flush with ``call_soon``, which runs once every request already in the event
+loop's ready queue has queued too. No timer, so a lone request waits for nothing. (Serving
+frameworks such as Ray Serve do this with a timeout; a few lines suffice inside one event loop
+per worker.)
 """
 
 from __future__ import annotations
@@ -15,15 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from . import metrics
+from .contract import Row
 from .model import LoadedModel
 
 
 @dataclass
 class _Waiting:
-    features: pd.DataFrame
+    rows: list[Row]
     future: asyncio.Future[np.ndarray[Any, Any]]
 
 
@@ -33,10 +34,10 @@ class MicroBatcher:
     def __init__(self) -> None:
         self._queues: dict[int, tuple[LoadedModel, list[_Waiting]]] = {}
 
-    async def predict(self, model: LoadedModel, features: pd.DataFrame) -> np.ndarray[Any, Any]:
-        """``model.pipeline.predict(features)``, possibly together with other requests."""
+    async def predict(self, model: LoadedModel, rows: list[Row]) -> np.ndarray[Any, Any]:
+        """``model.predict(rows)``, possibly together with other requests."""
         loop = asyncio.get_running_loop()
-        waiting = _Waiting(features, loop.create_future())
+        waiting = _Waiting(rows, loop.create_future())
         entry = self._queues.get(id(model))
         if entry is None:
             self._queues[id(model)] = (model, [waiting])
@@ -50,12 +51,11 @@ class MicroBatcher:
         metrics.BATCH_REQUESTS.observe(len(batch))
         if len(batch) > 1:
             try:
-                combined = pd.concat([w.features for w in batch], ignore_index=True)
-                predictions = model.pipeline.predict(combined)
+                predictions = model.predict([row for w in batch for row in w.rows])
             except Exception:  # noqa: S110 -- one request's rows may be at fault: retry alone
                 pass
             else:
-                bounds = np.cumsum([len(w.features) for w in batch])[:-1]
+                bounds = np.cumsum([len(w.rows) for w in batch])[:-1]
                 for waiting, part in zip(batch, np.split(predictions, bounds), strict=True):
                     if not waiting.future.done():
                         waiting.future.set_result(part)
@@ -64,6 +64,6 @@ class MicroBatcher:
             if waiting.future.done():  # the request was cancelled (client went away)
                 continue
             try:
-                waiting.future.set_result(model.pipeline.predict(waiting.features))
+                waiting.future.set_result(model.predict(waiting.rows))
             except Exception as error:  # handed to the request that caused it
                 waiting.future.set_exception(error)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .contract import Contract, features_from_signature
+import numpy as np
+
+from .compiled import CompiledPipeline, NotCompilableError, compile_pipeline
+from .contract import Contract, Row, features_from_signature
+
+logger = logging.getLogger(__name__)
 
 # Written by `export-model` next to the MLflow model files: which registered version it is.
 EXPORT_METADATA = "registered_model.json"
@@ -19,25 +26,47 @@ class ModelUnavailableError(RuntimeError):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A scikit-learn pipeline with the request contract of its signature."""
+    """A scikit-learn pipeline with the request contract of its signature.
+
+    ``compiled`` is its NumPy copy (``compiled.py``), proven at load to give the same
+    predictions; it scores batches up to ``compiled_max_rows`` rows, where scikit-learn's fixed
+    cost per call dominates. Larger batches go to the pipeline itself.
+    """
 
     pipeline: Any
     uri: str
     version: str
     contract: Contract
+    compiled: CompiledPipeline | None = None
+    compiled_max_rows: int = 0
+
+    def predict(self, rows: list[Row]) -> np.ndarray[Any, Any]:
+        """Predictions for rows the contract validated."""
+        if self.compiled is not None and len(rows) <= self.compiled_max_rows:
+            return self.compiled.predict(rows)
+        result: np.ndarray[Any, Any] = self.pipeline.predict(self.contract.frame(rows))
+        return result
+
+
+def canary_bucket(request_id: str) -> float:
+    """Where a request id falls in [0, 1): the same id always gets the same model."""
+    return zlib.crc32(request_id.encode()) / 2**32
 
 
 @dataclass
 class ModelHolder:
     """The model in service, or the reason there is none.
 
-    ``fallback`` is the seam for a second model that answers when the primary one is missing
-    (the monitoring feature fills it); ``active`` prefers the primary model.
+    ``fallback`` is the seam for a second model that answers when the primary one is missing;
+    ``canary`` answers a ``canary_share`` of the requests while the primary one is healthy (the
+    monitoring feature fills both). ``active`` prefers the primary model.
     """
 
     primary: LoadedModel | None = None
     error: str | None = None
     fallback: LoadedModel | None = None
+    canary: LoadedModel | None = None
+    canary_share: float = 0.0
 
     @property
     def active(self) -> LoadedModel | None:
@@ -49,6 +78,23 @@ class ModelHolder:
         if model is None:
             raise ModelUnavailableError(self.error or "no model is loaded")
         return model
+
+    def for_request(self, request_id: str) -> LoadedModel:
+        """The canary for its share of request ids (only beside a healthy primary), else
+        :meth:`require`."""
+        if (
+            self.canary is not None
+            and self.primary is not None
+            and canary_bucket(request_id) < self.canary_share
+        ):
+            return self.canary
+        return self.require()
+
+    def role(self, model: LoadedModel) -> str:
+        """How ``model`` serves: ``champion``, ``canary`` or ``fallback``."""
+        if model is self.canary:
+            return "canary"
+        return "fallback" if model is self.fallback else "champion"
 
 
 def _pin_registry_uri(uri: str) -> tuple[str, str]:
@@ -70,8 +116,35 @@ def _folder_version(folder: Path) -> str:
     return f"local:{folder.name}"
 
 
-def load_model(uri: str, *, max_batch_size: int, allow_missing: bool) -> LoadedModel:
-    """Load a model folder or MLflow URI (registry aliases resolved to a version)."""
+def compile_checked(pipeline: Any, contract: Contract) -> CompiledPipeline | None:
+    """The pipeline's NumPy copy if it predicts exactly as the pipeline does on check rows
+    (missing values, unseen categories, far-off numbers), else ``None``: scikit-learn scores."""
+    if contract.booleans:
+        return None
+    try:
+        compiled = compile_pipeline(pipeline)
+        rows = [dict.fromkeys(contract.names) | row for row in compiled.check_rows()]
+        same = np.array_equal(compiled.predict(rows), pipeline.predict(contract.frame(rows)))
+    except NotCompilableError as error:
+        logger.info("scoring with scikit-learn only", extra={"reason": str(error)})
+        return None
+    except Exception as error:  # a surprise in the copy must never stop the service
+        logger.warning("cannot compile the pipeline", extra={"reason": repr(error)})
+        return None
+    if not same:
+        logger.warning("the compiled pipeline disagrees with scikit-learn; not using it")
+        return None
+    return compiled
+
+
+def load_model(
+    uri: str, *, max_batch_size: int, allow_missing: bool, compiled_max_rows: int = 0
+) -> LoadedModel:
+    """Load a model folder or MLflow URI (registry aliases resolved to a version).
+
+    With ``compiled_max_rows`` > 0, batches up to that size are scored by the pipeline's
+    checked NumPy copy when one can be made.
+    """
     import mlflow.artifacts
     import mlflow.sklearn
     from mlflow.models import Model
@@ -97,4 +170,12 @@ def load_model(uri: str, *, max_batch_size: int, allow_missing: bool) -> LoadedM
     # One prediction now: it proves the model can score (else the service is not ready) and
     # pays scikit-learn's first-call costs before the first request does.
     pipeline.predict(contract.frame([dict.fromkeys(contract.names)]))
-    return LoadedModel(pipeline=pipeline, uri=pinned, version=version, contract=contract)
+    compiled = compile_checked(pipeline, contract) if compiled_max_rows > 0 else None
+    return LoadedModel(
+        pipeline=pipeline,
+        uri=pinned,
+        version=version,
+        contract=contract,
+        compiled=compiled,
+        compiled_max_rows=compiled_max_rows,
+    )

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from .batching import MicroBatcher
 from .contract import Row
@@ -28,9 +27,12 @@ class PredictionEvent:
 
     request_id: str
     route: str
-    features: pd.DataFrame
+    rows: list[Row]
+    # The rows as the model's input DataFrame: for hooks, which build it off the request path.
+    to_frame: Callable[[list[Row]], Any]
     predictions: np.ndarray[Any, Any]
     model_version: str
+    served_by: str  # champion, canary or fallback
     latency_s: float
 
 
@@ -49,43 +51,40 @@ class Predictor:
     coalesce_rows: int = 64
     batcher: MicroBatcher = field(default_factory=MicroBatcher)
 
-    def model(self) -> LoadedModel:
-        """The model to use; raises ``ModelUnavailableError`` (503) when there is none."""
-        return self.holder.require()
+    def model(self, request_id: str) -> LoadedModel:
+        """The model for this request (the canary's share goes to the canary); raises
+        ``ModelUnavailableError`` (503) when there is none."""
+        return self.holder.for_request(request_id)
 
     async def score(
         self, model: LoadedModel, rows: list[Row], *, route: str, request_id: str
     ) -> tuple[list[Any], LoadedModel]:
         """Predictions for validated ``rows`` as JSON-ready values, and the model that made them.
 
-        If the model breaks (anything but a ``ValueError`` about the values) and the holder has
-        a fallback, the fallback answers from now on and the holder says why.
+        If the model breaks (anything but a ``ValueError`` about the values), it is taken out
+        of service: a broken canary leaves the traffic to the champion; a broken champion to
+        the fallback, when there is one, and the holder says why.
         """
         start = time.perf_counter()
-        features = model.contract.frame(rows)
         try:
-            if len(rows) <= self.coalesce_rows:
-                predictions = await self.batcher.predict(model, features)
-            else:
-                predictions = model.pipeline.predict(features)
+            predictions = await self._predict(model, rows)
         except ValueError as error:
             raise ScoringError(f"the model could not score these rows: {error}") from None
         except Exception as error:
-            fallback = self.holder.fallback
-            if fallback is None or model is fallback:
+            replacement = self._retire(model, error)
+            if replacement is None:
                 raise
-            logger.exception("model %s failed; the fallback answers from now on", model.version)
-            self.holder.primary = None
-            self.holder.error = f"model {model.version} failed to predict: {error!r}"
-            model, features = fallback, fallback.contract.frame(rows)
-            predictions = model.pipeline.predict(features)
+            model = replacement
+            predictions = await self._predict(model, rows)
         if self.hooks:
             event = PredictionEvent(
                 request_id=request_id,
                 route=route,
-                features=features,
+                rows=rows,
+                to_frame=model.contract.frame,
                 predictions=predictions,
                 model_version=model.version,
+                served_by=self.holder.role(model),
                 latency_s=time.perf_counter() - start,
             )
             for hook in self.hooks:
@@ -95,3 +94,22 @@ class Predictor:
                     logger.exception("prediction hook %r failed", hook)
         result: list[Any] = predictions.tolist()
         return result, model
+
+    async def _predict(self, model: LoadedModel, rows: list[Row]) -> np.ndarray[Any, Any]:
+        if len(rows) <= self.coalesce_rows:
+            return await self.batcher.predict(model, rows)
+        return model.predict(rows)
+
+    def _retire(self, model: LoadedModel, error: Exception) -> LoadedModel | None:
+        """Take a model that failed to predict out of service; the model that answers instead."""
+        holder = self.holder
+        if model is holder.canary:
+            logger.exception("canary %s failed; the champion answers its share", model.version)
+            holder.canary = None
+            return holder.active
+        if holder.fallback is None or model is holder.fallback:
+            return None
+        logger.exception("model %s failed; the fallback answers from now on", model.version)
+        holder.primary = None
+        holder.error = f"model {model.version} failed to predict: {error!r}"
+        return holder.fallback

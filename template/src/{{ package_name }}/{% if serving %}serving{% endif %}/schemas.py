@@ -49,6 +49,9 @@ class Readiness(BaseModel):
     model_uri: str | None = None
     model_version: str | None = None
     reason: str | None = None
+    # With a canary release: the version that answers `canary_share` of the requests.
+    canary_version: str | None = None
+    canary_share: float | None = None
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -26,6 +26,11 @@ class ServingSettings(BaseSettings):
     coalesce_rows: int = Field(
         64, ge=0, description="requests up to this many rows share model calls; 0: never"
     )
+    compiled_max_rows: int = Field(
+        256,
+        ge=0,
+        description="batches up to this many rows use the pipeline's NumPy copy; 0: never",
+    )
     allow_missing: bool = Field(
         True, description="accept null feature values (the model's preprocessing imputes them)"
     )

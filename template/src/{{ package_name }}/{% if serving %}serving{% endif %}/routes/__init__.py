@@ -1,1 +1,1 @@
-"""One router per file: health, predict, invocations, metrics."""
+"""One router per file: health, predict, invocations, metrics (and feedback, with monitoring)."""

@@ -30,4 +30,6 @@ async def ready(holder: HolderDep) -> JSONResponse:
         )
         return JSONResponse(body.model_dump())
     body = Readiness(status="ready", model_uri=model.uri, model_version=model.version)
+    if holder.canary is not None:
+        body.canary_version, body.canary_share = holder.canary.version, holder.canary_share
     return JSONResponse(body.model_dump())

@@ -36,7 +36,8 @@ BODY = {
 )
 async def invocations(request: Request, predictor: PredictorDep) -> Response:
     """Score ``dataframe_records``, ``dataframe_split``, ``instances``, ``inputs`` or CSV."""
-    model = predictor.model()
+    request_id = REQUEST_ID.get()
+    model = predictor.model(request_id)
     body = await request.body()
     if request.headers.get("content-type", "").startswith("text/csv"):
         key, records = "csv", records_from_csv(body, model.contract.other)
@@ -46,6 +47,6 @@ async def invocations(request: Request, predictor: PredictorDep) -> Response:
         rows = model.contract.validate_rows(records)
     except ValidationError as error:
         raise RequestValidationError(located(error, "body", key)) from None
-    predictions, _ = await predictor.score(model, rows, route=ROUTE, request_id=REQUEST_ID.get())
+    predictions, _ = await predictor.score(model, rows, route=ROUTE, request_id=request_id)
     ROWS.labels(route=ROUTE).inc(len(rows))
     return Response(json.dumps({"predictions": predictions}), media_type="application/json")

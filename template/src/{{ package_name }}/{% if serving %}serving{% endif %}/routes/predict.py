@@ -36,15 +36,14 @@ BODY = {
 )
 async def predict(request: Request, predictor: PredictorDep) -> Response:
     """Score a batch of rows; every feature of the model is required in each row."""
-    model = predictor.model()
+    request_id = REQUEST_ID.get()
+    model = predictor.model(request_id)
     try:
         rows = model.contract.parse_predict(await request.body())
     except ValidationError as error:
         raise RequestValidationError(located(error, "body")) from None
     # Scoring runs on the event loop (no thread hop), with concurrent requests: batching.py.
-    predictions, model = await predictor.score(
-        model, rows, route=ROUTE, request_id=REQUEST_ID.get()
-    )
+    predictions, model = await predictor.score(model, rows, route=ROUTE, request_id=request_id)
     ROWS.labels(route=ROUTE).inc(len(rows))
     body: dict[str, Any] = {"predictions": predictions, "model_version": model.version}
     if model is predictor.holder.fallback:
