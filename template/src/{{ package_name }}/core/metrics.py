@@ -1,4 +1,8 @@
-"""Quality metrics and the data behind the evaluation plots."""
+"""Quality metrics and the data behind the evaluation plots.
+
+scikit-learn is imported inside the functions that use it: the register stage needs only
+:func:`improvement`, and importing scikit-learn costs it a second.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
 
 from ..config import Task
 
@@ -37,6 +40,8 @@ def classification_metrics(
     y_true: pd.Series, y_pred: np.ndarray, proba: np.ndarray, classes: np.ndarray
 ) -> dict[str, float]:
     """Label and probability metrics; ROC AUC is one-vs-rest, weighted, for many classes."""
+    from sklearn import metrics as skm
+
     result = {
         "accuracy": skm.accuracy_score(y_true, y_pred),
         "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred),
@@ -56,6 +61,8 @@ def classification_metrics(
 
 def regression_metrics(y_true: pd.Series, y_pred: np.ndarray) -> dict[str, float]:
     """Error metrics in the target's unit, plus R²."""
+    from sklearn import metrics as skm
+
     result = {
         "r2": skm.r2_score(y_true, y_pred),
         "rmse": skm.root_mean_squared_error(y_true, y_pred),
@@ -79,6 +86,8 @@ def curve_points(
     y_true: pd.Series, proba: np.ndarray, classes: np.ndarray
 ) -> dict[str, pd.DataFrame]:
     """ROC and precision-recall points (micro-averaged one-vs-rest for many classes)."""
+    from sklearn import metrics as skm
+
     if len(classes) == 2:
         positive = (y_true == classes[1]).to_numpy()
         scores = proba[:, 1]

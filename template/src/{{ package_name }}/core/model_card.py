@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
 
 from ..config import Task
 
@@ -23,6 +22,8 @@ def _slice_scores(
     task: Task, y_true: pd.Series, y_pred: np.ndarray, positive: str | None
 ) -> dict[str, float]:
     """Accuracy and, for two classes, the share predicted positive (demographic parity)."""
+    from sklearn import metrics as skm
+
     if task == "classification":
         scores = {"accuracy": float(skm.accuracy_score(y_true.astype(str), y_pred.astype(str)))}
         if positive is not None:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 import yaml
-from pandera.errors import SchemaErrors
 from pydantic import BaseModel, ConfigDict
 
 from ..config import Task
+
+if TYPE_CHECKING:
+    # pandera is imported where data is validated: stages that only read the contract skip it.
+    import pandera.pandas as pa
+    from pandera.errors import SchemaErrors
 
 MAX_EXAMPLES = 3
 
@@ -76,6 +79,8 @@ def _finite(series: pd.Series) -> pd.Series:
 
 
 def _column_check(spec: ColumnSpec) -> pa.Column:
+    import pandera.pandas as pa
+
     if spec.type == "numeric":
         return pa.Column(
             "float64",
@@ -88,6 +93,8 @@ def _column_check(spec: ColumnSpec) -> pa.Column:
 
 def build_schema(schema: DataSchema, task: Task) -> pa.DataFrameSchema:
     """Translate the contract into a pandera schema (feature and target columns)."""
+    import pandera.pandas as pa
+
     columns = {spec.name: _column_check(spec) for spec in schema.columns}
     if task == "regression":
         columns[schema.target.name] = pa.Column(
@@ -168,6 +175,8 @@ def validate_frame(
     frame: pd.DataFrame, schema: DataSchema, task: Task, min_rows: int
 ) -> pd.DataFrame:
     """Return ``frame`` with numeric columns coerced, or raise :class:`DataValidationError`."""
+    from pandera.errors import SchemaErrors
+
     if frame.shape[1] == 0:
         raise DataValidationError(_dataset_problems(frame, schema, task, min_rows))
     try:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING, Any
 
 from ..config import Params, Settings
 from ..core.model_card import render_model_card, slice_metrics
 from ..core.schema import load_schema
 from .data import read_table
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 ARTIFACT = "model_card.md"
 
@@ -24,18 +25,20 @@ def write_model_card(
     parameters: dict[str, Any],
 ) -> str:
     """Build the card, save it to ``paths.model_card``, log it to the run and the version."""
-    import mlflow.sklearn
+    slices: dict[str, Any] = {}
+    if params.model_card.sensitive_columns:  # the model is loaded only to score the slices
+        import mlflow.sklearn
 
-    schema = load_schema(params.paths.schema_file)
-    test = read_table(params.paths.test)
-    model = mlflow.sklearn.load_model(str(params.paths.model))
-    slices = slice_metrics(
-        params.task,
-        test,
-        schema.target.name,
-        model.predict(test[schema.feature_names]),
-        params.model_card.sensitive_columns,
-    )
+        schema = load_schema(params.paths.schema_file)
+        test = read_table(params.paths.test)
+        model = mlflow.sklearn.load_model(str(params.paths.model))
+        slices = slice_metrics(
+            params.task,
+            test,
+            schema.target.name,
+            model.predict(test[schema.feature_names]),
+            params.model_card.sensitive_columns,
+        )
     version = record["version"]
     status = (
         f"registered as version {version}, alias `champion`"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import subprocess
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ RUNTIME_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "skops")
 
 def configure(settings: Settings) -> None:
     """Point MLflow at the tracking URI and experiment from settings."""
+    # No progress bars in stage logs (the train stage copies the logged model back to disk).
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_experiment(settings.mlflow_experiment)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -24,3 +26,17 @@ def run_stage(name: str, body: Callable[[Params, Settings], None]) -> None:
     except (StageError, ParamsError, ValueError) as error:
         print(f"stage {name} failed: {error}", file=sys.stderr)
         sys.exit(1)
+
+
+def exit_now() -> None:
+    """End a stage process that succeeded without tearing the interpreter down.
+
+    With pandas, scikit-learn and MLflow loaded, Python's shutdown (freeing every module) takes
+    0.5-1 s per stage. Exit hooks still run and output is flushed first; every file a stage
+    writes is already closed. Only for ``python -m <stage>``, never inside another program.
+    """
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

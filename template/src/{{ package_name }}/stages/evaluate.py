@@ -11,7 +11,7 @@ from ..core.metrics import curve_points, improvement, score
 from ..core.models import build_baseline
 from ..core.schema import DataSchema, load_schema
 from ..io.data import read_json, read_table, write_json, write_table
-from ._runner import run_stage
+from ._runner import exit_now, run_stage
 
 
 def evaluate_model(
@@ -119,3 +119,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_now()

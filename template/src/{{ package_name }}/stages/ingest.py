@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..config import Params, Settings
 from ..io.data import read_table, write_table
-from ._runner import StageError, run_stage
+from ._runner import StageError, exit_now, run_stage
 
 BUILTIN_PREFIX = "sklearn:"
 BUILTIN = ("breast_cancer", "diabetes", "iris", "wine")
@@ -50,3 +50,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_now()

@@ -10,7 +10,7 @@ from ..core.metrics import improvement
 from ..io.data import read_json, write_json
 from ..io.model_card import write_model_card
 from ..io.tracking import Champion
-from ._runner import StageError, run_stage
+from ._runner import StageError, exit_now, run_stage
 from .train import run_params
 
 
@@ -93,3 +93,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_now()

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from ..config import Params, Settings, Task
 from ..io.data import read_table, write_table
-from ._runner import run_stage
+from ._runner import exit_now, run_stage
 
 
 def split_dataset(
     frame: pd.DataFrame, target: str, task: Task, test_size: float, stratify: bool, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split ``frame`` into train and test parts, the same way for the same seed."""
+    from sklearn.model_selection import train_test_split
+
     labels = frame[target] if task == "classification" and stratify else None
     train, test = train_test_split(frame, test_size=test_size, random_state=seed, stratify=labels)
     return train.reset_index(drop=True), test.reset_index(drop=True)
@@ -39,3 +40,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_now()

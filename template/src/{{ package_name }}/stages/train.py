@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import shutil
-from typing import Any
-
-import pandas as pd
-from sklearn.pipeline import Pipeline
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..config import Params, Settings
-from ..core.models import build_pipeline
 from ..core.schema import DataSchema, load_schema
 from ..io.data import file_md5, read_table, write_json
-from ._runner import run_stage
+from ._runner import exit_now, run_stage
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
 
 INPUT_EXAMPLE_ROWS = 5
 
 
 def fit_model(train: pd.DataFrame, schema: DataSchema, params: Params) -> Pipeline:
     """Fit preprocessing + estimator on the training table."""
+    from ..core.models import build_pipeline
+
     kind = params.train.model
     model = build_pipeline(
         schema, params.task, kind, params.train.hyperparameters.get(kind, {}), params.seed
@@ -40,9 +43,19 @@ def run_params(params: Params) -> dict[str, Any]:
     }
 
 
+def export_model(model_uri: str, destination: Path) -> None:
+    """Replace ``destination`` with a copy of the logged model's folder."""
+    import mlflow.artifacts
+
+    shutil.rmtree(destination, ignore_errors=True)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(destination))
+
+
 def main() -> None:
     def body(params: Params, settings: Settings) -> None:
         import mlflow
+        import mlflow.sklearn
         from mlflow.models import infer_signature
 
         from ..io import tracking
@@ -77,16 +90,9 @@ def main() -> None:
                 skops_trusted_types=trusted,
             )
 
-        # The local copy feeds the evaluate stage and can be baked into a serving image.
-        shutil.rmtree(params.paths.model, ignore_errors=True)
-        mlflow.sklearn.save_model(
-            model,
-            str(params.paths.model),
-            signature=signature,
-            input_example=example,
-            pip_requirements=requirements,
-            skops_trusted_types=trusted,
-        )
+        # The local copy feeds the evaluate stage and can be baked into a serving image. It is
+        # the logged model's own files (saved once, copied back), so both are the same model.
+        export_model(logged.model_uri, params.paths.model)
         write_json(
             {"run_id": run.info.run_id, "model_uri": logged.model_uri, "data_md5": data_md5},
             params.paths.run,
@@ -98,3 +104,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_now()
