@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.helpers import project_env, render  # noqa: E402
 
-__all__ = ["ROOT", "env_for", "median_seconds", "render", "timed"]
+__all__ = ["ROOT", "env_for", "load_average", "median_seconds", "render", "timed"]
 
 
 def env_for(bytecode: bool) -> dict[str, str]:
@@ -42,6 +42,12 @@ def median_seconds(action: Callable[[], float], repeat: int) -> tuple[float, flo
     """(median, min, max) of ``repeat`` runs of ``action``."""
     values = [action() for _ in range(repeat)]
     return statistics.median(values), min(values), max(values)
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages, printed with figures taken on a shared machine."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
 
 
 def bytecode_label(bytecode: bool) -> str:

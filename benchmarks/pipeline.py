@@ -2,22 +2,26 @@
 
 Measured both ways: with bytecode caching (as on a laptop) and with PYTHONDONTWRITEBYTECODE=1
 (as this CI machine is configured). The uv package cache is warmed first, so `make setup`
-installs from the cache as it would on a developer's second project.
+installs from the cache as it would on a developer's second project. Each figure is the median
+of --repeat fresh renders; the load average is printed because the machine may be shared.
 
-    uv run python benchmarks/pipeline.py [--noop-repeat N]
+    uv run python benchmarks/pipeline.py [--repeat N] [--noop-repeat N] [--stages]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from _common import bytecode_label, env_for, median_seconds, render, timed
+from _common import bytecode_label, env_for, load_average, median_seconds, render, timed
+
+STAGES = ("ingest", "validate", "split", "train", "evaluate", "reference", "register")
 
 
-def measure(bytecode: bool, noop_repeat: int) -> dict[str, float]:
+def measure(bytecode: bool, noop_repeat: int, stages: bool) -> dict[str, float]:
     env = env_for(bytecode)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -34,20 +38,41 @@ def measure(bytecode: bool, noop_repeat: int) -> dict[str, float]:
         figures["no-op .venv/bin/dvc repro (median)"] = median_seconds(
             lambda: timed([".venv/bin/dvc", "repro"], project, env), noop_repeat
         )[0]
+        if stages:  # each stage alone, as `dvc repro` starts it (imports included)
+            for stage in STAGES:
+                figures[f"stage {stage}"] = timed(
+                    ["uv", "run", "python", "-m", f"my_ml_project.stages.{stage}"], project, env
+                )
     return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=1, help="fresh renders per mode")
     parser.add_argument("--noop-repeat", type=int, default=5)
+    parser.add_argument("--stages", action="store_true", help="also time each stage alone")
+    parser.add_argument(
+        "--mode", choices=("both", "bytecode", "no-bytecode"), default="both", help="bytecode"
+    )
     args = parser.parse_args()
+    print(f"before: {load_average()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:  # warm uv's package cache
         project = render(Path(tmp) / "warm")
         timed(["uv", "sync", "--locked"], project, env_for(True))
-    results = {flag: measure(flag, args.noop_repeat) for flag in (True, False)}
-    print(f"{'seconds':36} {bytecode_label(True):>18} {bytecode_label(False):>26}")
-    for key in results[True]:
-        print(f"{key:36} {results[True][key]:18.2f} {results[False][key]:26.2f}")
+    flags = {"both": (True, False), "bytecode": (True,), "no-bytecode": (False,)}[args.mode]
+    runs = {
+        flag: [measure(flag, args.noop_repeat, args.stages) for _ in range(args.repeat)]
+        for flag in flags
+    }
+    results = {
+        flag: {key: statistics.median(run[key] for run in done) for key in done[0]}
+        for flag, done in runs.items()
+    }
+    label = "seconds" + (f" (median of {args.repeat})" if args.repeat > 1 else "")
+    print(f"{label:36}" + "".join(f" {bytecode_label(flag):>26}" for flag in flags))
+    for key in results[flags[0]]:
+        print(f"{key:36}" + "".join(f" {results[flag][key]:26.2f}" for flag in flags))
+    print(f"after: {load_average()}")
 
 
 if __name__ == "__main__":

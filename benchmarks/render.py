@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import median_seconds, render
+from _common import load_average, median_seconds, render
 
 
 def once(skip_tasks: bool) -> float:
@@ -24,6 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    print(load_average())
     once(True)  # warm-up: imports, git clone cache
     print(f"{'what':48} {'median s':>9} {'min s':>7} {'max s':>7}")
     for label, skip in (
@@ -32,6 +33,7 @@ def main() -> None:
     ):
         median, low, high = median_seconds(lambda skip=skip: once(skip), args.repeat)
         print(f"{label:48} {median:9.2f} {low:7.2f} {high:7.2f}")
+    print(load_average())
 
 
 if __name__ == "__main__":

@@ -150,3 +150,46 @@ def test_lock_writes_uv_lock_and_is_stable(tmp_path: Path) -> None:
     first = (tmp_path / "uv.lock").read_text()
     assert lock.main(tmp_path) == 0
     assert (tmp_path / "uv.lock").read_text() == first
+
+
+def _project_needing(folder: Path, dependency: str) -> Path:
+    folder.mkdir()
+    (folder / "pyproject.toml").write_text(
+        f'[project]\nname = "x"\nversion = "0"\nrequires-python = ">=3.11"\n'
+        f'dependencies = ["{dependency}"]\n'
+    )
+    return folder
+
+
+def _cut_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Send uv's requests to a closed port (the index URL, hence the cache keys, stay the same)."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_lock_resolves_from_the_cache_without_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "cache"))
+    first = _project_needing(tmp_path / "first", "iniconfig")
+    assert lock.main(first) == 0  # empty cache: offline fails, uv asks the index
+    assert "iniconfig" in (first / "uv.lock").read_text()
+
+    _cut_network(monkeypatch)
+    second = _project_needing(tmp_path / "second", "iniconfig")
+    assert lock.main(second) == 0
+    assert "iniconfig" in (second / "uv.lock").read_text(), "resolved from the warm cache"
+
+
+def test_lock_without_cache_or_index_warns_and_lets_the_copy_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "cache"))
+    _cut_network(monkeypatch)
+    project = _project_needing(tmp_path / "project", "iniconfig")
+
+    assert lock.main(project) == 0
+    assert "'uv lock' failed" in capsys.readouterr().err
+    assert not (project / "uv.lock").exists()
