@@ -69,7 +69,8 @@ class Forest:
 
     Nodes are renumbered so that each split's two children are neighbours: the next node is
     ``child + goes_right``, one gather per array and level. A leaf is its own child with an
-    infinite threshold, so rows that reached a leaf stay there while deeper trees go on.
+    infinite threshold, so a row that reached a leaf stays there. Trees are walked deepest
+    first, and each level only touches the trees still that deep (``widths``).
     """
 
     feature: Array
@@ -77,22 +78,25 @@ class Forest:
     missing_right: Array
     child: Array
     value: Array  # (nodes, outputs)
-    roots: Array
-    depth: int
+    roots: Array  # deepest tree first
+    widths: list[int]  # per level: how many of the deepest trees still split there
+    restore: Array  # positions that put the trees back in the model's order
 
     def leaves(self, features: Array) -> Array:
-        """The leaf each row reaches in each tree: (rows, trees)."""
+        """The leaf each row reaches in each tree, trees in the model's order: (rows, trees)."""
         features = np.ascontiguousarray(features, dtype=float)
         flat = features.ravel()
         base = (np.arange(len(features)) * features.shape[1])[:, None]
-        nodes = np.broadcast_to(self.roots, (len(features), len(self.roots)))
-        for _ in range(self.depth):
-            values = flat[base + self.feature[nodes]]
-            right = (values > self.threshold[nodes]) | (
-                np.isnan(values) & self.missing_right[nodes]
-            )
-            nodes = self.child[nodes] + right
-        return nodes
+        nodes = np.repeat(self.roots[None, :], len(features), axis=0)
+        with_missing = bool(np.isnan(flat).any())
+        for width in self.widths:
+            part = nodes[:, :width]
+            values = flat[base + self.feature[part]]
+            right = values > self.threshold[part]
+            if with_missing:
+                right |= np.isnan(values) & self.missing_right[part]
+            nodes[:, :width] = self.child[part] + right
+        return nodes[:, self.restore]
 
 
 def _breadth_first(tree: dict[str, Array]) -> dict[str, Array]:
@@ -114,7 +118,9 @@ def _breadth_first(tree: dict[str, Array]) -> dict[str, Array]:
 
 
 def _forest(trees: list[dict[str, Array]]) -> Forest:
-    laid_out = [_breadth_first(tree) for tree in trees]
+    depths = np.array([int(tree["depth"]) for tree in trees])
+    deepest_first = np.argsort(-depths, kind="stable")
+    laid_out = [_breadth_first(trees[i]) for i in deepest_first]
     offsets = np.cumsum([0] + [len(tree["child"]) for tree in laid_out])
     fields = {
         key: np.concatenate([tree[key] for tree in laid_out])
@@ -126,7 +132,8 @@ def _forest(trees: list[dict[str, Array]]) -> Forest:
     return Forest(
         **fields,
         roots=offsets[:-1],
-        depth=max(int(tree["depth"]) for tree in trees),
+        widths=[int((depths > level).sum()) for level in range(int(depths.max()))],
+        restore=np.argsort(deepest_first),
     )
 
 
