@@ -6,9 +6,10 @@ Without ``--project`` a default project is rendered and its pipeline run first (
 The champion is exported once (``<package> export-model``) and both servers load that folder,
 with 2 workers each. ``wrk`` drives each with the same JSON bodies (1 row and 100 rows of the
 test split, MLflow's ``dataframe_records`` on ``/invocations``) at 8 and 32 connections, after a
-warm-up. It also runs our app under plain ``uvicorn --workers 2`` (uvloop, then asyncio), without
-our TCP_NODELAY protocol class, to show what that fix is worth; then the in-process prediction
-rate and the batch CLI's rows/s.
+warm-up; ours runs as generated (monitoring on, when the project has it) and again with
+``MONITORING_ENABLED=false``. It also runs our app under plain ``uvicorn --workers 2`` (uvloop,
+then asyncio), without our TCP_NODELAY protocol class, to show what that fix is worth; then the
+in-process prediction rate (scikit-learn and the compiled copy) and the batch CLI's rows/s.
 
 wrk is a Debian package: the script checks for it and, when missing, installs it with
 ``apt-get`` (as root) or stops and says so. Servers run with bytecode caching on
@@ -68,7 +69,8 @@ IN_PROCESS = """
 import json, sys, time
 from {pkg}.serving.app import limit_threads
 from {pkg}.serving.model import load_model
-model = load_model(sys.argv[1], max_batch_size=1000, allow_missing=True)
+model = load_model(sys.argv[1], max_batch_size=1000, allow_missing=True, compiled_max_rows=256)
+assert model.compiled is not None, "the compiled copy was not accepted"
 limit_threads()
 for n in (1, 100):
     body = open(f"{{sys.argv[2]}}/instances_{{n}}.json", "rb").read()
@@ -78,6 +80,8 @@ for n in (1, 100):
         ("Pipeline.predict", lambda: model.pipeline.predict(frame)),
         ("parse + frame + predict", lambda: model.pipeline.predict(
             model.contract.frame(model.contract.parse_predict(body)))),
+        ("compiled predict", lambda: model.compiled.predict(rows)),
+        ("parse + compiled", lambda: model.compiled.predict(model.contract.parse_predict(body))),
     ):
         action()
         count, start = 0, time.perf_counter()
@@ -230,6 +234,22 @@ def benchmark(args: argparse.Namespace, binary: str, work: Path) -> None:
             "/ready",
             ("/invocations", "/predict"),
         ),
+        # The same service with the prediction log, live metrics and shadow scoring off.
+        "ours, monitoring off": (
+            [
+                str(venv / pkg),
+                "serve",
+                "--port",
+                "8705",
+                "--workers",
+                str(args.workers),
+                "--model",
+                str(model),
+            ],
+            "http://127.0.0.1:8705",
+            "/ready",
+            ("/predict",),
+        ),
         **{
             f"uvicorn --loop {loop}": (
                 [
@@ -278,6 +298,8 @@ def benchmark(args: argparse.Namespace, binary: str, work: Path) -> None:
     results: list[Result] = []
     for name, (command, base, ready, routes) in servers.items():
         server_env = {**env, "SERVING_MODEL_URI": str(model)}
+        if name == "ours, monitoring off":
+            server_env["MONITORING_ENABLED"] = "false"
         process = start(command, project, work / f"{name.replace(' ', '_')}.log", server_env)
         try:
             wait_ready(base + ready, process)
@@ -303,7 +325,7 @@ def benchmark(args: argparse.Namespace, binary: str, work: Path) -> None:
     reference = {(r.rows, r.connections): r for r in results if r.server == "mlflow models serve"}
     print(f"\nwrk -t2 -d{args.duration}s, {args.workers} workers each, {os.cpu_count()} cores")
     header = (
-        f"{'server':<20} {'route':<12} {'rows':>4} {'conns':>5} {'req/s':>8} "
+        f"{'server':<22} {'route':<12} {'rows':>4} {'conns':>5} {'req/s':>8} "
         f"{'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'x req/s':>8} {'x p99':>7}"
     )
     print(header)
@@ -311,7 +333,7 @@ def benchmark(args: argparse.Namespace, binary: str, work: Path) -> None:
     for r in results:
         base_result = reference[(r.rows, r.connections)]
         print(
-            f"{r.server:<20} {r.route:<12} {r.rows:>4} {r.connections:>5} {r.rps:>8.0f} "
+            f"{r.server:<22} {r.route:<12} {r.rows:>4} {r.connections:>5} {r.rps:>8.0f} "
             f"{r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.errors:>6} "
             f"{r.rps / base_result.rps:>8.1f} {base_result.p99_ms / r.p99_ms:>7.1f}"
         )
