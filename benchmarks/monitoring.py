@@ -15,44 +15,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _http import PAYLOADS, WRK_SCRIPT, ensure_wrk, start, stop, wait_ready, wrk
+
 from tests.helpers import PACKAGE, project_env, render, run
-
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open(os.getenv("BODY"), "r")
-wrk.body = f:read("*a")
-f:close()
-"""
-
-PAYLOADS = """
-import json, sys
-import pandas as pd, yaml
-params = yaml.safe_load(open("params.yaml"))
-schema = yaml.safe_load(open(params["paths"]["schema"]))
-features = [c["name"] for c in schema["columns"] if c.get("role", "feature") == "feature"]
-test = pd.read_parquet(params["paths"]["test"])[features]
-rows = test.astype(object).where(test.notna(), None).to_dict("records")
-while len(rows) < 100:
-    rows = rows + rows
-for n in (1, 100):
-    json.dump({"instances": rows[:n]}, open(f"{sys.argv[1]}/instances_{n}.json", "w"))
-"""
 
 
 def free_port() -> int:
@@ -61,17 +37,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def to_ms(text: str) -> float:
-    """wrk's ``812.00us`` / ``3.10ms`` / ``1.20s`` / ``1.00m`` in ms (NaN when unreadable)."""
-    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    if found is None:
-        return float("nan")
-    return (
-        float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[found.group(2)]
-    )
-
-
-def start(project: Path, port: int, monitoring: bool, logs: Path) -> subprocess.Popen[bytes]:
+def serve(project: Path, port: int, monitoring: bool, logs: Path) -> subprocess.Popen[bytes]:
+    """``<package> serve`` with one worker, monitoring on or off; returns once it is ready."""
     env = project_env(
         {
             "MONITORING_ENABLED": str(monitoring).lower(),
@@ -80,57 +47,11 @@ def start(project: Path, port: int, monitoring: bool, logs: Path) -> subprocess.
             "SERVING_ACCESS_LOG": "false",
         }
     )
-    process = subprocess.Popen(
-        ["uv", "run", PACKAGE, "serve", "--port", str(port)],
-        cwd=project,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as answer:
-                if answer.status == 200:
-                    return process
-        except OSError:
-            time.sleep(0.5)
-    stop(process)
-    raise SystemExit("the server did not become ready in 180 s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def wrk(port: int, body: Path, script: Path, seconds: int, connections: int) -> dict[str, float]:
-    result = subprocess.run(
-        [
-            "wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s", "--latency",
-            "-s", str(script), f"http://127.0.0.1:{port}/predict",
-        ],
-        env={**os.environ, "BODY": str(body)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )  # fmt: skip
-    out = result.stdout
-
-    def figure(pattern: str) -> str | None:
-        found = re.search(pattern, out, re.MULTILINE)
-        return found.group(1) if found else None
-
-    rps = float(figure(r"^Requests/sec:\s+([\d.]+)") or "nan")
-    p50, p99 = (to_ms(figure(rf"^\s+{q}%\s+(\S+)\s*$") or "nan") for q in (50, 99))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50": p50, "p99": p99, "errors": float(errors.group(1) if errors else 0)}
+    logs.mkdir(parents=True, exist_ok=True)
+    command = ["uv", "run", PACKAGE, "serve", "--port", str(port)]
+    process = start(command, project, logs / "server.log", env)
+    wait_ready(f"http://127.0.0.1:{port}/ready", process)
+    return process
 
 
 def metric(port: int, name: str) -> float:
@@ -147,8 +68,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="off/on alternations")
     parser.add_argument("--connections", type=int, default=8)
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is missing: apt-get install -y wrk")
+    ensure_wrk()
 
     work = Path(tempfile.mkdtemp(prefix="bench-monitoring-"))
     project = args.project
@@ -165,12 +85,17 @@ def main() -> None:
         for monitoring in (False, True):
             logs = work / f"logs-{monitoring}"
             port = free_port()
-            server = start(project, port, monitoring, logs)
+            server = serve(project, port, monitoring, logs)
             try:
                 for rows in (1, 100):
                     body = work / f"instances_{rows}.json"
-                    wrk(port, body, script, 2, args.connections)  # warm-up
-                    figures = wrk(port, body, script, args.duration, args.connections)
+                    url = f"http://127.0.0.1:{port}/predict"
+                    wrk(url, body, script, args.connections, 2)  # warm-up
+                    got = wrk(url, body, script, args.connections, args.duration)
+                    figures = {
+                        "rps": got.rps, "p50": got.p50_ms, "p99": got.p99_ms,
+                        "errors": float(got.errors),
+                    }  # fmt: skip
                     if monitoring:
                         figures["dropped"] = metric(port, "monitoring_log_dropped_total")
                     results.setdefault((rows, monitoring), []).append(figures)

@@ -21,14 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,33 +32,21 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _http import PAYLOADS, WRK_SCRIPT, ensure_wrk, start, stop, wait_ready, wrk
+
 from tests.helpers import project_env, render, run
 
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open(os.getenv("BODY"), "r")
-wrk.body = f:read("*a")
-f:close()
-"""
-
-PAYLOADS = """
-import json, sys
+# Run in the project (argument: output folder): the batch CLI's input files.
+BATCH_FILES = """
+import sys
 import pandas as pd, yaml
 params = yaml.safe_load(open("params.yaml"))
 schema = yaml.safe_load(open(params["paths"]["schema"]))
 features = [c["name"] for c in schema["columns"] if c.get("role", "feature") == "feature"]
 test = pd.read_parquet(params["paths"]["test"])[features]
-out = sys.argv[1]
-rows = test.astype(object).where(test.notna(), None).to_dict("records")
-while len(rows) < 100:
-    rows = rows + rows
-for n in (1, 100):
-    json.dump({"dataframe_records": rows[:n]}, open(f"{out}/records_{n}.json", "w"))
-    json.dump({"instances": rows[:n]}, open(f"{out}/instances_{n}.json", "w"))
 big = pd.concat([test] * (200_000 // len(test) + 1), ignore_index=True).head(200_000)
-big.to_csv(f"{out}/batch.csv", index=False)
-test.head(10).to_csv(f"{out}/tiny.csv", index=False)
+big.to_csv(f"{sys.argv[1]}/batch.csv", index=False)
+test.head(10).to_csv(f"{sys.argv[1]}/tiny.csv", index=False)
 """
 
 IN_PROCESS = """
@@ -106,101 +90,21 @@ class Result:
     errors: int
 
 
-def ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() != 0:
-        raise SystemExit("wrk is missing: install it with `sudo apt-get install -y wrk`")
-    print("wrk is missing: installing the Debian package (apt-get install -y wrk)")
-    subprocess.run(["apt-get", "update", "-qq"], check=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
-    found = shutil.which("wrk")
-    if not found:
-        raise SystemExit("apt-get did not install wrk")
-    return found
-
-
-def to_ms(text: str) -> float:
-    """wrk's ``812.00us`` / ``3.10ms`` / ``1.20s`` / ``1.00m`` in ms (NaN when it has none)."""
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    if match is None:
-        return float("nan")
-    number, unit = match.groups()
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
-
-
-def wrk(
-    binary: str, url: str, body: Path, connections: int, duration: int, script: Path
-) -> tuple[float, float, float, int]:
-    """(requests/s, p50 ms, p99 ms, errors) of one wrk run."""
-    output = subprocess.run(
-        [binary, "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
-        env={**os.environ, "BODY": str(body)},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    p50 = to_ms(re.search(r"50%\s+(\S+)", output).group(1)) if "50%" in output else float("nan")  # type: ignore[union-attr]
-    p99 = to_ms(re.search(r"99%\s+(\S+)", output).group(1)) if "99%" in output else float("nan")  # type: ignore[union-attr]
-    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return rps, p50, p99, errors + (int(non_2xx.group(1)) if non_2xx else 0)
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited ({process.returncode}) before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"{url} not ready after {timeout} s")
-
-
-def start(command: list[str], cwd: Path, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with log.open("wb") as handle:
-        return subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a server we started, with its workers (its own process group)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--project", type=Path, help="a generated project whose pipeline ran")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    binary = ensure_wrk()
+    ensure_wrk()
     work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     try:
-        benchmark(args, binary, work)
+        benchmark(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def benchmark(args: argparse.Namespace, binary: str, work: Path) -> None:
+def benchmark(args: argparse.Namespace, work: Path) -> None:
     project = args.project
     if project is None:
         project = render(work / "project")
@@ -215,6 +119,7 @@ def benchmark(args: argparse.Namespace, binary: str, work: Path) -> None:
     model = work / "champion"
     run([str(venv / pkg), "export-model", "--output", str(model)], project)
     run([str(venv / "python"), "-c", PAYLOADS, str(work)], project)
+    run([str(venv / "python"), "-c", BATCH_FILES, str(work)], project)
     script = work / "post.lua"
     script.write_text(WRK_SCRIPT)
 
@@ -307,16 +212,17 @@ def benchmark(args: argparse.Namespace, binary: str, work: Path) -> None:
                 for rows in (1,) if name.startswith("uvicorn") else (1, 100):
                     kind = "instances" if route == "/predict" else "records"
                     body = work / f"{kind}_{rows}.json"
-                    wrk(binary, base + route, body, 8, 2, script)  # warm-up
+                    wrk(base + route, body, script, 8, 2)  # warm-up
                     for connections in (8, 32):
-                        rps, p50, p99, errors = wrk(
-                            binary, base + route, body, connections, args.duration, script
-                        )
+                        got = wrk(base + route, body, script, connections, args.duration)
                         results.append(
-                            Result(name, route, rows, connections, rps, p50, p99, errors)
-                        )
+                            Result(
+                                name, route, rows, connections,
+                                got.rps, got.p50_ms, got.p99_ms, got.errors,
+                            )
+                        )  # fmt: skip
                         print(
-                            f"  {name} {route} rows={rows} c={connections}: {rps:.0f} req/s",
+                            f"  {name} {route} rows={rows} c={connections}: {got.rps:.0f} req/s",
                             flush=True,
                         )
         finally:

@@ -6,6 +6,7 @@ the app still starts: ``/ready`` and the prediction routes answer 503 with the r
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.util
 import logging
@@ -93,6 +94,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     extension = _extension()
     if extension is not None:
         extension.attach(app)
+    # Everything loaded so far (libraries, models) lives as long as the process: keep it out
+    # of the garbage collector's full passes, which otherwise walk it all and stalled
+    # requests for tens of milliseconds (p99 latency).
+    gc.collect()
+    gc.freeze()
     model = holder.active
     metrics.set_model(model.version if model else None, model.uri if model else None)
     yield

@@ -1,4 +1,8 @@
-"""Request dependencies, as ``Annotated`` aliases for the routes' signatures."""
+"""Request dependencies, as ``Annotated`` aliases for the routes' signatures.
+
+They are ``async`` on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a
+thread hop per dependency and request that cost more than scoring a row.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +15,17 @@ from .predictor import Predictor
 from .settings import ServingSettings
 
 
-def get_settings(request: Request) -> ServingSettings:
+async def get_settings(request: Request) -> ServingSettings:
     settings: ServingSettings = request.app.state.settings
     return settings
 
 
-def get_holder(request: Request) -> ModelHolder:
+async def get_holder(request: Request) -> ModelHolder:
     holder: ModelHolder = request.app.state.holder
     return holder
 
 
-def get_predictor(request: Request) -> Predictor:
+async def get_predictor(request: Request) -> Predictor:
     predictor: Predictor = request.app.state.predictor
     return predictor
 
