@@ -13,23 +13,19 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .helpers import PACKAGE, project_env, render, run
+from .helpers import PACKAGE, render, run
 from .matrix import CASES
+from .server import Server, call, free_port, start_server, stop_server
 
 # A path: with a folder, or a file name with one of these extensions (not `a.b` setting names).
 PATH_IN_BACKTICKS = r"`((?:[\w.-]+/)+[\w.-]*|[\w.-]+\.(?:py|ya?ml|md|toml|json|sh|csv)|Makefile)`"
@@ -112,75 +108,12 @@ else:
 """
 
 
-@dataclass
-class Server:
-    base: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
-@dataclass
-class Answer:
-    status: int
-    body: Any
-
-
-def call(base: str, path: str, body: Any = None, request_id: str | None = None) -> Answer:
-    """One HTTP request, JSON in and out (text when the answer is not JSON)."""
-    request = urllib.request.Request(
-        base + path,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"}
-        | ({"X-Request-ID": request_id} if request_id else {}),
+def serve(project: Path, log: Path, env: dict[str, str] | None = None) -> Server:
+    """``<package> serve`` on a free port; returns once ``/health`` answers."""
+    port = free_port()
+    return start_server(
+        ["uv", "run", PACKAGE, "serve", "--port", str(port)], project, log, port, env
     )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            status, payload = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, payload = error.code, error.read()
-    try:
-        return Answer(status, json.loads(payload))
-    except ValueError:
-        return Answer(status, payload.decode())
-
-
-def start_server(project: Path, log: Path, env: dict[str, str] | None = None) -> Server:
-    """``<package> serve`` on a free port, in its own process group; waits for ``/health``."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            ["uv", "run", PACKAGE, "serve", "--port", str(port)],
-            cwd=project,
-            env=project_env(env),
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(f"http://127.0.0.1:{port}", process, log)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text(errors="replace")[-4000:]
-        try:
-            if call(server.base, "/health").status == 200:
-                return server
-        except OSError:
-            pass
-        time.sleep(0.5)
-    stop_server(server)
-    raise AssertionError(f"no answer from {server.base}:\n{log.read_text()[-4000:]}")
-
-
-def stop_server(server: Server) -> None:
-    """Stop the process group we started (uv, the server and any workers)."""
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGTERM)
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait()
 
 
 def python(project: Path, script: str, *args: str) -> str:
@@ -249,7 +182,7 @@ def monitored(
     champion = champion_version(csv_project)
     python(csv_project, CHALLENGER_SCRIPT)
     shutil.rmtree(csv_project / "logs", ignore_errors=True)
-    server = start_server(csv_project, data / "serve.log")
+    server = serve(csv_project, data / "serve.log")
     try:
         ready = call(server.base, "/ready")
         assert ready.status == 200, ready.body
@@ -323,12 +256,14 @@ def test_canary_share_answers_by_request_id_and_feedback_reaches_monitor(
     canary = {i for i in ids if zlib.crc32(i.encode()) / 2**32 < 0.3}
     log = project / "logs/predictions.jsonl"
     before = len(log.read_text().splitlines()) if log.is_file() else 0
-    server = start_server(project, data / "canary.log", {"MONITORING_CANARY_SHARE": "0.3"})
+    server = serve(project, data / "canary.log", {"MONITORING_CANARY_SHARE": "0.3"})
     try:
         ready = call(server.base, "/ready")
         since = now()
         versions = {
-            i: call(server.base, "/predict", {"instances": [row]}, i).body["model_version"]
+            i: call(server.base, "/predict", {"instances": [row]}, **{"X-Request-ID": i}).body[
+                "model_version"
+            ]
             for i, row in zip(ids, rows, strict=True)
         }
         feedback = call(
@@ -399,7 +334,7 @@ def test_broken_champion_falls_back_and_says_so(
     project, _, data, _ = monitored
     rows = json.loads((data / "test.json").read_text())[:3]
     broken = python(project, BREAK_SCRIPT)
-    server = start_server(project, data / "broken.log")
+    server = serve(project, data / "broken.log")
     try:
         ready = call(server.base, "/ready")
         answer = call(server.base, "/predict", {"instances": rows})

@@ -1,0 +1,106 @@
+"""Talking to a generated project's service in tests: HTTP calls and a server process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .helpers import project_env
+
+START_TIMEOUT = 180
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    headers: Mapping[str, str]
+
+
+def call(
+    base: str, path: str, body: Any = None, *, raw: bytes | None = None, **headers: str
+) -> Answer:
+    """One HTTP request; JSON in and out (``raw`` sends bytes as they are)."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(
+        base + path,
+        data=data,
+        method="GET" if data is None else "POST",
+        headers={"Content-Type": "application/json", **headers},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, payload, answer_headers = response.status, response.read(), response.headers
+    except urllib.error.HTTPError as error:
+        status, payload, answer_headers = error.code, error.read(), error.headers
+    try:
+        parsed = json.loads(payload)
+    except ValueError:
+        parsed = payload.decode()
+    return Answer(status, parsed, dict(answer_headers))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Server:
+    base: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def start_server(
+    command: list[str], cwd: Path, log: Path, port: int, env: Mapping[str, str] | None = None
+) -> Server:
+    """Start ``command`` in its own process group and wait for ``GET /health``."""
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=project_env(env),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"server exited {process.returncode}:\n{server.output()}"
+        try:
+            if call(server.base, "/health").status == 200:
+                return server
+        except OSError:
+            pass
+        time.sleep(0.5)
+    stop_server(server)
+    raise AssertionError(
+        f"no answer on {server.base}/health in {START_TIMEOUT} s:\n{server.output()}"
+    )
+
+
+def stop_server(server: Server) -> None:
+    """Stop the server and its workers: the process group of the process we started."""
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        try:
+            server.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait()
