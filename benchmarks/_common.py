@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -15,7 +16,15 @@ sys.path.insert(0, str(ROOT))
 
 from tests.helpers import project_env, render  # noqa: E402
 
-__all__ = ["ROOT", "env_for", "load_average", "median_seconds", "render", "timed"]
+__all__ = [
+    "ROOT",
+    "env_for",
+    "load_average",
+    "median_seconds",
+    "render",
+    "timed",
+    "timed_with_cpu",
+]
 
 
 def env_for(bytecode: bool) -> dict[str, str]:
@@ -28,14 +37,25 @@ def env_for(bytecode: bool) -> dict[str, str]:
 
 def timed(command: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
     """Seconds taken by ``command``; raises with its output when it fails."""
+    return timed_with_cpu(command, cwd, env)[0]
+
+
+def timed_with_cpu(command: Sequence[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (user + system, all its processes) taken by ``command``.
+
+    CPU time barely changes when another job shares the machine; wall-clock time does.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(list(command), cwd=cwd, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         raise SystemExit(
             f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def median_seconds(action: Callable[[], float], repeat: int) -> tuple[float, float, float]:
