@@ -150,6 +150,17 @@ def wait_for_lines(log: Path, count: int, timeout: float = 30) -> list[dict[str,
     return [json.loads(line) for line in lines]
 
 
+def wait_for_metric(server: Server, pattern: str, timeout: float = 15) -> str:
+    """``/metrics`` once ``pattern`` matches it (the log's thread counts rows after writing)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        metrics: str = call(server.base, "/metrics").body
+        if re.search(pattern, metrics) or time.monotonic() > deadline:
+            assert re.search(pattern, metrics), f"{pattern!r} not in /metrics:\n{metrics}"
+            return metrics
+        time.sleep(0.2)
+
+
 def monitor(project: Path, since: str, out: Path) -> tuple[int, dict[str, Any], str]:
     result = run(
         [
@@ -238,8 +249,7 @@ def test_shadow_challenger_predictions_are_logged_beside_the_champions(
     assert all(line["served_by"] == "champion" for line in lines)
     assert all(line["challenger_version"] not in (None, champion) for line in lines), lines[0]
     assert all(line["challenger_prediction"] is not None for line in lines)
-    metrics = call(server.base, "/metrics").body
-    assert re.search(r'monitoring_shadow_predictions_total\{agrees="yes"\} [1-9]', metrics)
+    metrics = wait_for_metric(server, r'monitoring_shadow_predictions_total\{agrees="yes"\} [1-9]')
     assert re.search(r"monitoring_input_rows_total [1-9]", metrics)
 
 
@@ -272,8 +282,8 @@ def test_canary_share_answers_by_request_id_and_feedback_reaches_monitor(
             {"labels": [{"request_id": i, "label": y} for i, y in zip(ids, labels, strict=True)]},
         )
         refused = call(server.base, "/feedback", {"labels": [{"request_id": "x"}]})
-        metrics = call(server.base, "/metrics").body
         wait_for_lines(log, before + len(ids))
+        wait_for_metric(server, r'monitoring_served_rows_total\{served_by="canary"\} [1-9]')
     finally:
         stop_server(server)
     _, summary, output = monitor(project, since, data / "canary")
@@ -284,7 +294,6 @@ def test_canary_share_answers_by_request_id_and_feedback_reaches_monitor(
     assert versions == {i: challenger if i in canary else champion for i in ids}
     assert feedback.status == 202 and feedback.body == {"recorded": len(ids)}, feedback.body
     assert refused.status == 422 and "label" in str(refused.body), refused.body
-    assert re.search(r'monitoring_served_rows_total\{served_by="canary"\} [1-9]', metrics)
     arms = {arm["served_by"]: arm for arm in summary["canary"]["arms"]}
     assert arms["canary"]["rows"] == len(canary), output
     assert arms["champion"]["rows"] == len(ids) - len(canary)
