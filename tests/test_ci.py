@@ -116,24 +116,44 @@ class Project:
         return {k: v for k, v in data.items() if k not in reserved and not k.startswith(".")}
 
 
+_RENDERED: dict[str, Project] = {}
+
+
+def rendered(case: str, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The render of ``case``, made once per session and shared by the fixtures below."""
+    if case not in _RENDERED:
+        dest = tmp_path_factory.mktemp(case) / "project"
+        render(dest, CASES[case], skip_tasks=True)
+        subprocess.run(["git", "init", "-q", str(dest)], check=True)  # actionlint: repo root
+        _RENDERED[case] = Project(dest, CASES[case])
+    return _RENDERED[case]
+
+
 @pytest.fixture(scope="module", params=list(CASES))
 def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Project:
-    dest = tmp_path_factory.mktemp(request.param) / "project"
-    render(dest, CASES[request.param], skip_tasks=True)
-    subprocess.run(["git", "init", "-q", str(dest)], check=True)  # actionlint finds the repo root
-    return Project(dest, CASES[request.param])
+    return rendered(request.param, tmp_path_factory)
 
 
-def github_only(project: Project) -> None:
-    if project.answers["ci"] != "github":
-        pytest.skip("GitHub workflows exist only for ci=github")
+# Checks that exist for one provider only run on that provider's renders (no skips).
+@pytest.fixture(scope="module", params=[c for c in CASES if CASES[c]["ci"] == "github"])
+def github_project(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Project:
+    return rendered(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="module", params=[c for c in CASES if CASES[c]["ci"] == "gitlab"])
+def gitlab_project(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Project:
+    return rendered(request.param, tmp_path_factory)
 
 
 # ---------------------------------------------------------------- the validators
 
 
-def test_actionlint_has_no_findings(project: Project) -> None:
-    github_only(project)
+def test_actionlint_has_no_findings(github_project: Project) -> None:
+    project = github_project
     assert len(project.workflows) >= 2
 
     result = check(
@@ -147,8 +167,8 @@ def test_actionlint_has_no_findings(project: Project) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_zizmor_offline_pedantic_has_no_findings(project: Project) -> None:
-    github_only(project)
+def test_zizmor_offline_pedantic_has_no_findings(github_project: Project) -> None:
+    project = github_project
 
     result = check(
         tool("zizmor"), "--offline", "--persona", "pedantic", str(project.path / ".github")
@@ -209,9 +229,6 @@ def test_dockerfile_passes_hadolint(project: Project) -> None:
     if not project.answers["serving"]:
         assert not dockerfile.exists()
         return
-    if not dockerfile.exists():
-        pytest.skip("the serving Dockerfile (issue 3) is not in the template yet")
-
     result = check(tool("hadolint"), str(dockerfile))
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -220,8 +237,8 @@ def test_dockerfile_passes_hadolint(project: Project) -> None:
 # ---------------------------------------------------------------- the policies
 
 
-def test_actions_are_pinned_to_known_full_shas(project: Project) -> None:
-    github_only(project)
+def test_actions_are_pinned_to_known_full_shas(github_project: Project) -> None:
+    project = github_project
     uses = [
         line.strip()
         for workflow in project.workflows
@@ -237,8 +254,8 @@ def test_actions_are_pinned_to_known_full_shas(project: Project) -> None:
         assert PINNED_ACTIONS.get(action) == (sha, version), f"unknown pin: {line}"
 
 
-def test_github_permissions_are_least_privilege(project: Project) -> None:
-    github_only(project)
+def test_github_permissions_are_least_privilege(github_project: Project) -> None:
+    project = github_project
     for workflow in project.workflows:
         assert yaml.safe_load(workflow.read_text())["permissions"] == {}, workflow.name
 
@@ -249,8 +266,8 @@ def test_github_permissions_are_least_privilege(project: Project) -> None:
         assert permissions == expected, f"{name}: {permissions}"
 
 
-def test_no_job_runs_pull_request_code_with_a_write_token(project: Project) -> None:
-    github_only(project)
+def test_no_job_runs_pull_request_code_with_a_write_token(github_project: Project) -> None:
+    project = github_project
     for workflow in project.workflows:
         text = workflow.read_text()
         assert "pull_request_target" not in text, workflow.name
@@ -261,8 +278,8 @@ def test_no_job_runs_pull_request_code_with_a_write_token(project: Project) -> N
     assert "head.repo.full_name == github.repository" in comment["if"]
 
 
-def test_uv_cache_is_enabled_except_where_an_image_is_published(project: Project) -> None:
-    github_only(project)
+def test_uv_cache_is_enabled_except_where_an_image_is_published(github_project: Project) -> None:
+    project = github_project
     for name, job in project.github_jobs().items():
         for step in job.get("steps", []):
             if "astral-sh/setup-uv" in step.get("uses", ""):
@@ -282,9 +299,8 @@ def test_jobs_are_at_parity_between_providers(project: Project) -> None:
     assert present == expected, f"missing {expected - present}, unexpected {present - expected}"
 
 
-def test_gitlab_rules_split_changes_tags_and_schedules(project: Project) -> None:
-    if project.answers["ci"] != "gitlab":
-        pytest.skip("GitLab only")
+def test_gitlab_rules_split_changes_tags_and_schedules(gitlab_project: Project) -> None:
+    project = gitlab_project
     jobs = project.gitlab_jobs()
     scheduled = {"monitor", "retrain", "template-check", "template-update"}
 
