@@ -38,9 +38,18 @@ def predict(
         str | None, typer.Option(help="Model folder or MLflow URI (default: the champion)")
     ] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Rows per chunk")] = 50_000,
+    threads: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Native threads for the model (OpenMP/BLAS); the CSV is written meanwhile "
+            "by another thread",
+        ),
+    ] = 1,
 ) -> None:
     """Score a CSV file in chunks; writes the input columns plus a 'prediction' column."""
     from rich.progress import Progress
+    from threadpoolctl import threadpool_limits
 
     from .config import get_settings, load_params
     from .core.schema import DataValidationError, load_schema
@@ -56,7 +65,7 @@ def predict(
     loaded = load_model(uri)
     done = 0
     try:
-        with Progress(transient=True) as progress:
+        with threadpool_limits(threads), Progress(transient=True) as progress:
             task = progress.add_task(f"scoring {input.name}", total=None)
             for rows in score_csv(loaded, schema, input, output, chunk_size):
                 done += rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -57,17 +58,24 @@ def score_csv(
 ) -> Iterator[int]:
     """Score ``source`` into ``destination`` chunk by chunk, yielding rows done per chunk.
 
-    Memory stays bounded by ``chunk_size`` whatever the file's size. The output is written to
-    a temporary file and renamed at the end, so a failure never leaves a half-written result.
+    A background thread writes each scored chunk (Arrow's writer releases the GIL) while the
+    next one is read and scored; at most one chunk waits, so memory stays bounded by
+    ``chunk_size`` whatever the file's size. The output is written to a temporary file and
+    renamed at the end, so a failure never leaves a half-written result.
     """
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".partial")
     reader = pd.read_csv(source, chunksize=chunk_size)
     try:
-        with pa.OSFile(str(partial), "wb") as sink:
+        with pa.OSFile(str(partial), "wb") as sink, ThreadPoolExecutor(1) as writer:
+            pending: Future[None] | None = None
             for index, scored in enumerate(score_chunks(model, reader, schema)):
-                write_csv_chunk(scored, sink, header=index == 0)
+                if pending is not None:
+                    pending.result()  # raises the writer's error, if any
+                pending = writer.submit(write_csv_chunk, scored, sink, header=index == 0)
                 yield len(scored)
+            if pending is not None:
+                pending.result()
         partial.replace(destination)
     finally:
         partial.unlink(missing_ok=True)
