@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from _common import ROOT  # noqa: F401 -- puts the repository on sys.path for `tests`
+
+from tests.server import stop_process
 
 # wrk posts the JSON file named by $BODY on every request.
 WRK_SCRIPT = """
@@ -100,7 +103,7 @@ def wrk(url: str, body: Path, script: Path, connections: int, duration: int) -> 
 
 
 def start(command: list[str], cwd: Path, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start a server in its own process group (so that stop() reaches its workers)."""
+    """Start a server in its own process group (so that ``stop_process`` reaches its workers)."""
     with log.open("wb") as handle:
         return subprocess.Popen(
             command, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT,
@@ -120,16 +123,5 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 180)
                     return
         except OSError:
             time.sleep(0.5)
-    stop(process)
+    stop_process(process)
     raise SystemExit(f"{url} not ready after {timeout} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a server we started, with its workers (its own process group)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,15 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _http import PAYLOADS, WRK_SCRIPT, ensure_wrk, start, stop, wait_ready, wrk
+from _http import PAYLOADS, WRK_SCRIPT, ensure_wrk, start, stop_process, wait_ready, wrk
 
 from tests.helpers import PACKAGE, project_env, render, run
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.server import free_port
 
 
 def serve(project: Path, port: int, monitoring: bool, logs: Path) -> subprocess.Popen[bytes]:
@@ -100,7 +94,7 @@ def main() -> None:
                         figures["dropped"] = metric(port, "monitoring_log_dropped_total")
                     results.setdefault((rows, monitoring), []).append(figures)
             finally:
-                stop(server)
+                stop_process(server)
 
     print(
         f"\n/predict, 1 worker, {args.connections} connections, {args.duration} s x "

@@ -32,7 +32,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _http import PAYLOADS, WRK_SCRIPT, ensure_wrk, start, stop, wait_ready, wrk
+from _http import PAYLOADS, WRK_SCRIPT, ensure_wrk, start, stop_process, wait_ready, wrk
 
 from tests.helpers import project_env, render, run
 
@@ -226,7 +226,7 @@ def benchmark(args: argparse.Namespace, work: Path) -> None:
                             flush=True,
                         )
         finally:
-            stop(process)
+            stop_process(process)
 
     reference = {(r.rows, r.connections): r for r in results if r.server == "mlflow models serve"}
     print(f"\nwrk -t2 -d{args.duration}s, {args.workers} workers each, {os.cpu_count()} cores")

@@ -95,12 +95,18 @@ def start_server(
     )
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Stop a process started with ``start_new_session`` and everything in its group (a
+    server's workers): SIGTERM, then SIGKILL after ``timeout`` seconds."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def stop_server(server: Server) -> None:
     """Stop the server and its workers: the process group of the process we started."""
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGTERM)
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait()
+    stop_process(server.process)
