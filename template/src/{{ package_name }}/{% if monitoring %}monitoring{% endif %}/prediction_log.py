@@ -171,6 +171,7 @@ class PredictionLog:
             }
         )
         shadow: dict[str, Any] = {}
+        challenger: list[Any] | None = None
         if self.shadow is not None:
             try:
                 scored = self.shadow(features)
@@ -178,15 +179,14 @@ class PredictionLog:
                 shadow["challenger_error"] = f"{type(error).__name__}: {error}"
             else:
                 if scored is not None:
-                    shadow[CHALLENGER_VERSION] = scored[0]
-                    outputs[CHALLENGER] = scored[1]
-        return features, outputs, self._lines(requests, outputs.get(CHALLENGER), shadow)
+                    shadow[CHALLENGER_VERSION], challenger = scored
+                    outputs[CHALLENGER] = challenger
+        return features, outputs, self._lines(requests, challenger, shadow)
 
     def _lines(
-        self, requests: list[ScoredRequest], challenger: pd.Series | None, shadow: dict[str, Any]
+        self, requests: list[ScoredRequest], challenger: list[Any] | None, shadow: dict[str, Any]
     ) -> bytes:
         drop, hashed = self.settings.drop_columns, self.settings.hash_columns
-        second = list(challenger) if challenger is not None else None
         lines = []
         index = 0
         for request in requests:
@@ -204,8 +204,8 @@ class PredictionLog:
             ):
                 inputs = private_row(row, drop, hashed) if drop or hashed else row
                 record = {**meta, ROW: number, **inputs, PREDICTION: prediction, **shadow}
-                if second is not None:
-                    record[CHALLENGER] = second[index]
+                if challenger is not None:
+                    record[CHALLENGER] = challenger[index]
                 lines.append(orjson.dumps(record, option=JSON_OPTIONS))
                 index += 1
         return b"".join(lines)

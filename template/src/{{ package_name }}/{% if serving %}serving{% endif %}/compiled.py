@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, softmax
 
-Row = dict[str, Any]
+from .contract import Row
+
 Array = np.ndarray[Any, Any]
 NEVER_SEEN = "\x00never seen in training"  # a category no training row had
 
@@ -340,7 +341,7 @@ class CompiledPipeline:
                 for name, mean, scale in zip(steps.numeric, steps.mean, steps.scale, strict=True)
             }
             for name, codes in zip(steps.categorical, steps.codes, strict=True):
-                choices = [*codes, "never seen in training"]
+                choices = [*codes, NEVER_SEEN]
                 row[name] = choices[rng.integers(len(choices))]
             for name in row:
                 if rng.random() < 0.15:
