@@ -2,111 +2,95 @@
 
 The service hands each scored request to :meth:`PredictionLog.submit`, which only appends it
 to a bounded deque (no lock, no thread wake-up: a ``queue.Queue`` notifies a condition on every
-put, which showed in profiles of the service); one background thread, once per
-``flush_seconds``, turns what gathered into JSON lines (after dropping or hashing the private
-columns), scores the shadow challenger when there is one, and appends the lines through
-:class:`logging.handlers.RotatingFileHandler`. A full deque drops the request and counts it, so
-logging can never slow down or fail a request.
+put, which showed in profiles of the service). Once per ``flush_seconds`` a background thread
+takes what gathered, scores the shadow challenger on it when there is one, and sends it in
+steps of about ``ROWS_PER_STEP`` rows to the writer process (``log_writer.py``), which turns
+them into JSON lines (after dropping or hashing the private columns), appends them, and answers
+with the counts of the live metrics. A full deque drops the request and counts it, so logging
+can never slow down or fail a request.
 
 One flat JSON object per line and per scored row: ``request_id``, ``row`` (its index in the
-request), ``timestamp``, ``model_version``, ``served_by`` (champion, or the fallback that
-answered), ``latency_ms``, the input features, ``prediction`` and, when a challenger was scored
-in shadow, ``challenger_prediction`` and ``challenger_version``. Flat rows are read back as a
-table by :func:`read_log`.
+request), ``timestamp``, ``model_version``, ``served_by`` (champion, canary, or the fallback
+that answered), ``latency_ms``, the input features, ``prediction`` and, when a challenger was
+scored in shadow, ``challenger_prediction`` and ``challenger_version``. Flat rows are read back
+as a table by :func:`read_log`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
+import contextlib
 import json
 import logging
+import multiprocessing
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from logging.handlers import RotatingFileHandler
+from datetime import datetime
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pandas as pd
 
+from ..core.rows import Row
+from . import log_writer
+from .input_checks import Counts, InputChecks
+from .log_writer import (
+    CHALLENGER,
+    CHALLENGER_VERSION,
+    PREDICTION,
+    REQUEST_ID,
+    ROW,
+    ScoredRequest,
+    Step,
+    Written,
+    private_row,
+)
 from .settings import MonitoringSettings
+
+__all__ = [
+    "CHALLENGER",
+    "CHALLENGER_VERSION",
+    "PREDICTION",
+    "PredictionLog",
+    "ScoredRequest",
+    "private_row",
+    "read_log",
+]
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID = "request_id"
-ROW = "row"
-CHALLENGER = "challenger_prediction"
-CHALLENGER_VERSION = "challenger_version"
-PREDICTION = "prediction"
-
-# Shadow scorer: features in, (model version, predictions) out; None when there is no challenger.
-ShadowScorer = Callable[[pd.DataFrame], tuple[str, list[Any]] | None]
-
-
-Row = dict[str, Any]
-
-
-def records_frame(rows: list[Row]) -> pd.DataFrame:
-    """Rows (one dict per row) as a table: the default ``ScoredRequest.to_frame``."""
-    return pd.DataFrame.from_records(rows)
-
-
-@dataclass(frozen=True)
-class ScoredRequest:
-    """What the service knows right after answering; serialised later, in the background.
-
-    ``rows`` are the request's validated inputs; ``to_frame`` turns rows into the model's
-    input table (the service passes its contract's), once per batch of requests.
-    """
-
-    request_id: str
-    rows: list[Row]
-    predictions: list[Any]
-    model_version: str
-    served_by: str
-    latency_ms: float
-    to_frame: Callable[[list[Row]], pd.DataFrame] = records_frame
-    received: float = field(default_factory=time.time)
-
-
-def private_row(row: Row, drop: list[str], hashed: list[str], salt: str = "") -> Row:
-    """``row`` without the ``drop`` columns and with ``hashed`` ones as SHA-256 (16 hex)."""
-    kept = {name: value for name, value in row.items() if name not in drop}
-    for name in (c for c in hashed if c in kept and kept[c] is not None):
-        kept[name] = hashlib.sha256(f"{salt}{kept[name]}".encode()).hexdigest()[:16]
-    return kept
-
-
-# Observer: sees each batch of logged rows in the background thread (e.g. live metrics): the
-# features as the model got them, and per row the prediction, ``served_by`` and, with a
-# shadow challenger, its prediction.
-Observer = Callable[[pd.DataFrame, pd.DataFrame], None]
-# Requests written per pass of the background thread, at most.
+# Shadow scorer: rows in, (model version, predictions) out; None when there is no challenger.
+ShadowScorer = Callable[[list[Row]], tuple[str, list[Any]] | None]
+# Observer: the metric counts of each step written (called in the background thread).
+Observer = Callable[[Counts], None]
+# Requests taken from the deque per pass of the background thread, at most.
 BATCH_SIZE = 1000
-# Non-ASCII text as is, NumPy scalars as numbers, NaN (not valid JSON) as null.
-JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
-# Rows turned into log lines per step. Each pandas call holds the GIL from start to end: small
-# steps let the event loop answer requests in between (long steps showed as p99 latency).
+# Rows per step sent to the writer. Pickling a step holds the GIL from start to end: small
+# steps let the event loop answer requests in between (long ones showed as p99 latency).
 ROWS_PER_STEP = 256
 
 
 class PredictionLog:
-    """Background writer of the prediction log; ``submit`` never blocks and never raises."""
+    """The service's side of the prediction log; ``submit`` never blocks and never raises.
+
+    ``checks`` (the reference's ranges and categories) makes the writer count the inputs and
+    predictions; ``observe`` receives those counts.
+    """
 
     def __init__(
         self,
         settings: MonitoringSettings,
         shadow: ShadowScorer | None = None,
         observe: Observer | None = None,
+        checks: InputChecks | None = None,
     ) -> None:
         self.settings = settings
         self.shadow = shadow
         self.observe = observe
+        self.checks = checks
         self.dropped = 0
         self.written = 0
         self._pending: deque[ScoredRequest] = deque()
@@ -114,15 +98,23 @@ class PredictionLog:
         self._done = 0  # ... and handled by the thread since
         self._closing = threading.Event()
         settings.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._handler = RotatingFileHandler(
-            settings.log_path,
-            maxBytes=settings.log_max_bytes,
-            backupCount=settings.log_backups,
-            encoding="utf-8",
-        )
-        self._handler.setFormatter(logging.Formatter("%(message)s"))
+        self._writer, self._connection = self._start_writer()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
+
+    def _start_writer(self) -> tuple[BaseProcess, Connection]:
+        # A fresh interpreter ("spawn"): forking a worker that runs threads is not safe.
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=log_writer.run,
+            args=(theirs, self.settings, self.checks),
+            name="prediction-log-writer",
+            daemon=True,
+        )
+        process.start()
+        theirs.close()
+        return process, ours
 
     def submit(self, request: ScoredRequest) -> bool:
         """Queue ``request`` for logging; ``False`` (and counted) when the queue is full.
@@ -137,10 +129,12 @@ class PredictionLog:
         return True
 
     def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued, then stop the thread and close the file."""
+        """Write what is queued, then stop the thread and the writer process."""
         self._closing.set()
         self._thread.join(timeout)
-        self._handler.close()
+        self._writer.join(timeout)
+        if self._writer.is_alive():
+            self._writer.terminate()
 
     def flush(self, timeout: float = 30.0) -> None:
         """Block until every request submitted so far is written (tests and shutdown)."""
@@ -148,91 +142,58 @@ class PredictionLog:
         while self._done < self._submitted and time.monotonic() < deadline:
             time.sleep(0.01)
 
-    def table(self, requests: list[ScoredRequest]) -> tuple[pd.DataFrame, pd.DataFrame, bytes]:
-        """For a batch of requests: the model's features as one frame, the outputs per row
-        (for the observer), and the JSON lines to append.
-
-        The frame is built once per batch and the challenger scores it in one call; each line
-        is one dict serialised by orjson (a few microseconds a row, where pandas' JSON writer
-        and the frame it needs cost ten times more and showed as lost throughput).
-        """
-        # One table per run of requests with the same converter (the same model contract).
-        features = pd.concat(
-            [
-                to_frame([row for request in run for row in request.rows])
-                for to_frame, run in itertools.groupby(requests, key=lambda r: r.to_frame)
-            ],
-            ignore_index=True,
-        )
-        outputs = pd.DataFrame(
-            {
-                PREDICTION: [p for r in requests for p in r.predictions],
-                "served_by": [r.served_by for r in requests for _ in r.rows],
-            }
-        )
-        shadow: dict[str, Any] = {}
-        challenger: list[Any] | None = None
-        if self.shadow is not None:
-            try:
-                scored = self.shadow(features)
-            except Exception as error:  # a broken challenger must not stop the log
-                shadow["challenger_error"] = f"{type(error).__name__}: {error}"
-            else:
-                if scored is not None:
-                    shadow[CHALLENGER_VERSION], challenger = scored
-                    outputs[CHALLENGER] = challenger
-        return features, outputs, self._lines(requests, challenger, shadow)
-
-    def _lines(
-        self, requests: list[ScoredRequest], challenger: list[Any] | None, shadow: dict[str, Any]
-    ) -> bytes:
-        drop, hashed = self.settings.drop_columns, self.settings.hash_columns
-        lines = []
-        index = 0
-        for request in requests:
-            meta = {
-                REQUEST_ID: request.request_id,
-                "timestamp": datetime.fromtimestamp(request.received, UTC).isoformat(
-                    timespec="milliseconds"
-                ),
-                "model_version": request.model_version,
-                "served_by": request.served_by,
-                "latency_ms": round(request.latency_ms, 3),
-            }
-            for number, (row, prediction) in enumerate(
-                zip(request.rows, request.predictions, strict=True)
-            ):
-                inputs = private_row(row, drop, hashed) if drop or hashed else row
-                record = {**meta, ROW: number, **inputs, PREDICTION: prediction, **shadow}
-                if challenger is not None:
-                    record[CHALLENGER] = challenger[index]
-                lines.append(orjson.dumps(record, option=JSON_OPTIONS))
-                index += 1
-        return b"".join(lines)
+    def step(self, requests: list[ScoredRequest]) -> Step:
+        """``requests`` with the shadow challenger's predictions for their rows, if any."""
+        if self.shadow is None:
+            return Step(requests)
+        try:
+            scored = self.shadow([row for request in requests for row in request.rows])
+        except Exception as error:  # a broken challenger must not stop the log
+            return Step(requests, challenger_error=f"{type(error).__name__}: {error}")
+        if scored is None:
+            return Step(requests)
+        version, predictions = scored
+        return Step(requests, challenger_version=version, challenger=predictions)
 
     def _run(self) -> None:
         while True:
-            # Let requests gather: the per-batch pandas work then costs little per request.
+            # Let requests gather: fewer, larger steps cost less per request.
             closing = self._closing.wait(max(self.settings.flush_seconds, 0.01))
             while self._pending:
                 count = min(BATCH_SIZE, len(self._pending))
                 batch = [self._pending.popleft() for _ in range(count)]
-                try:
-                    self._write(batch)
-                except Exception:  # keep the thread alive; the service must go on answering
-                    log.exception("could not write %d prediction log records", len(batch))
-                finally:
-                    self._done += len(batch)
+                for requests in _steps(batch):
+                    try:
+                        self._write(self.step(requests))
+                    except Exception:  # keep the thread alive; the service must go on answering
+                        log.exception("could not write %d prediction log records", len(requests))
+                    finally:
+                        self._done += len(requests)
             if closing:
+                self._stop_writer()
                 return
 
-    def _write(self, requests: list[ScoredRequest]) -> None:
-        for step in _steps(requests):
-            features, outputs, text = self.table(step)
-            self._handler.emit(logging.makeLogRecord({"msg": text.decode().rstrip("\n")}))
-            self.written += len(outputs)
-            if self.observe is not None:
-                self.observe(features, outputs)
+    def _write(self, step: Step) -> None:
+        """Send ``step`` to the writer and wait for its answer (the wait releases the GIL)."""
+        if not self._writer.is_alive():
+            log.error(
+                "the prediction log writer stopped (exit code %s); restarting it",
+                self._writer.exitcode,
+            )
+            self._connection.close()
+            self._writer, self._connection = self._start_writer()
+        self._connection.send(step)
+        answer: Written = self._connection.recv()
+        if answer.error is not None:
+            raise OSError(f"prediction log writer: {answer.error}")
+        self.written += answer.rows
+        if self.observe is not None:
+            self.observe(answer.counts)
+
+    def _stop_writer(self) -> None:
+        with contextlib.suppress(OSError):  # already gone
+            self._connection.send(None)
+        self._connection.close()
 
 
 def _steps(requests: list[ScoredRequest]) -> Iterator[list[ScoredRequest]]:

@@ -31,6 +31,9 @@ class MonitoringSettings(BaseSettings):
     queue_size: int = Field(default=10_000, ge=1)
     # The background thread writes every this many seconds, in one batch: cheaper per request.
     flush_seconds: float = Field(default=1.0, ge=0, le=60)
+    # Niceness of the log's writer process: when the CPU is short, serving goes first (a writer
+    # that falls behind fills the queue, and then drops and counts). 0: the workers' priority.
+    writer_nice: int = Field(default=10, ge=0, le=19)
     report_dir: Path = Path("reports/monitoring")
     # Score the challenger in the background and log it beside the champion.
     shadow: bool = True

@@ -100,7 +100,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     gc.collect()
     gc.freeze()
     model = holder.active
-    metrics.set_model(model.version if model else None, model.uri if model else None)
+    metrics.set_model(
+        model.version if model else None,
+        model.uri if model else None,
+        fallback=model is not None and model is holder.fallback,
+    )
     yield
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.rows import Row
 from . import metrics
-from .contract import Row
 from .model import LoadedModel
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, softmax
 
-from .contract import Row
+from ..core.rows import Row, numeric_block
 
 Array = np.ndarray[Any, Any]
 NEVER_SEEN = "\x00never seen in training"  # a category no training row had
@@ -46,8 +46,7 @@ class Preprocess:
     unseen: list[Array]  # per column: the block of a category never seen in training
 
     def __call__(self, rows: Sequence[Row]) -> Array:
-        numbers = np.array([[row[name] for name in self.numeric] for row in rows], dtype=float)
-        numbers = numbers.reshape(len(rows), len(self.numeric))
+        numbers = numeric_block(rows, self.numeric)
         numbers = np.where(np.isnan(numbers), self.fill, numbers)
         numbers = (numbers - self.mean) / self.scale
         if not self.categorical:
@@ -85,19 +84,21 @@ class Forest:
 
     def leaves(self, features: Array) -> Array:
         """The leaf each row reaches in each tree, trees in the model's order: (rows, trees)."""
-        features = np.ascontiguousarray(features, dtype=float)
-        flat = features.ravel()
-        base = (np.arange(len(features)) * features.shape[1])[:, None]
-        nodes = np.repeat(self.roots[None, :], len(features), axis=0)
+        count = len(features)
+        # Feature-major values and tree-major nodes: the trees still splitting at a level are
+        # a contiguous block of rows of ``nodes`` (a third faster than row-major on 100 rows).
+        flat = np.ascontiguousarray(np.asarray(features, dtype=float).T).ravel()
+        column = np.arange(count)
+        nodes = np.repeat(self.roots[:, None], count, axis=1)  # (trees, rows)
         with_missing = bool(np.isnan(flat).any())
         for width in self.widths:
-            part = nodes[:, :width]
-            values = flat[base + self.feature[part]]
+            part = nodes[:width]
+            values = flat[self.feature[part] * count + column]
             right = values > self.threshold[part]
             if with_missing:
                 right |= np.isnan(values) & self.missing_right[part]
-            nodes[:, :width] = self.child[part] + right
-        return nodes[:, self.restore]
+            np.add(self.child[part], right, out=part)
+        return nodes[self.restore].T
 
 
 def _breadth_first(tree: dict[str, Array]) -> dict[str, Array]:

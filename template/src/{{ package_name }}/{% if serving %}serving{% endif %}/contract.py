@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-import numpy as np
 import pandas as pd
 from pydantic import (
     ConfigDict,
@@ -21,6 +20,8 @@ from pydantic import (
     with_config,
 )
 from typing_extensions import TypedDict
+
+from ..core.rows import Row, numeric_block
 
 Kind = Literal["number", "string", "boolean"]
 # MLflow column types -> JSON kinds. Integers are accepted as numbers (the pipeline scales them).
@@ -34,7 +35,6 @@ KINDS: dict[str, Kind] = {
 }
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 PYTHON_TYPES: dict[Kind, Any] = {"number": Number, "string": StrictStr, "boolean": StrictBool}
-Row = dict[str, Any]
 # Request types are made at start-up from the signature, which static typing cannot follow.
 make_typed_dict: Any = TypedDict  # typing_extensions' version: pydantic needs it on 3.11
 forbid_extra = with_config(ConfigDict(extra="forbid"))
@@ -105,8 +105,7 @@ class Contract:
 
     def frame(self, rows: list[Row]) -> pd.DataFrame:
         """The model's input frame: numeric columns as one float64 block, ``None`` as NaN."""
-        block = np.array([[row.get(name) for name in self.numeric] for row in rows], dtype=float)
-        frame = pd.DataFrame(block.reshape(len(rows), len(self.numeric)), columns=self.numeric)
+        frame = pd.DataFrame(numeric_block(rows, self.numeric), columns=self.numeric)
         for name in self.strings:
             # pandas' string dtype, as read_csv gives the batch CLI: null becomes NaN, which the
             # imputer recognises (it would not recognise None in an object column).

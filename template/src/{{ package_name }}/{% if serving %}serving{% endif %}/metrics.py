@@ -45,10 +45,19 @@ MODEL_LOADED = Gauge(
     "model_loaded", "1 when a model is loaded, 0 otherwise", multiprocess_mode="livemin"
 )
 
+# Set, not computed at scrape time (``set_function``): with several workers only values that a
+# process writes reach the shared metrics files.
+FALLBACK = Gauge(
+    "model_fallback_active",
+    "1 while a fallback model answers instead of the champion",
+    multiprocess_mode="livemax",
+)
 
-def set_model(version: str | None, uri: str | None) -> None:
-    """Record which model this process serves (``None``: none)."""
+
+def set_model(version: str | None, uri: str | None, *, fallback: bool = False) -> None:
+    """Record which model this process serves (``None``: none), and whether it is a fallback."""
     MODEL_LOADED.set(0 if version is None else 1)
+    FALLBACK.set(int(fallback))
     if version is not None:
         MODEL_INFO.labels(version=version, uri=uri or "").set(1)
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from ..core.rows import Row
 from .compiled import CompiledPipeline, NotCompilableError, compile_pipeline
-from .contract import Contract, Row, features_from_signature
+from .contract import Contract, features_from_signature
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from ..core.rows import Row
+from . import metrics
 from .batching import MicroBatcher
-from .contract import Row
 from .model import LoadedModel, ModelHolder
 
 logger = logging.getLogger(__name__)
@@ -28,8 +29,6 @@ class PredictionEvent:
     request_id: str
     route: str
     rows: list[Row]
-    # The rows as the model's input DataFrame: for hooks, which build it off the request path.
-    to_frame: Callable[[list[Row]], Any]
     predictions: np.ndarray[Any, Any]
     model_version: str
     served_by: str  # champion, canary or fallback
@@ -81,7 +80,6 @@ class Predictor:
                 request_id=request_id,
                 route=route,
                 rows=rows,
-                to_frame=model.contract.frame,
                 predictions=predictions,
                 model_version=model.version,
                 served_by=self.holder.role(model),
@@ -112,4 +110,5 @@ class Predictor:
         logger.exception("model %s failed; the fallback answers from now on", model.version)
         holder.primary = None
         holder.error = f"model {model.version} failed to predict: {error!r}"
+        metrics.FALLBACK.set(1)
         return holder.fallback

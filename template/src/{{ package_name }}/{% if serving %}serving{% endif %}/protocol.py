@@ -14,7 +14,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import from_json
 
-from .contract import Row
+from ..core.rows import Row
 
 FORMATS = ("dataframe_records", "dataframe_split", "instances", "inputs")
 

@@ -1,0 +1,22 @@
+"""Rows as the service and the prediction log hold them: one dict per row, feature -> value."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+
+Row = dict[str, Any]
+
+
+def numeric_block(rows: Sequence[Row], names: list[str]) -> np.ndarray[Any, Any]:
+    """The ``names`` columns of ``rows`` as one float array; ``None`` and absent keys are NaN."""
+    if not names or not rows:
+        return np.zeros((len(rows), len(names)))
+    try:  # one C call a row: twice the speed of a nested comprehension
+        values = list(map(itemgetter(*names), rows))
+    except KeyError:  # a row without one of the columns
+        values = [[row.get(name) for name in names] for row in rows]
+    return np.array(values, dtype=float).reshape(len(rows), len(names))
