@@ -94,8 +94,10 @@ class PredictionLog:
         self.dropped = 0
         self.written = 0
         self._pending: deque[ScoredRequest] = deque()
-        self._submitted = 0  # requests accepted by submit()
-        self._done = 0  # ... and handled by the thread since
+        # Requests and rows accepted by submit() (only the event loop's thread adds), and
+        # handled by the background thread since (only it adds): each counter has one writer.
+        self._submitted = self._submitted_rows = 0
+        self._done = self._done_rows = 0
         self._closing = threading.Event()
         settings.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._writer, self._connection = self._start_writer()
@@ -117,15 +119,18 @@ class PredictionLog:
         return process, ours
 
     def submit(self, request: ScoredRequest) -> bool:
-        """Queue ``request`` for logging; ``False`` (and counted) when the queue is full.
+        """Queue ``request`` for logging; ``False`` (and counted) when its rows would pass
+        ``queue_size`` (a request alone is always taken: a huge one must not be lost silently).
 
         Called from the event loop's thread only; ``deque.append`` is atomic.
         """
-        if len(self._pending) >= self.settings.queue_size:
+        waiting = self._submitted_rows - self._done_rows
+        if self._submitted > self._done and waiting + len(request.rows) > self.settings.queue_size:
             self.dropped += 1
             return False
         self._pending.append(request)
         self._submitted += 1
+        self._submitted_rows += len(request.rows)
         return True
 
     def close(self, timeout: float = 10.0) -> None:
@@ -169,6 +174,7 @@ class PredictionLog:
                         log.exception("could not write %d prediction log records", len(requests))
                     finally:
                         self._done += len(requests)
+                        self._done_rows += sum(len(request.rows) for request in requests)
             if closing:
                 self._stop_writer()
                 return

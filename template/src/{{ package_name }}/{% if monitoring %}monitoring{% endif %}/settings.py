@@ -26,9 +26,9 @@ class MonitoringSettings(BaseSettings):
     # Privacy: input columns never written to the log, and columns written only as a hash.
     drop_columns: list[str] = Field(default_factory=list)
     hash_columns: list[str] = Field(default_factory=list)
-    # Requests waiting to be logged; beyond this, records are dropped (and counted), never
-    # slowing down the service.
-    queue_size: int = Field(default=10_000, ge=1)
+    # Rows waiting to be logged, per worker (a waiting row holds about 2 kB); a request that
+    # would pass this is dropped (and counted), never slowing down the service.
+    queue_size: int = Field(default=50_000, ge=1)
     # The background thread writes every this many seconds, in one batch: cheaper per request.
     flush_seconds: float = Field(default=1.0, ge=0, le=60)
     # Niceness of the log's writer process: when the CPU is short, serving goes first (a writer
