@@ -1,14 +1,16 @@
 """Monitoring benchmark: request throughput of the service with monitoring on and off.
 
     uv run python benchmarks/monitoring.py [--project PATH] [--duration 10] [--rounds 2]
+        [--workers 1]
 
 Without ``--project`` a default project is rendered and its pipeline run first (a few minutes).
-The same server command runs with ``MONITORING_ENABLED=false`` and ``=true`` (prediction log,
-input and prediction metrics, written by the background thread), alternating ``rounds`` times
-so that drift of the machine's load hits both alike. ``wrk`` posts the same ``/predict`` body
-(1 row, then 100 rows of the test split) at 8 connections after a warm-up. Servers run with one
-worker and bytecode caching on (``PYTHONDONTWRITEBYTECODE`` removed, as on a laptop). Prints
-requests/s, p50/p99 latency, and on/off ratios; figures only, no pass/fail.
+The same server command runs with ``MONITORING_ENABLED=false`` and ``=true`` (prediction log
+written by a separate process per worker, input and prediction metrics), alternating
+``rounds`` times so that drift of the machine's load hits both alike. ``wrk`` posts the same
+``/predict`` body (1 row, then 100 rows of the test split) at 8 connections after a warm-up.
+Servers run with one worker by default (``--workers 2`` on two cores shows the log's CPU
+competing with serving) and bytecode caching on (``PYTHONDONTWRITEBYTECODE`` removed, as on a
+laptop). Prints requests/s, p50/p99 latency, and on/off ratios; figures only, no pass/fail.
 """
 
 from __future__ import annotations
@@ -31,13 +33,15 @@ from tests.helpers import PACKAGE, project_env, render, run
 from tests.server import free_port
 
 
-def serve(project: Path, port: int, monitoring: bool, logs: Path) -> subprocess.Popen[bytes]:
-    """``<package> serve`` with one worker, monitoring on or off; returns once it is ready."""
+def serve(
+    project: Path, port: int, monitoring: bool, logs: Path, workers: int
+) -> subprocess.Popen[bytes]:
+    """``<package> serve`` with ``workers`` workers, monitoring on or off; returns once ready."""
     env = project_env(
         {
             "MONITORING_ENABLED": str(monitoring).lower(),
             "MONITORING_LOG_PATH": str(logs / "predictions.jsonl"),
-            "SERVING_WORKERS": "1",
+            "SERVING_WORKERS": str(workers),
             "SERVING_ACCESS_LOG": "false",
         }
     )
@@ -61,6 +65,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=2, help="off/on alternations")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="2 on 2 cores: the log's CPU competes with serving"
+    )
     args = parser.parse_args()
     ensure_wrk()
 
@@ -79,7 +86,7 @@ def main() -> None:
         for monitoring in (False, True):
             logs = work / f"logs-{monitoring}"
             port = free_port()
-            server = serve(project, port, monitoring, logs)
+            server = serve(project, port, monitoring, logs, args.workers)
             try:
                 for rows in (1, 100):
                     body = work / f"instances_{rows}.json"
@@ -97,8 +104,8 @@ def main() -> None:
                 stop_process(server)
 
     print(
-        f"\n/predict, 1 worker, {args.connections} connections, {args.duration} s x "
-        f"{args.rounds} rounds, bytecode cached; median over rounds"
+        f"\n/predict, {args.workers} worker(s), {args.connections} connections, "
+        f"{args.duration} s x {args.rounds} rounds, bytecode cached; median over rounds"
     )
     print(f"{'rows':>5} {'monitoring':>10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
     for rows in (1, 100):
