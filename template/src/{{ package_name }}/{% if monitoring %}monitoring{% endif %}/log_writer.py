@@ -135,15 +135,15 @@ def append_rotating(path: Path, data: bytes, max_bytes: int, backups: int) -> No
             handle.write(data)
 
 
-def write_step(step: Step, settings: MonitoringSettings, checks: InputChecks | None) -> Written:
+def write_step(step: Step, settings: MonitoringSettings, checks: InputChecks) -> Written:
     """Append ``step`` to the log; the metric counts of its rows."""
     text = render_lines(step, settings.drop_columns, settings.hash_columns)
     append_rotating(settings.log_path, text, settings.log_max_bytes, settings.log_backups)
-    counts = checks.count(step.requests, step.challenger) if checks is not None else {}
+    counts = checks.count(step.requests, step.challenger)
     return Written(rows=sum(len(request.rows) for request in step.requests), counts=counts)
 
 
-def run(connection: Connection, settings: MonitoringSettings, checks: InputChecks | None) -> None:
+def run(connection: Connection, settings: MonitoringSettings, checks: InputChecks) -> None:
     """The writer process: write each step received and answer with :class:`Written`, until
     ``None`` or the worker's end of the pipe closes."""
     # Ctrl-C reaches the whole process group: the worker stops us (after its last step).

@@ -76,8 +76,9 @@ ROWS_PER_STEP = 256
 class PredictionLog:
     """The service's side of the prediction log; ``submit`` never blocks and never raises.
 
-    ``checks`` (the reference's ranges and categories) makes the writer count the inputs and
-    predictions; ``observe`` receives those counts.
+    The writer counts each step's rows, predictions and roles, and, against ``checks`` (the
+    reference's ranges and categories; none: no such checks), missing and out-of-range inputs;
+    ``observe`` receives those counts.
     """
 
     def __init__(
@@ -90,7 +91,7 @@ class PredictionLog:
         self.settings = settings
         self.shadow = shadow
         self.observe = observe
-        self.checks = checks
+        self.checks = checks if checks is not None else InputChecks(ranges={}, categories={})
         self.dropped = 0
         self.written = 0
         self._pending: deque[ScoredRequest] = deque()
