@@ -37,15 +37,16 @@ def predict(
     model: Annotated[
         str | None, typer.Option(help="Model folder or MLflow URI (default: the champion)")
     ] = None,
-    chunk_size: Annotated[int, typer.Option(min=1, help="Rows per chunk")] = 50_000,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Rows per block (about)")] = 20_000,
     threads: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
-            help="Native threads for the model (OpenMP/BLAS); the CSV is written meanwhile "
-            "by another thread",
+            help="Scoring threads, each running the model on one core [default: the cores "
+            "available]",
+            show_default=False,
         ),
-    ] = 1,
+    ] = None,
 ) -> None:
     """Score a CSV file in chunks; writes the input columns plus a 'prediction' column."""
     from rich.progress import Progress
@@ -53,7 +54,7 @@ def predict(
 
     from .config import get_settings, load_params
     from .core.schema import DataValidationError, load_schema
-    from .predict import load_model, resolve_model_uri, score_csv
+    from .predict import available_cores, load_model, resolve_model_uri, score_csv
 
     settings = get_settings()
     schema = load_schema(load_params(settings.params_file).paths.schema_file)
@@ -65,9 +66,13 @@ def predict(
     loaded = load_model(uri)
     done = 0
     try:
-        with threadpool_limits(threads), Progress(transient=True) as progress:
+        # BLAS's thread limit is process-wide: one thread each, the scoring threads share the cores.
+        with threadpool_limits(1, user_api="blas"), Progress(transient=True) as progress:
             task = progress.add_task(f"scoring {input.name}", total=None)
-            for rows in score_csv(loaded, schema, input, output, chunk_size):
+            blocks = score_csv(
+                loaded, schema, input, output, chunk_size, threads or available_cores()
+            )
+            for rows in blocks:
                 done += rows
                 progress.update(task, advance=rows)
     except DataValidationError as error:

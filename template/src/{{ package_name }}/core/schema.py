@@ -200,19 +200,25 @@ def feature_frame(frame: pd.DataFrame, schema: DataSchema) -> pd.DataFrame:
     missing = [name for name in schema.feature_names if name not in frame.columns]
     if missing:
         raise DataValidationError([f"column {name!r}: missing from the input" for name in missing])
-    features = frame[schema.feature_names].copy()
+    features = frame[schema.feature_names]
     problems = []
+    converted: dict[str, pd.Series] = {}
     for name in schema.numeric_features:
-        coerced = pd.to_numeric(features[name], errors="coerce")
-        bad = coerced.isna() & features[name].notna()
-        if bad.any():
-            examples = ", ".join(repr(v) for v in features[name][bad].head(MAX_EXAMPLES))
-            problems.append(
-                f"column {name!r}: {int(bad.sum())} value(s) are not numbers; e.g. {examples}"
-            )
-        elif np.isinf(coerced).any():
+        column = features[name]
+        if column.dtype == np.float64:  # parsed as numbers already: nothing to coerce
+            values = column
+        else:
+            values = pd.to_numeric(column, errors="coerce")
+            bad = values.isna() & column.notna()
+            if bad.any():
+                examples = ", ".join(repr(v) for v in column[bad].head(MAX_EXAMPLES))
+                problems.append(
+                    f"column {name!r}: {int(bad.sum())} value(s) are not numbers; e.g. {examples}"
+                )
+                continue
+            values = converted[name] = values.astype("float64")
+        if np.isinf(values.to_numpy()).any():
             problems.append(f"column {name!r}: values must be finite (no inf)")
-        features[name] = coerced.astype("float64")
     if problems:
         raise DataValidationError(problems)
-    return features
+    return features.assign(**converted) if converted else features
