@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -119,7 +120,16 @@ def score_block(
 ) -> tuple[bytes, int]:
     """Score one block: its output CSV lines and its row count. Errors name the block's first
     line in the file."""
-    frame = pd.read_csv(io.BytesIO(header + block))
+    try:
+        frame = pd.read_csv(io.BytesIO(header + block))
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        # pandas numbers the lines of header + block: line 2 is the block's first line
+        reason = re.sub(
+            r"line (\d+)",
+            lambda found: f"line {first_line + int(found[1]) - 2}",
+            str(error).strip() or type(error).__name__,
+        )
+        raise DataValidationError([f"not readable as CSV: {reason}"]) from None
     try:
         predictions = predict_frame(model, frame, schema)
     except DataValidationError as error:
