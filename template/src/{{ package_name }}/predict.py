@@ -183,29 +183,30 @@ def score_csv(
             else:  # the input's own 'prediction' column is replaced, where it stands
                 sink.write(header_line(columns))
             pending: deque[Future[tuple[bytes, int]]] = deque()
-            first_line = 2  # the header is line 1
-            blocks = read_blocks(reader, chunk_size)
-            while True:
-                block = next(blocks, None)
-                if block is not None:
-                    pending.append(
-                        pool.submit(
-                            score_block,
-                            model,
-                            schema,
-                            header,
-                            block,
-                            first_line,
-                            keep_lines=keep_lines,
-                        )
-                    )
-                    first_line += block.count(b"\n") + (not block.endswith(b"\n"))
-                while pending and (block is None or len(pending) > threads):
+
+            def write_done(waiting: int) -> Iterator[int]:
+                """Write scored blocks, oldest first, until ``waiting`` are left."""
+                while len(pending) > waiting:
                     scored, rows = pending.popleft().result()
                     sink.write(scored)
                     yield rows
-                if block is None:
-                    break
+
+            first_line = 2  # the header is line 1
+            for block in read_blocks(reader, chunk_size):
+                pending.append(
+                    pool.submit(
+                        score_block,
+                        model,
+                        schema,
+                        header,
+                        block,
+                        first_line,
+                        keep_lines=keep_lines,
+                    )
+                )
+                first_line += block.count(b"\n") + (not block.endswith(b"\n"))
+                yield from write_done(threads)
+            yield from write_done(0)
         partial.replace(destination)
     finally:
         partial.unlink(missing_ok=True)
