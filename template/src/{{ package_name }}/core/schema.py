@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from pandera.errors import SchemaErrors
 
 MAX_EXAMPLES = 3
+# A class needs two training rows after the test split, for the early-stopping split inside
+# HistGradientBoosting (params.yaml); three rows guarantee that at the default test size.
+MIN_ROWS_PER_CLASS = 3
 
 
 class DataValidationError(ValueError):
@@ -160,10 +163,11 @@ def _dataset_problems(
             problems.append(
                 f"column {target!r}: a single class {list(counts.index)}; need two or more"
             )
-        rare = counts[counts < 2]
+        rare = counts[counts < MIN_ROWS_PER_CLASS]
         if not rare.empty:
             problems.append(
-                f"column {target!r}: classes with a single row cannot be split: {list(rare.index)}"
+                f"column {target!r}: classes with fewer than {MIN_ROWS_PER_CLASS} rows cannot "
+                f"be split into training, early-stopping and test rows: {list(rare.index)}"
             )
     for spec in schema.features:
         if spec.name in frame.columns and frame[spec.name].isna().all() and len(frame):
