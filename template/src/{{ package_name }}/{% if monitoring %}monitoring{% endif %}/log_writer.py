@@ -101,8 +101,9 @@ def render_lines(step: Step, drop: list[str], hashed: list[str]) -> bytes:
     index = 0
     for request in step.requests:
         meta = _meta(request)
-        rows = [private_row(row, drop, hashed) for row in request.rows] if drop or hashed else None
-        inputs = request.rows if rows is None else rows
+        inputs = request.rows
+        if drop or hashed:
+            inputs = [private_row(row, drop, hashed) for row in inputs]
         if inputs and not RESERVED.isdisjoint(inputs[0]):  # a feature shares a log field's name
             lines += _merged_lines(meta, inputs, request.predictions, shadow, step, index)
             index += len(inputs)
