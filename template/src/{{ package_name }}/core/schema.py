@@ -135,12 +135,12 @@ def _describe(errors: SchemaErrors) -> list[str]:
                 f"column {column!r}: {len(cases)} value(s) cannot be read as numbers; "
                 f"e.g. {', '.join(repr(c) for c in cases[:MAX_EXAMPLES])}"
             )
-        elif reason.startswith("dtype(") and column in coerced:
-            continue  # the coercion failure above already explains it
         elif reason == "not_nullable":
             problems.append(
                 f"column {column!r}: {len(cases)} missing value(s) where none are allowed"
             )
+        elif column in coerced:
+            continue  # dtype and value checks of text: the coercion failure already explains it
         else:
             examples = ", ".join(repr(c) for c in cases[:MAX_EXAMPLES])
             problems.append(f"column {column!r}: {reason}; e.g. {examples}")
