@@ -38,11 +38,6 @@ CHALLENGER_VERSION = "challenger_version"
 # Non-ASCII text as is, NumPy scalars as numbers, NaN (not valid JSON) as null.
 JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
 JSON_OPTIONS_INPUTS = orjson.OPT_SERIALIZE_NUMPY
-# Fields of every log line; a feature of the same name makes a line use the slower dict merge.
-RESERVED = frozenset(
-    {REQUEST_ID, "timestamp", "model_version", "served_by", "latency_ms", ROW, PREDICTION,
-     CHALLENGER, CHALLENGER_VERSION, "challenger_error"}
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -97,6 +92,9 @@ def render_lines(step: Step, drop: list[str], hashed: list[str]) -> bytes:
         shadow["challenger_error"] = step.challenger_error
     elif step.challenger is not None:
         shadow[CHALLENGER_VERSION] = step.challenger_version
+    # The log's own fields after the inputs; with those before them (``_meta``, ``row``), the
+    # names a feature must not have for its rows to take the joined path.
+    tail_fields = {PREDICTION, *shadow, *([CHALLENGER] if step.challenger is not None else [])}
     lines: list[bytes] = []
     index = 0
     for request in step.requests:
@@ -104,7 +102,8 @@ def render_lines(step: Step, drop: list[str], hashed: list[str]) -> bytes:
         inputs = request.rows
         if drop or hashed:
             inputs = [private_row(row, drop, hashed) for row in inputs]
-        if inputs and not RESERVED.isdisjoint(inputs[0]):  # a feature shares a log field's name
+        log_fields = {*meta, ROW, *tail_fields}
+        if inputs and not log_fields.isdisjoint(inputs[0]):  # a feature shares a field's name
             lines += _merged_lines(meta, inputs, request.predictions, shadow, step, index)
             index += len(inputs)
             continue
