@@ -123,12 +123,18 @@ def main() -> None:
         print(
             f"{rows:>5} {'on/off':>10} {ratio:>9.3f}  ({(1 - ratio) * 100:+.1f}% throughput cost)"
         )
-    lines = sum(
-        len(path.read_text().splitlines())
-        for path in (work / "logs-True").glob("predictions.jsonl*")
-    )
+    lines = rows_logged = 0
+    for path in (work / "logs-True").glob("predictions.jsonl*"):
+        if path.suffix == ".lock":
+            continue
+        for text in path.read_text().splitlines():
+            lines += 1
+            rows_logged += len(json.loads(text).get("predictions", [None]))  # one line per request
     dropped = sum(r.get("dropped", 0) for r in results[(100, True)])
-    print(f"prediction log: {lines} lines written; dropped (queue full): {dropped:.0f}")
+    print(
+        f"prediction log: {lines} lines ({rows_logged} rows) written; "
+        f"requests dropped (queue full): {dropped:.0f}"
+    )
     print(json.dumps({f"{k[0]}rows_{'on' if k[1] else 'off'}": v for k, v in results.items()}))
 
 

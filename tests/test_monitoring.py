@@ -136,18 +136,35 @@ def send(server: Server, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return answers
 
 
-def wait_for_lines(log: Path, count: int, timeout: float = 30) -> list[dict[str, Any]]:
-    """The log's lines (one per scored row) once it has ``count`` of them (written in batches,
-    in the background)."""
+def logged_rows(log: Path) -> list[dict[str, Any]]:
+    """The log's scored rows, read as the project documents the layout: a line per request,
+    its inputs and predictions column by column (``inputs[feature][i]`` belongs to row ``i``)."""
+    rows = []
+    for text in log.read_text().splitlines() if log.is_file() else []:
+        line = json.loads(text)
+        inputs, predictions = line.pop("inputs"), line.pop("predictions")
+        shadow = line.pop("challenger_predictions", None)
+        for i, prediction in enumerate(predictions):
+            row = {**line, "row": i, **{name: values[i] for name, values in inputs.items()}}
+            row["prediction"] = prediction
+            if shadow is not None:
+                row["challenger_prediction"] = shadow[i]
+            rows.append(row)
+    return rows
+
+
+def wait_for_rows(log: Path, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+    """The log's scored rows once it has ``count`` of them (written in batches, in the
+    background)."""
     deadline = time.monotonic() + timeout
-    lines: list[str] = []
+    rows: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        lines = log.read_text().splitlines() if log.is_file() else []
-        if len(lines) >= count:
+        rows = logged_rows(log)
+        if len(rows) >= count:
             break
         time.sleep(0.2)
-    assert len(lines) >= count, f"{log} has {len(lines)} lines, expected {count}"
-    return [json.loads(line) for line in lines]
+    assert len(rows) >= count, f"{log} has {len(rows)} rows, expected {count}"
+    return rows
 
 
 def wait_for_metric(server: Server, pattern: str, timeout: float = 15) -> str:
@@ -212,11 +229,11 @@ def test_monitor_passes_on_the_test_split_then_flags_exactly_the_shifted_feature
     test_rows = json.loads((data / "test.json").read_text())
     shifted_rows = json.loads((data / "shifted.json").read_text())
     log = project / "logs/predictions.jsonl"
-    logged = len(log.read_text().splitlines()) if log.is_file() else 0
+    logged = len(logged_rows(log))
 
     calm_since = now()
     send(server, test_rows)
-    wait_for_lines(log, logged + len(test_rows))
+    wait_for_rows(log, logged + len(test_rows))
     calm_code, calm, calm_output = monitor(project, calm_since, data / "calm")
 
     assert calm_code == 0, calm_output
@@ -226,7 +243,7 @@ def test_monitor_passes_on_the_test_split_then_flags_exactly_the_shifted_feature
 
     shift_since = now()
     send(server, shifted_rows)
-    wait_for_lines(log, logged + len(test_rows) + len(shifted_rows))
+    wait_for_rows(log, logged + len(test_rows) + len(shifted_rows))
     shift_code, shifted, shift_output = monitor(project, shift_since, data / "shifted")
 
     assert shift_code == 1, shift_output
@@ -241,9 +258,9 @@ def test_shadow_challenger_predictions_are_logged_beside_the_champions(
 ) -> None:
     project, server, data, champion = monitored
     log = project / "logs/predictions.jsonl"
-    before = len(log.read_text().splitlines()) if log.is_file() else 0
+    before = len(logged_rows(log))
     send(server, json.loads((data / "test.json").read_text())[:BATCH])
-    lines = wait_for_lines(log, before + BATCH)[before:]
+    lines = wait_for_rows(log, before + BATCH)[before:]
 
     assert all(line["model_version"] == champion for line in lines), lines[0]
     assert all(line["served_by"] == "champion" for line in lines)
@@ -265,7 +282,7 @@ def test_canary_share_answers_by_request_id_and_feedback_reaches_monitor(
     ids = [f"canary-{n}" for n in range(len(rows))]
     canary = {i for i in ids if zlib.crc32(i.encode()) / 2**32 < 0.3}
     log = project / "logs/predictions.jsonl"
-    before = len(log.read_text().splitlines()) if log.is_file() else 0
+    before = len(logged_rows(log))
     server = serve(project, data / "canary.log", {"MONITORING_CANARY_SHARE": "0.3"})
     try:
         ready = call(server.base, "/ready")
@@ -282,7 +299,7 @@ def test_canary_share_answers_by_request_id_and_feedback_reaches_monitor(
             {"labels": [{"request_id": i, "label": y} for i, y in zip(ids, labels, strict=True)]},
         )
         refused = call(server.base, "/feedback", {"labels": [{"request_id": "x"}]})
-        wait_for_lines(log, before + len(ids))
+        wait_for_rows(log, before + len(ids))
         wait_for_metric(server, r'monitoring_served_rows_total\{served_by="canary"\} [1-9]')
     finally:
         stop_server(server)

@@ -10,15 +10,14 @@ counts to its Prometheus counters (``serving/live_monitoring.py``).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.rows import numeric_block
-
 if TYPE_CHECKING:
-    from .log_writer import ScoredRequest
+    from .log_writer import LogRecord
 
 # Metric -> label value -> count, e.g. {"missing": {"age": 3}}.
 Counts = dict[str, dict[str, int]]
@@ -44,47 +43,62 @@ class InputChecks:
             deciles=tuple(deciles[1:-1]) if deciles else None,
         )
 
-    def count(self, requests: list[ScoredRequest], challenger: list[Any] | None) -> Counts:
-        """The metric counts of the rows of ``requests``."""
-        rows = [row for request in requests for row in request.rows]
-        predictions = [p for request in requests for p in request.predictions]
-        served = Counter(request.served_by for request in requests for _ in request.rows)
-        numeric = list(self.ranges)
-        block = numeric_block(rows, numeric)  # reference's numeric columns; missing values are NaN
-        others = [name for name in (rows[0] if rows else {}) if name not in self.ranges]
-        missing = dict(zip(numeric, np.isnan(block).sum(axis=0).tolist(), strict=True))
-        missing.update({name: sum(row.get(name) is None for row in rows) for name in others})
+    def count(self, records: Sequence[LogRecord], challenger: list[Any] | None) -> Counts:
+        """The metric counts of the rows of ``records``: the numbers of all records with the
+        same numeric columns (one model's) are checked as one array."""
+        predictions = [p for record in records for p in record.predictions]
+        served: Counter[str] = Counter()
+        missing: Counter[str] = Counter()
+        outside: Counter[str] = Counter()
+        by_columns: dict[tuple[str, ...], list[np.ndarray[Any, Any]]] = {}
+        for record in records:
+            served[record.served_by] += record.rows
+            if record.numeric:
+                by_columns.setdefault(record.numeric, []).append(record.numbers)
+            for name, values in record.others.items():
+                missing[name] += sum(value is None for value in values)
+                known = self.categories.get(name)
+                if known is not None:
+                    outside[name] += sum(
+                        1 for value in values if value is not None and str(value) not in known
+                    )
+        for names, blocks in by_columns.items():
+            self._count_numbers(names, np.concatenate(blocks, axis=1), missing, outside)
         counts: Counts = {
-            "rows": {"": len(rows)},
-            "missing": {name: count for name, count in missing.items() if count},
-            "out_of_range": self._out_of_range(rows, numeric, block),
+            "rows": {"": len(predictions)},
+            "missing": {name: n for name, n in missing.items() if n},
+            "out_of_range": {name: n for name, n in outside.items() if n},
             "predicted": self._predicted(predictions),
             "served": dict(served),
         }
         if challenger is not None:
             agree = sum(str(a) == str(b) for a, b in zip(predictions, challenger, strict=True))
-            counts["shadow"] = {"yes": agree, "no": len(rows) - agree}
+            counts["shadow"] = {"yes": agree, "no": len(predictions) - agree}
         return counts
 
-    def _out_of_range(
-        self, rows: list[dict[str, Any]], numeric: list[str], block: np.ndarray[Any, Any]
-    ) -> dict[str, int]:
-        outside: dict[str, int] = {}
-        if numeric and rows:
-            low, high = np.array([self.ranges[name] for name in numeric]).T
-            with np.errstate(invalid="ignore"):
-                beyond = ((block < low) | (block > high)).sum(axis=0)
-            outside.update({name: int(n) for name, n in zip(numeric, beyond, strict=True) if n})
-        for name, known in self.categories.items():
-            unseen = sum(
-                1 for row in rows if row.get(name) is not None and str(row[name]) not in known
-            )
-            if unseen:
-                outside[name] = unseen
-        return outside
+    def _count_numbers(
+        self,
+        names: tuple[str, ...],
+        numbers: np.ndarray[Any, Any],  # (features, rows)
+        missing: Counter[str],
+        outside: Counter[str],
+    ) -> None:
+        missing.update(dict(zip(names, np.isnan(numbers).sum(axis=1).tolist(), strict=True)))
+        checked = [(i, name) for i, name in enumerate(names) if name in self.ranges]
+        if not checked:
+            return
+        low, high = np.array([self.ranges[name] for _, name in checked]).T
+        values = numbers[[i for i, _ in checked]]
+        with np.errstate(invalid="ignore"):
+            beyond = ((values < low[:, None]) | (values > high[:, None])).sum(axis=1)
+        outside.update(dict(zip((name for _, name in checked), beyond.tolist(), strict=True)))
 
     def _predicted(self, predictions: list[Any]) -> dict[str, int]:
         if self.deciles is not None:
             buckets = np.searchsorted(np.asarray(self.deciles), np.asarray(predictions, float))
             return dict(Counter(f"decile_{bucket + 1}" for bucket in buckets.tolist()))
-        return dict(Counter(str(value) for value in predictions))
+        try:  # NumPy counts numbers and text alike, much faster than a Counter of each row
+            values, counts = np.unique(np.asarray(predictions), return_counts=True)
+        except (TypeError, ValueError):  # values NumPy cannot compare with each other
+            return dict(Counter(map(str, predictions)))
+        return dict(zip(map(str, values.tolist()), counts.tolist(), strict=True))

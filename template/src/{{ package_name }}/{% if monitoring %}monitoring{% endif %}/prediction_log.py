@@ -4,16 +4,18 @@ The service hands each scored request to :meth:`PredictionLog.submit`, which onl
 to a bounded deque (no lock, no thread wake-up: a ``queue.Queue`` notifies a condition on every
 put, which showed in profiles of the service). Once per ``flush_seconds`` a background thread
 takes what gathered, scores the shadow challenger on it when there is one, and sends it in
-steps of about ``ROWS_PER_STEP`` rows to the writer process (``log_writer.py``), which turns
-them into JSON lines (after dropping or hashing the private columns), appends them, and answers
-with the counts of the live metrics. A full deque drops the request and counts it, so logging
-can never slow down or fail a request.
+steps of about ``ROWS_PER_STEP`` rows to the writer process (``log_writer.py``), each request
+column by column, which turns them into JSON lines (after dropping or hashing the private
+columns), appends them, and answers with the counts of the live metrics. A full deque drops the
+request and counts it, so logging can never slow down or fail a request.
 
-One flat JSON object per line and per scored row: ``request_id``, ``row`` (its index in the
-request), ``timestamp``, ``model_version``, ``served_by`` (champion, canary, or the fallback
-that answered), ``latency_ms``, the input features, ``prediction`` and, when a challenger was
-scored in shadow, ``challenger_prediction`` and ``challenger_version``. Flat rows are read back
-as a table by :func:`read_log`.
+One JSON object per line and per request: ``request_id``, ``timestamp``, ``model_version``,
+``served_by`` (champion, canary, or the fallback that answered), ``latency_ms``, ``inputs``
+(feature -> its values, one per row), ``predictions`` and, when a challenger was scored in
+shadow, ``challenger_version`` and ``challenger_predictions``. :func:`read_log` gives back one
+table row per scored row (``row`` is its index in the request, ``prediction`` and
+``challenger_prediction`` its values), and reads the one-object-per-row lines of earlier
+versions of this project as well.
 """
 
 from __future__ import annotations
@@ -39,14 +41,17 @@ from . import log_writer
 from .input_checks import Counts, InputChecks
 from .log_writer import (
     CHALLENGER,
+    CHALLENGER_PREDICTIONS,
     CHALLENGER_VERSION,
+    INPUTS,
     PREDICTION,
+    PREDICTIONS,
     REQUEST_ID,
     ROW,
     ScoredRequest,
     Step,
     Written,
-    private_row,
+    to_record,
 )
 from .settings import MonitoringSettings
 
@@ -56,7 +61,6 @@ __all__ = [
     "PREDICTION",
     "PredictionLog",
     "ScoredRequest",
-    "private_row",
     "read_log",
 ]
 
@@ -68,9 +72,11 @@ ShadowScorer = Callable[[list[Row]], tuple[str, list[Any]] | None]
 Observer = Callable[[Counts], None]
 # Requests taken from the deque per pass of the background thread, at most.
 BATCH_SIZE = 1000
-# Rows per step sent to the writer. Pickling a step holds the GIL from start to end: small
-# steps let the event loop answer requests in between (long ones showed as p99 latency).
-ROWS_PER_STEP = 256
+# Size of a step sent to the writer. Preparing and pickling a step holds the GIL from start to
+# end (about 10 us a request, plus 0.1 ms per 100,000 numbers): bounded steps let the event
+# loop answer requests in between (long ones showed as p99 latency).
+ROWS_PER_STEP = 4096
+REQUESTS_PER_STEP = 256
 
 
 class PredictionLog:
@@ -100,6 +106,9 @@ class PredictionLog:
         self._submitted = self._submitted_rows = 0
         self._done = self._done_rows = 0
         self._closing = threading.Event()
+        # Set by submit() once half the queue is waiting: the thread writes before the next
+        # tick, so that a burst of large requests is written, not dropped.
+        self._wake = threading.Event()
         settings.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._writer, self._connection = self._start_writer()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
@@ -132,11 +141,14 @@ class PredictionLog:
         self._pending.append(request)
         self._submitted += 1
         self._submitted_rows += len(request.rows)
+        if waiting > self.settings.queue_size // 2 and not self._wake.is_set():
+            self._wake.set()
         return True
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the thread and the writer process."""
         self._closing.set()
+        self._wake.set()
         self._thread.join(timeout)
         self._writer.join(timeout)
         if self._writer.is_alive():
@@ -150,21 +162,25 @@ class PredictionLog:
 
     def step(self, requests: list[ScoredRequest]) -> Step:
         """``requests`` with the shadow challenger's predictions for their rows, if any."""
+        numeric = list(self.checks.ranges)  # for requests that come without their numbers
+        records = [to_record(request, numeric) for request in requests]
         if self.shadow is None:
-            return Step(requests)
+            return Step(records)
         try:
             scored = self.shadow([row for request in requests for row in request.rows])
         except Exception as error:  # a broken challenger must not stop the log
-            return Step(requests, challenger_error=f"{type(error).__name__}: {error}")
+            return Step(records, challenger_error=f"{type(error).__name__}: {error}")
         if scored is None:
-            return Step(requests)
+            return Step(records)
         version, predictions = scored
-        return Step(requests, challenger_version=version, challenger=predictions)
+        return Step(records, challenger_version=version, challenger=predictions)
 
     def _run(self) -> None:
         while True:
             # Let requests gather: fewer, larger steps cost less per request.
-            closing = self._closing.wait(max(self.settings.flush_seconds, 0.01))
+            self._wake.wait(max(self.settings.flush_seconds, 0.01))
+            self._wake.clear()
+            closing = self._closing.is_set()
             while self._pending:
                 count = min(BATCH_SIZE, len(self._pending))
                 batch = [self._pending.popleft() for _ in range(count)]
@@ -204,11 +220,12 @@ class PredictionLog:
 
 
 def _steps(requests: list[ScoredRequest]) -> Iterator[list[ScoredRequest]]:
-    """Consecutive runs of requests of about ``ROWS_PER_STEP`` rows (a larger request alone)."""
+    """Consecutive runs of at most ``REQUESTS_PER_STEP`` requests and about ``ROWS_PER_STEP``
+    rows (a larger request alone)."""
     step: list[ScoredRequest] = []
     rows = 0
     for request in requests:
-        if step and rows + len(request.rows) > ROWS_PER_STEP:
+        if step and (rows + len(request.rows) > ROWS_PER_STEP or len(step) == REQUESTS_PER_STEP):
             yield step
             step, rows = [], 0
         step.append(request)
@@ -236,21 +253,56 @@ def _lines(paths: list[Path]) -> Iterator[dict[str, Any]]:
                     log.warning("%s:%d: skipped a line that is not JSON", path, number)
 
 
+def _table_rows(line: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """A line's rows as columns: (row count, name -> list of values, or one value for all).
+
+    A request line's fields come first, then ``row``, the inputs and the predictions, so a
+    feature named like a log field gives way to the field. A line of an earlier version of
+    the log (one object per row) is one row as it stands.
+    """
+    if INPUTS not in line:
+        return 1, line
+    count = len(line[PREDICTIONS])
+    columns: dict[str, Any] = {
+        key: value
+        for key, value in line.items()
+        if key not in (INPUTS, PREDICTIONS, CHALLENGER_PREDICTIONS)
+    }
+    columns[ROW] = list(range(count))
+    columns.update(line[INPUTS])
+    columns[PREDICTION] = line[PREDICTIONS]
+    if CHALLENGER_PREDICTIONS in line:
+        columns[CHALLENGER] = line[CHALLENGER_PREDICTIONS]
+    for key in (REQUEST_ID, "timestamp", "model_version", "served_by", "latency_ms"):
+        if key in line:
+            columns[key] = line[key]  # the field wins over a feature of the same name
+    return count, columns
+
+
 def read_log(path: Path, since: datetime | None = None) -> pd.DataFrame:
     """The logged rows (and those of the rotated backups) as a table, oldest first.
 
-    The challenger's prediction, when it was scored in shadow, sits beside the champion's in
-    ``challenger_prediction``. ``since`` keeps only requests logged at or after that time.
+    One table row per scored row: the request's fields, ``row`` (its index in the request),
+    the input features, ``prediction`` and, when the challenger was scored in shadow,
+    ``challenger_prediction`` beside it. ``since`` keeps only requests logged at or after
+    that time.
     """
-    rows = [
-        line
-        for line in _lines(log_files(path))
-        if since is None or datetime.fromisoformat(line["timestamp"]) >= since
-    ]
-    if not rows:
+    table: dict[str, list[Any]] = {}
+    total = 0
+    for line in _lines(log_files(path)):
+        if since is not None and datetime.fromisoformat(line["timestamp"]) < since:
+            continue
+        count, columns = _table_rows(line)
+        for name, values in columns.items():
+            column = table.setdefault(name, [None] * total)
+            column.extend(values if isinstance(values, list) else [values] * count)
+        total += count
+        for column in table.values():  # names this line did not have
+            column.extend([None] * (total - len(column)))
+    if not total:
         window = f" since {since.isoformat()}" if since else ""
         raise ValueError(f"{path}: no predictions logged{window}")
-    return pd.DataFrame(rows)
+    return pd.DataFrame(table)
 
 
 def write_feedback(path: Path, records: list[dict[str, Any]]) -> int:

@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
 
 from ..core.rows import Row
 from . import metrics
-from .model import LoadedModel
+from .model import LoadedModel, Scored
 
 
 @dataclass
 class _Waiting:
     rows: list[Row]
-    future: asyncio.Future[np.ndarray[Any, Any]]
+    future: asyncio.Future[Scored]
 
 
 class MicroBatcher:
@@ -34,8 +31,8 @@ class MicroBatcher:
     def __init__(self) -> None:
         self._queues: dict[int, tuple[LoadedModel, list[_Waiting]]] = {}
 
-    async def predict(self, model: LoadedModel, rows: list[Row]) -> np.ndarray[Any, Any]:
-        """``model.predict(rows)``, possibly together with other requests."""
+    async def score(self, model: LoadedModel, rows: list[Row]) -> Scored:
+        """``model.score(rows)``, possibly together with other requests."""
         loop = asyncio.get_running_loop()
         waiting = _Waiting(rows, loop.create_future())
         entry = self._queues.get(id(model))
@@ -51,12 +48,12 @@ class MicroBatcher:
         metrics.BATCH_REQUESTS.observe(len(batch))
         if len(batch) > 1:
             try:
-                predictions = model.predict([row for w in batch for row in w.rows])
+                scored = model.score([row for w in batch for row in w.rows])
             except Exception:  # noqa: S110 -- one request's rows may be at fault: retry alone
                 pass
             else:
-                bounds = np.cumsum([len(w.rows) for w in batch])[:-1]
-                for waiting, part in zip(batch, np.split(predictions, bounds), strict=True):
+                parts = scored.split([len(w.rows) for w in batch])
+                for waiting, part in zip(batch, parts, strict=True):
                     if not waiting.future.done():
                         waiting.future.set_result(part)
                 return
@@ -64,6 +61,6 @@ class MicroBatcher:
             if waiting.future.done():  # the request was cancelled (client went away)
                 continue
             try:
-                waiting.future.set_result(model.predict(waiting.rows))
+                waiting.future.set_result(model.score(waiting.rows))
             except Exception as error:  # handed to the request that caused it
                 waiting.future.set_exception(error)

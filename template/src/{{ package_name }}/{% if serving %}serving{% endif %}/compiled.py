@@ -46,7 +46,11 @@ class Preprocess:
     unseen: list[Array]  # per column: the block of a category never seen in training
 
     def __call__(self, rows: Sequence[Row]) -> Array:
-        numbers = numeric_block(rows, self.numeric)
+        return self.transform(numeric_block(rows, self.numeric), rows)
+
+    def transform(self, numbers: Array, rows: Sequence[Row]) -> Array:
+        """The model's input matrix from ``numbers`` (the ``numeric`` columns of ``rows`` as
+        read, NaN where missing) and the categories in ``rows``."""
         numbers = np.where(np.isnan(numbers), self.fill, numbers)
         numbers = (numbers - self.mean) / self.scale
         if not self.categorical:
@@ -331,6 +335,12 @@ class CompiledPipeline:
 
     def predict(self, rows: Sequence[Row]) -> Array:
         return self.estimator(self.preprocess(rows))
+
+    def score(self, rows: Sequence[Row]) -> tuple[Array, Array]:
+        """Predictions, and the numeric inputs they were made from (``preprocess.numeric``
+        columns as received, NaN where missing): the prediction log reuses them."""
+        numbers = numeric_block(rows, self.preprocess.numeric)
+        return self.estimator(self.preprocess.transform(numbers, rows)), numbers
 
     def check_rows(self, count: int = 64, seed: int = 0) -> list[Row]:
         """Rows to compare this copy with the pipeline on: numbers around and far from the

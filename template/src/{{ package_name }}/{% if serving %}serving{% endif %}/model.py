@@ -26,6 +26,25 @@ class ModelUnavailableError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Scored:
+    """A model's predictions for some rows, and the numeric inputs it read from them."""
+
+    predictions: np.ndarray[Any, Any]
+    numbers: np.ndarray[Any, Any]  # (rows, len(numeric)), NaN where a value was missing
+    numeric: list[str]
+
+    def split(self, sizes: list[int]) -> list[Scored]:
+        """One ``Scored`` per consecutive run of ``sizes`` rows (views, not copies)."""
+        bounds = np.cumsum(sizes)[:-1]
+        return [
+            Scored(predictions, numbers, self.numeric)
+            for predictions, numbers in zip(
+                np.split(self.predictions, bounds), np.split(self.numbers, bounds), strict=True
+            )
+        ]
+
+
+@dataclass(frozen=True)
 class LoadedModel:
     """A scikit-learn pipeline with the request contract of its signature.
 
@@ -43,10 +62,18 @@ class LoadedModel:
 
     def predict(self, rows: list[Row]) -> np.ndarray[Any, Any]:
         """Predictions for rows the contract validated."""
+        return self.score(rows).predictions
+
+    def score(self, rows: list[Row]) -> Scored:
+        """Predictions for rows the contract validated, with their numeric inputs."""
         if self.compiled is not None and len(rows) <= self.compiled_max_rows:
-            return self.compiled.predict(rows)
-        result: np.ndarray[Any, Any] = self.pipeline.predict(self.contract.frame(rows))
-        return result
+            predictions, numbers = self.compiled.score(rows)
+            return Scored(predictions, numbers, self.compiled.preprocess.numeric)
+        frame = self.contract.frame(rows)
+        numeric = self.contract.numeric
+        return Scored(
+            np.asarray(self.pipeline.predict(frame)), frame[numeric].to_numpy(float), numeric
+        )
 
 
 def canary_bucket(request_id: str) -> float:

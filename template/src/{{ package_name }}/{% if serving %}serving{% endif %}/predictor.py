@@ -13,7 +13,7 @@ import numpy as np
 from ..core.rows import Row
 from . import metrics
 from .batching import MicroBatcher
-from .model import LoadedModel, ModelHolder
+from .model import LoadedModel, ModelHolder, Scored
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,10 @@ class PredictionEvent:
     route: str
     rows: list[Row]
     predictions: np.ndarray[Any, Any]
+    # The numeric inputs the model read (NaN where missing), columns ``numeric``: the
+    # prediction log takes these instead of converting the rows a second time.
+    numbers: np.ndarray[Any, Any]
+    numeric: list[str]
     model_version: str
     served_by: str  # champion, canary or fallback
     latency_s: float
@@ -66,7 +70,7 @@ class Predictor:
         """
         start = time.perf_counter()
         try:
-            predictions = await self._predict(model, rows)
+            scored = await self._score(model, rows)
         except ValueError as error:
             raise ScoringError(f"the model could not score these rows: {error}") from None
         except Exception as error:
@@ -74,13 +78,15 @@ class Predictor:
             if replacement is None:
                 raise
             model = replacement
-            predictions = await self._predict(model, rows)
+            scored = await self._score(model, rows)
         if self.hooks:
             event = PredictionEvent(
                 request_id=request_id,
                 route=route,
                 rows=rows,
-                predictions=predictions,
+                predictions=scored.predictions,
+                numbers=scored.numbers,
+                numeric=scored.numeric,
                 model_version=model.version,
                 served_by=self.holder.role(model),
                 latency_s=time.perf_counter() - start,
@@ -90,13 +96,13 @@ class Predictor:
                     hook(event)
                 except Exception:  # a hook must never fail a prediction
                     logger.exception("prediction hook %r failed", hook)
-        result: list[Any] = predictions.tolist()
+        result: list[Any] = scored.predictions.tolist()
         return result, model
 
-    async def _predict(self, model: LoadedModel, rows: list[Row]) -> np.ndarray[Any, Any]:
+    async def _score(self, model: LoadedModel, rows: list[Row]) -> Scored:
         if len(rows) <= self.coalesce_rows:
-            return await self.batcher.predict(model, rows)
-        return model.predict(rows)
+            return await self.batcher.score(model, rows)
+        return model.score(rows)
 
     def _retire(self, model: LoadedModel, error: Exception) -> LoadedModel | None:
         """Take a model that failed to predict out of service; the model that answers instead."""
