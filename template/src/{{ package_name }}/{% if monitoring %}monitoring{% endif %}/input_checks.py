@@ -10,14 +10,13 @@ counts to its Prometheus counters (``serving/live_monitoring.py``).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from .log_writer import LogRecord
+    from .log_writer import Step
 
 # Metric -> label value -> count, e.g. {"missing": {"age": 3}}.
 Counts = dict[str, dict[str, int]]
@@ -43,27 +42,23 @@ class InputChecks:
             deciles=tuple(deciles[1:-1]) if deciles else None,
         )
 
-    def count(self, records: Sequence[LogRecord], challenger: list[Any] | None) -> Counts:
-        """The metric counts of the rows of ``records``: the numbers of all records with the
-        same numeric columns (one model's) are checked as one array."""
-        predictions = [p for record in records for p in record.predictions]
-        served: Counter[str] = Counter()
+    def count(self, step: Step) -> Counts:
+        """The metric counts of the rows of ``step`` (numbers checked as one array)."""
         missing: Counter[str] = Counter()
         outside: Counter[str] = Counter()
-        by_columns: dict[tuple[str, ...], list[np.ndarray[Any, Any]]] = {}
-        for record in records:
-            served[record.served_by] += record.rows
-            if record.numeric:
-                by_columns.setdefault(record.numeric, []).append(record.numbers)
-            for name, values in record.others.items():
-                missing[name] += sum(value is None for value in values)
-                known = self.categories.get(name)
-                if known is not None:
-                    outside[name] += sum(
-                        1 for value in values if value is not None and str(value) not in known
-                    )
-        for names, blocks in by_columns.items():
-            self._count_numbers(names, np.concatenate(blocks, axis=1), missing, outside)
+        if step.numeric:
+            self._count_numbers(step.numeric, step.numbers, missing, outside)
+        for name, values in step.others.items():
+            missing[name] += sum(value is None for value in values)
+            known = self.categories.get(name)
+            if known is not None:
+                outside[name] += sum(
+                    1 for value in values if value is not None and str(value) not in known
+                )
+        served: Counter[str] = Counter()
+        for role, size in zip(step.served_by, step.sizes, strict=True):
+            served[role] += size
+        predictions = step.predictions
         counts: Counts = {
             "rows": {"": len(predictions)},
             "missing": {name: n for name, n in missing.items() if n},
@@ -71,8 +66,9 @@ class InputChecks:
             "predicted": self._predicted(predictions),
             "served": dict(served),
         }
-        if challenger is not None:
-            agree = sum(str(a) == str(b) for a, b in zip(predictions, challenger, strict=True))
+        if step.challenger is not None:
+            pairs = zip(predictions, step.challenger, strict=True)
+            agree = sum(str(a) == str(b) for a, b in pairs)
             counts["shadow"] = {"yes": agree, "no": len(predictions) - agree}
         return counts
 

@@ -1,8 +1,8 @@
 """The process that writes the prediction log.
 
-A service worker hands it steps of scored requests through a pipe (:class:`Step`), each request
-column by column (:class:`LogRecord`: the numeric inputs as the one array the model read, so
-that pickling it is a copy of memory, not of objects). The writer does all the work that costs
+A service worker hands it steps of scored requests through a pipe (:class:`Step`), column by
+column: the numeric inputs of all their rows as one array, made of the arrays the model read, so
+that pickling a step is a copy of memory, not of objects. The writer does all the work that costs
 CPU: one JSON line per request (private columns dropped or hashed), the counts of the live input
 and prediction metrics (answered back to the worker, which owns the Prometheus counters), and
 the append with size-based rotation. It runs beside the worker, on another core when there is
@@ -74,60 +74,79 @@ class ScoredRequest:
 
 
 @dataclass(frozen=True)
-class LogRecord:
-    """A scored request column by column, as it crosses the pipe to the writer."""
+class Step:
+    """Consecutive requests sent to the writer together, column by column: the numeric inputs
+    of all their rows as one array (pickled as one copy of memory), the other inputs and the
+    predictions as one list each; ``sizes`` says how many rows are each request's. With a
+    shadow challenger, its predictions for those rows (``challenger``) or ``challenger_error``.
+    """
 
-    request_id: str
-    received: float
-    model_version: str
-    served_by: str
-    latency_ms: float
+    request_ids: list[str]
+    received: list[float]
+    model_versions: list[str]
+    served_by: list[str]
+    latency_ms: list[float]
+    sizes: list[int]
     numeric: tuple[str, ...]
     numbers: Array  # (len(numeric), rows): each column one contiguous array
     others: dict[str, list[Any]]  # the inputs that are not numbers, column by column
     predictions: list[Any]
+    challenger_version: str | None = None
+    challenger: list[Any] | None = None
+    challenger_error: str | None = None
 
     @property
     def rows(self) -> int:
         return len(self.predictions)
 
 
-def to_record(request: ScoredRequest, numeric: Sequence[str] = ()) -> LogRecord:
-    """``request`` column by column. Without ``request.numbers``, its ``numeric`` columns (the
-    reference's numeric features) are read from the rows, and the rest kept as values."""
-    rows = request.rows
-    first = rows[0] if rows else {}
-    if request.numbers is not None:
-        names, numbers = tuple(request.numeric), request.numbers
+def layout(request: ScoredRequest) -> tuple[str, ...] | None:
+    """The numeric columns a request comes with (``None``: none, read them from its rows);
+    the requests of a :class:`Step` share one."""
+    return tuple(request.numeric) if request.numbers is not None else None
+
+
+def make_step(
+    requests: Sequence[ScoredRequest],
+    numeric: Sequence[str] = (),
+    *,
+    challenger_version: str | None = None,
+    challenger: list[Any] | None = None,
+    challenger_error: str | None = None,
+) -> Step:
+    """``requests`` (of one :func:`layout`) column by column. Requests without their numbers
+    have the ``numeric`` columns (the reference's numeric features) read from their rows."""
+    rows = [row for request in requests for row in request.rows]
+    names: tuple[str, ...]
+    if requests and requests[0].numbers is not None:
+        names = tuple(requests[0].numeric)
+        block = np.concatenate([r.numbers for r in requests if r.numbers is not None])
     else:
-        names = tuple(name for name in numeric if name in first)
+        present = {name for row in rows[:1] for name in row}
+        names = tuple(name for name in numeric if name in present)
         try:
-            numbers = numeric_block(rows, list(names))
+            block = numeric_block(rows, list(names))
         except (TypeError, ValueError):  # not numbers after all: log them as they are
-            names, numbers = (), np.zeros((len(rows), 0))
+            names, block = (), np.zeros((len(rows), 0))
     taken = set(names)
-    return LogRecord(
-        request_id=request.request_id,
-        received=request.received,
-        model_version=request.model_version,
-        served_by=request.served_by,
-        latency_ms=request.latency_ms,
+    other_names: dict[str, None] = {}  # in the order of the requests' first rows
+    for request in requests:
+        other_names.update((name, None) for name in request.rows[:1][0] if name not in taken)
+    return Step(
+        request_ids=[request.request_id for request in requests],
+        received=[request.received for request in requests],
+        model_versions=[request.model_version for request in requests],
+        served_by=[request.served_by for request in requests],
+        latency_ms=[request.latency_ms for request in requests],
+        sizes=[len(request.rows) for request in requests],
         numeric=names,
-        numbers=np.ascontiguousarray(numbers.T),
-        others={name: [row.get(name) for row in rows] for name in first if name not in taken},
-        predictions=request.predictions,
+        numbers=np.ascontiguousarray(block.T),
+        others={name: [row.get(name) for row in rows] for name in other_names},
+        predictions=[p for request in requests for p in request.predictions],
+        challenger_version=challenger_version,
+        challenger=challenger,
+        challenger_error=challenger_error,
     )
-
-
-@dataclass(frozen=True)
-class Step:
-    """Consecutive requests sent to the writer together, with the shadow challenger's result
-    for their rows (``challenger`` row by row, or ``challenger_error``) when one was scored."""
-
-    records: list[LogRecord]
-    challenger_version: str | None = None
-    challenger: list[Any] | None = None
-    challenger_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,41 +165,49 @@ def hashed_value(value: Any, salt: str = "") -> str | None:
     return hashlib.sha256(f"{salt}{value}".encode()).hexdigest()[:16]
 
 
-def _inputs(record: LogRecord, drop: list[str], hashed: list[str]) -> dict[str, Any]:
-    """The line's ``inputs``: feature -> column, private columns dropped or hashed."""
-    inputs: dict[str, Any] = dict(zip(record.numeric, record.numbers, strict=True))
-    inputs.update(record.others)
+def _columns(step: Step, drop: list[str], hashed: list[str]) -> dict[str, Any]:
+    """Feature -> its values for all the step's rows, private columns dropped or hashed.
+
+    Numbers stay NumPy arrays, which orjson writes without a Python float for each value,
+    except in steps of small requests, where one ``tolist`` costs less than an array each.
+    """
+    small = step.rows < 4 * len(step.sizes)
+    numbers = step.numbers.tolist() if small else step.numbers
+    columns: dict[str, Any] = dict(zip(step.numeric, numbers, strict=True))
+    columns.update(step.others)
     for name in drop:
-        inputs.pop(name, None)
-    for name in (c for c in hashed if c in inputs):
-        inputs[name] = [hashed_value(value) for value in list(inputs[name])]
-    return inputs
+        columns.pop(name, None)
+    for name in (c for c in hashed if c in columns):
+        columns[name] = [hashed_value(value) for value in list(columns[name])]
+    return columns
 
 
 def render_lines(step: Step, drop: list[str], hashed: list[str]) -> bytes:
     """One JSON object per request of ``step``, newline-terminated: the request's fields, then
     its ``inputs`` and ``predictions`` column by column, then the challenger's."""
+    columns = _columns(step, drop, hashed)
     lines: list[bytes] = []
     start = 0
-    for record in step.records:
+    for i, size in enumerate(step.sizes):
+        end = start + size
         line: dict[str, Any] = {
-            REQUEST_ID: record.request_id,
-            "timestamp": datetime.fromtimestamp(record.received, UTC).isoformat(
+            REQUEST_ID: step.request_ids[i],
+            "timestamp": datetime.fromtimestamp(step.received[i], UTC).isoformat(
                 timespec="milliseconds"
             ),
-            "model_version": record.model_version,
-            "served_by": record.served_by,
-            "latency_ms": round(record.latency_ms, 3),
-            INPUTS: _inputs(record, drop, hashed),
-            PREDICTIONS: record.predictions,
+            "model_version": step.model_versions[i],
+            "served_by": step.served_by[i],
+            "latency_ms": round(step.latency_ms[i], 3),
+            INPUTS: {name: values[start:end] for name, values in columns.items()},
+            PREDICTIONS: step.predictions[start:end],
         }
         if step.challenger_error is not None:
             line[CHALLENGER_ERROR] = step.challenger_error
         elif step.challenger is not None:
             line[CHALLENGER_VERSION] = step.challenger_version
-            line[CHALLENGER_PREDICTIONS] = step.challenger[start : start + record.rows]
-        start += record.rows
+            line[CHALLENGER_PREDICTIONS] = step.challenger[start:end]
         lines.append(orjson.dumps(line, option=JSON_OPTIONS))
+        start = end
     return b"".join(lines)
 
 
@@ -212,8 +239,7 @@ def write_step(step: Step, settings: MonitoringSettings, checks: InputChecks) ->
     """Append ``step`` to the log; the metric counts of its rows."""
     text = render_lines(step, settings.drop_columns, settings.hash_columns)
     append_rotating(settings.log_path, text, settings.log_max_bytes, settings.log_backups)
-    counts = checks.count(step.records, step.challenger)
-    return Written(rows=sum(record.rows for record in step.records), counts=counts)
+    return Written(rows=step.rows, counts=checks.count(step))
 
 
 def run(connection: Connection, settings: MonitoringSettings, checks: InputChecks) -> None:

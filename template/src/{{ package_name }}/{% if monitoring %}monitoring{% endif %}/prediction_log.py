@@ -51,7 +51,8 @@ from .log_writer import (
     ScoredRequest,
     Step,
     Written,
-    to_record,
+    layout,
+    make_step,
 )
 from .settings import MonitoringSettings
 
@@ -163,17 +164,17 @@ class PredictionLog:
     def step(self, requests: list[ScoredRequest]) -> Step:
         """``requests`` with the shadow challenger's predictions for their rows, if any."""
         numeric = list(self.checks.ranges)  # for requests that come without their numbers
-        records = [to_record(request, numeric) for request in requests]
         if self.shadow is None:
-            return Step(records)
+            return make_step(requests, numeric)
         try:
             scored = self.shadow([row for request in requests for row in request.rows])
         except Exception as error:  # a broken challenger must not stop the log
-            return Step(records, challenger_error=f"{type(error).__name__}: {error}")
+            error_text = f"{type(error).__name__}: {error}"
+            return make_step(requests, numeric, challenger_error=error_text)
         if scored is None:
-            return Step(records)
+            return make_step(requests, numeric)
         version, predictions = scored
-        return Step(records, challenger_version=version, challenger=predictions)
+        return make_step(requests, numeric, challenger_version=version, challenger=predictions)
 
     def _run(self) -> None:
         while True:
@@ -221,11 +222,12 @@ class PredictionLog:
 
 def _steps(requests: list[ScoredRequest]) -> Iterator[list[ScoredRequest]]:
     """Consecutive runs of at most ``REQUESTS_PER_STEP`` requests and about ``ROWS_PER_STEP``
-    rows (a larger request alone)."""
+    rows (a larger request alone), each of one :func:`layout`."""
     step: list[ScoredRequest] = []
     rows = 0
     for request in requests:
-        if step and (rows + len(request.rows) > ROWS_PER_STEP or len(step) == REQUESTS_PER_STEP):
+        full = rows + len(request.rows) > ROWS_PER_STEP or len(step) == REQUESTS_PER_STEP
+        if step and (full or layout(request) != layout(step[0])):
             yield step
             step, rows = [], 0
         step.append(request)
