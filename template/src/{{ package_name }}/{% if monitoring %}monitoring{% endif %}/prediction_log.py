@@ -136,12 +136,13 @@ class PredictionLog:
         Called from the event loop's thread only; ``deque.append`` is atomic.
         """
         waiting = self._submitted_rows - self._done_rows
-        if self._submitted > self._done and waiting + len(request.rows) > self.settings.queue_size:
+        rows = len(request.predictions)
+        if self._submitted > self._done and waiting + rows > self.settings.queue_size:
             self.dropped += 1
             return False
         self._pending.append(request)
         self._submitted += 1
-        self._submitted_rows += len(request.rows)
+        self._submitted_rows += rows
         if waiting > self.settings.queue_size // 2 and not self._wake.is_set():
             self._wake.set()
         return True
@@ -192,7 +193,7 @@ class PredictionLog:
                         log.exception("could not write %d prediction log records", len(requests))
                     finally:
                         self._done += len(requests)
-                        self._done_rows += sum(len(request.rows) for request in requests)
+                        self._done_rows += sum(len(request.predictions) for request in requests)
             if closing:
                 self._stop_writer()
                 return
@@ -226,12 +227,13 @@ def _steps(requests: list[ScoredRequest]) -> Iterator[list[ScoredRequest]]:
     step: list[ScoredRequest] = []
     rows = 0
     for request in requests:
-        full = rows + len(request.rows) > ROWS_PER_STEP or len(step) == REQUESTS_PER_STEP
+        size = len(request.predictions)
+        full = rows + size > ROWS_PER_STEP or len(step) == REQUESTS_PER_STEP
         if step and (full or layout(request) != layout(step[0])):
             yield step
             step, rows = [], 0
         step.append(request)
-        rows += len(request.rows)
+        rows += size
     if step:
         yield step
 
