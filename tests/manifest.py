@@ -150,6 +150,7 @@ FEATURES = (
             "src/{pkg}/serving/contract.py",
             "src/{pkg}/serving/deps.py",
             "src/{pkg}/serving/model.py",
+            "src/{pkg}/serving/plain_json.py",
             "src/{pkg}/serving/predictor.py",
             "src/{pkg}/serving/routes/__init__.py",
             "src/{pkg}/serving/routes/invocations.py",

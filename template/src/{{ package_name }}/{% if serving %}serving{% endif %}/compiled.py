@@ -336,10 +336,12 @@ class CompiledPipeline:
     def predict(self, rows: Sequence[Row]) -> Array:
         return self.estimator(self.preprocess(rows))
 
-    def score(self, rows: Sequence[Row]) -> tuple[Array, Array]:
+    def score(self, rows: Sequence[Row], numbers: Array | None = None) -> tuple[Array, Array]:
         """Predictions, and the numeric inputs they were made from (``preprocess.numeric``
-        columns as received, NaN where missing): the prediction log reuses them."""
-        numbers = numeric_block(rows, self.preprocess.numeric)
+        columns as received, NaN where missing): the prediction log reuses them. ``numbers``:
+        those inputs, when the request's parser read them already."""
+        if numbers is None:
+            numbers = numeric_block(rows, self.preprocess.numeric)
         return self.estimator(self.preprocess.transform(numbers, rows)), numbers
 
     def check_rows(self, count: int = 64, seed: int = 0) -> list[Row]:

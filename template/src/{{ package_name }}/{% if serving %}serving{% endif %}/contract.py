@@ -22,6 +22,7 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from ..core.rows import Row, numeric_block
+from .plain_json import Array, PlainNumbers
 
 Kind = Literal["number", "string", "boolean"]
 # MLflow column types -> JSON kinds. Integers are accepted as numbers (the pipeline scales them).
@@ -94,10 +95,26 @@ class Contract:
         request_type = forbid_extra(make_typed_dict("PredictRequest", {"instances": batch}))
         self._rows: TypeAdapter[list[Row]] = TypeAdapter(batch)
         self._request: TypeAdapter[dict[str, list[Row]]] = TypeAdapter(request_type)
+        self.plain = (
+            None
+            if self.other
+            else PlainNumbers(
+                self.numeric, max_batch_size=max_batch_size, allow_missing=allow_missing
+            )
+        )
 
     def parse_predict(self, body: bytes) -> list[Row]:
         """Rows of a ``{"instances": [...]}`` JSON body; raises ``ValidationError``."""
-        return self._request.validate_json(body)["instances"]
+        return self.parse_predict_with_numbers(body)[0]
+
+    def parse_predict_with_numbers(self, body: bytes) -> tuple[list[Row], Array | None]:
+        """Rows of a ``{"instances": [...]}`` JSON body and, when the shortcut of
+        ``plain_json.py`` read them, their ``numeric`` columns as an array (NaN where missing);
+        raises ``ValidationError``."""
+        parsed = self.plain.parse(body) if self.plain is not None else None
+        if parsed is not None:
+            return parsed
+        return self._request.validate_json(body)["instances"], None
 
     def validate_rows(self, records: Any) -> list[Row]:
         """Rows from already-parsed JSON records; raises ``ValidationError``."""

@@ -64,11 +64,20 @@ class LoadedModel:
         """Predictions for rows the contract validated."""
         return self.score(rows).predictions
 
-    def score(self, rows: list[Row]) -> Scored:
-        """Predictions for rows the contract validated, with their numeric inputs."""
+    def score(self, rows: list[Row], numbers: np.ndarray[Any, Any] | None = None) -> Scored:
+        """Predictions for rows the contract validated, with their numeric inputs.
+
+        ``numbers``: those inputs (columns ``contract.numeric``), when the request's parser read
+        them already.
+        """
         if self.compiled is not None and len(rows) <= self.compiled_max_rows:
-            predictions, numbers = self.compiled.score(rows)
-            return Scored(predictions, numbers, self.compiled.preprocess.numeric)
+            order = self.compiled.preprocess.numeric
+            if numbers is not None and order != self.contract.numeric:
+                where = {name: i for i, name in enumerate(self.contract.numeric)}
+                known = all(name in where for name in order)
+                numbers = numbers[:, [where[name] for name in order]] if known else None
+            predictions, numbers = self.compiled.score(rows, numbers)
+            return Scored(predictions, numbers, order)
         frame = self.contract.frame(rows)
         numeric = self.contract.numeric
         return Scored(

@@ -60,17 +60,24 @@ class Predictor:
         return self.holder.for_request(request_id)
 
     async def score(
-        self, model: LoadedModel, rows: list[Row], *, route: str, request_id: str
+        self,
+        model: LoadedModel,
+        rows: list[Row],
+        *,
+        route: str,
+        request_id: str,
+        numbers: np.ndarray[Any, Any] | None = None,
     ) -> tuple[list[Any], LoadedModel]:
         """Predictions for validated ``rows`` as JSON-ready values, and the model that made them.
 
         If the model breaks (anything but a ``ValueError`` about the values), it is taken out
         of service: a broken canary leaves the traffic to the champion; a broken champion to
-        the fallback, when there is one, and the holder says why.
+        the fallback, when there is one, and the holder says why. ``numbers``: the rows'
+        numeric inputs in ``model.contract.numeric`` order, when the parser read them.
         """
         start = time.perf_counter()
         try:
-            scored = await self._score(model, rows)
+            scored = await self._score(model, rows, numbers)
         except ValueError as error:
             raise ScoringError(f"the model could not score these rows: {error}") from None
         except Exception as error:
@@ -78,7 +85,7 @@ class Predictor:
             if replacement is None:
                 raise
             model = replacement
-            scored = await self._score(model, rows)
+            scored = await self._score(model, rows, None)  # its columns may differ
         if self.hooks:
             event = PredictionEvent(
                 request_id=request_id,
@@ -99,10 +106,12 @@ class Predictor:
         result: list[Any] = scored.predictions.tolist()
         return result, model
 
-    async def _score(self, model: LoadedModel, rows: list[Row]) -> Scored:
+    async def _score(
+        self, model: LoadedModel, rows: list[Row], numbers: np.ndarray[Any, Any] | None
+    ) -> Scored:
         if len(rows) <= self.coalesce_rows:
             return await self.batcher.score(model, rows)
-        return model.score(rows)
+        return model.score(rows, numbers)
 
     def _retire(self, model: LoadedModel, error: Exception) -> LoadedModel | None:
         """Take a model that failed to predict out of service; the model that answers instead."""

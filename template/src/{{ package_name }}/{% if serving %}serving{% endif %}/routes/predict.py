@@ -39,11 +39,13 @@ async def predict(request: Request, predictor: PredictorDep) -> Response:
     request_id = REQUEST_ID.get()
     model = predictor.model(request_id)
     try:
-        rows = model.contract.parse_predict(await request.body())
+        rows, numbers = model.contract.parse_predict_with_numbers(await request.body())
     except ValidationError as error:
         raise RequestValidationError(located(error, "body")) from None
     # Scoring runs on the event loop (no thread hop), with concurrent requests: batching.py.
-    predictions, model = await predictor.score(model, rows, route=ROUTE, request_id=request_id)
+    predictions, model = await predictor.score(
+        model, rows, route=ROUTE, request_id=request_id, numbers=numbers
+    )
     ROWS.labels(route=ROUTE).inc(len(rows))
     body: dict[str, Any] = {"predictions": predictions, "model_version": model.version}
     if model is predictor.holder.fallback:
