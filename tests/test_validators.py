@@ -47,6 +47,10 @@ BAD_ANSWERS = {
         "mlflow_tracking_uri must be an MLflow tracking URI",
     ),
     "empty project name": ({"project_name": "   "}, "project_name must not be empty"),
+    "author name of control characters only": (
+        {"author_name": "\x1b\t"},
+        "author_name must hold a visible character",
+    ),
     "next-line character YAML cannot keep": (
         {"description": "one\x85two"},
         "description must not contain U+0085",
