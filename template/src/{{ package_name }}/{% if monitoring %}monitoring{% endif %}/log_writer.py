@@ -121,9 +121,9 @@ def make_step(
     """``requests`` (of one :func:`layout`) column by column. Requests without their numbers
     have the ``numeric`` columns (the reference's numeric features) read from their rows."""
     rows = [row for request in requests for row in request.rows]
-    names: tuple[str, ...]
-    if requests and requests[0].numbers is not None:
-        names = tuple(requests[0].numeric)
+    given = layout(requests[0]) if requests else None
+    if given is not None:
+        names = given
         block = np.concatenate([r.numbers for r in requests if r.numbers is not None])
     else:
         present = {name for row in rows[:1] for name in row}

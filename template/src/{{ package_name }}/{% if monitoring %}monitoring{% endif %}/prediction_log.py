@@ -268,19 +268,16 @@ def _table_rows(line: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     if INPUTS not in line:
         return 1, line
     count = len(line[PREDICTIONS])
-    columns: dict[str, Any] = {
+    fields = {
         key: value
         for key, value in line.items()
         if key not in (INPUTS, PREDICTIONS, CHALLENGER_PREDICTIONS)
     }
-    columns[ROW] = list(range(count))
-    columns.update(line[INPUTS])
+    columns: dict[str, Any] = {**fields, ROW: list(range(count)), **line[INPUTS]}
     columns[PREDICTION] = line[PREDICTIONS]
     if CHALLENGER_PREDICTIONS in line:
         columns[CHALLENGER] = line[CHALLENGER_PREDICTIONS]
-    for key in (REQUEST_ID, "timestamp", "model_version", "served_by", "latency_ms"):
-        if key in line:
-            columns[key] = line[key]  # the field wins over a feature of the same name
+    columns.update(fields)  # a request's field wins over a feature of the same name
     return count, columns
 
 

@@ -45,9 +45,6 @@ class Preprocess:
     codes: list[dict[Any, Array]]  # per column: category -> its one-hot block
     unseen: list[Array]  # per column: the block of a category never seen in training
 
-    def __call__(self, rows: Sequence[Row]) -> Array:
-        return self.transform(numeric_block(rows, self.numeric), rows)
-
     def transform(self, numbers: Array, rows: Sequence[Row]) -> Array:
         """The model's input matrix from ``numbers`` (the ``numeric`` columns of ``rows`` as
         read, NaN where missing) and the categories in ``rows``."""
@@ -334,7 +331,7 @@ class CompiledPipeline:
     estimator: Callable[[Array], Array]
 
     def predict(self, rows: Sequence[Row]) -> Array:
-        return self.estimator(self.preprocess(rows))
+        return self.score(rows)[0]
 
     def score(self, rows: Sequence[Row], numbers: Array | None = None) -> tuple[Array, Array]:
         """Predictions, and the numeric inputs they were made from (``preprocess.numeric``
