@@ -67,7 +67,7 @@ class ScoredRequest:
     """
 
     request_id: str
-    rows: list[Row]
+    rows: Sequence[Row]
     predictions: list[Any]
     model_version: str
     served_by: str

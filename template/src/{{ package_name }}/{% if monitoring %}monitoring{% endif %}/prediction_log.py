@@ -28,7 +28,7 @@ import multiprocessing
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -69,7 +69,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # Shadow scorer: rows in, (model version, predictions) out; None when there is no challenger.
-ShadowScorer = Callable[[list[Row]], tuple[str, list[Any]] | None]
+ShadowScorer = Callable[[Sequence[Row]], tuple[str, list[Any]] | None]
 # Observer: the metric counts of each step written (called in the background thread).
 Observer = Callable[[Counts], None]
 # Requests taken from the deque per pass of the background thread, at most.

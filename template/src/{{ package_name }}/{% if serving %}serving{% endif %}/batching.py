@@ -12,6 +12,7 @@ per worker.)
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..core.rows import Row
@@ -21,7 +22,7 @@ from .model import LoadedModel, Scored
 
 @dataclass
 class _Waiting:
-    rows: list[Row]
+    rows: Sequence[Row]
     future: asyncio.Future[Scored]
 
 
@@ -31,7 +32,7 @@ class MicroBatcher:
     def __init__(self) -> None:
         self._queues: dict[int, tuple[LoadedModel, list[_Waiting]]] = {}
 
-    async def score(self, model: LoadedModel, rows: list[Row]) -> Scored:
+    async def score(self, model: LoadedModel, rows: Sequence[Row]) -> Scored:
         """``model.score(rows)``, possibly together with other requests."""
         loop = asyncio.get_running_loop()
         waiting = _Waiting(rows, loop.create_future())

@@ -6,6 +6,7 @@ the field and the reason before any pandas work, and a good one costs microsecon
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -98,16 +99,16 @@ class Contract:
         self.plain = (
             None
             if self.other
-            else PlainNumbers(
+            else PlainNumbers.for_names(
                 self.numeric, max_batch_size=max_batch_size, allow_missing=allow_missing
             )
         )
 
-    def parse_predict(self, body: bytes) -> list[Row]:
+    def parse_predict(self, body: bytes) -> Sequence[Row]:
         """Rows of a ``{"instances": [...]}`` JSON body; raises ``ValidationError``."""
         return self.parse_predict_with_numbers(body)[0]
 
-    def parse_predict_with_numbers(self, body: bytes) -> tuple[list[Row], Array | None]:
+    def parse_predict_with_numbers(self, body: bytes) -> tuple[Sequence[Row], Array | None]:
         """Rows of a ``{"instances": [...]}`` JSON body and, when the shortcut of
         ``plain_json.py`` read them, their ``numeric`` columns as an array (NaN where missing);
         raises ``ValidationError``."""
@@ -120,9 +121,12 @@ class Contract:
         """Rows from already-parsed JSON records; raises ``ValidationError``."""
         return self._rows.validate_python(records)
 
-    def frame(self, rows: list[Row]) -> pd.DataFrame:
-        """The model's input frame: numeric columns as one float64 block, ``None`` as NaN."""
-        frame = pd.DataFrame(numeric_block(rows, self.numeric), columns=self.numeric)
+    def frame(self, rows: Sequence[Row], numbers: Array | None = None) -> pd.DataFrame:
+        """The model's input frame: numeric columns as one float64 block, ``None`` as NaN.
+        ``numbers``: that block (columns ``numeric``), when the parser read it already."""
+        if numbers is None:
+            numbers = numeric_block(rows, self.numeric)
+        frame = pd.DataFrame(numbers, columns=self.numeric)
         for name in self.strings:
             # pandas' string dtype, as read_csv gives the batch CLI: null becomes NaN, which the
             # imputer recognises (it would not recognise None in an object column).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,11 +61,11 @@ class LoadedModel:
     compiled: CompiledPipeline | None = None
     compiled_max_rows: int = 0
 
-    def predict(self, rows: list[Row]) -> np.ndarray[Any, Any]:
+    def predict(self, rows: Sequence[Row]) -> np.ndarray[Any, Any]:
         """Predictions for rows the contract validated."""
         return self.score(rows).predictions
 
-    def score(self, rows: list[Row], numbers: np.ndarray[Any, Any] | None = None) -> Scored:
+    def score(self, rows: Sequence[Row], numbers: np.ndarray[Any, Any] | None = None) -> Scored:
         """Predictions for rows the contract validated, with their numeric inputs.
 
         ``numbers``: those inputs (columns ``contract.numeric``), when the request's parser read
@@ -78,7 +79,7 @@ class LoadedModel:
                 numbers = numbers[:, [where[name] for name in order]] if known else None
             predictions, numbers = self.compiled.score(rows, numbers)
             return Scored(predictions, numbers, order)
-        frame = self.contract.frame(rows)
+        frame = self.contract.frame(rows, numbers)
         numeric = self.contract.numeric
         return Scored(
             np.asarray(self.pipeline.predict(frame)), frame[numeric].to_numpy(float), numeric

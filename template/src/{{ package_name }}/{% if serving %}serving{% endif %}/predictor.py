@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,12 +28,13 @@ class PredictionEvent:
 
     request_id: str
     route: str
-    rows: list[Row]
+    rows: Sequence[Row]
     predictions: np.ndarray[Any, Any]
     # The numeric inputs the model read (NaN where missing), columns ``numeric``: the
     # prediction log takes these instead of converting the rows a second time.
     numbers: np.ndarray[Any, Any]
     numeric: list[str]
+    numbers_only: bool  # the model has no other inputs: ``numbers`` holds every one
     model_version: str
     served_by: str  # champion, canary or fallback
     latency_s: float
@@ -62,7 +63,7 @@ class Predictor:
     async def score(
         self,
         model: LoadedModel,
-        rows: list[Row],
+        rows: Sequence[Row],
         *,
         route: str,
         request_id: str,
@@ -94,6 +95,7 @@ class Predictor:
                 predictions=scored.predictions,
                 numbers=scored.numbers,
                 numeric=scored.numeric,
+                numbers_only=not model.contract.other,
                 model_version=model.version,
                 served_by=self.holder.role(model),
                 latency_s=time.perf_counter() - start,
@@ -107,7 +109,7 @@ class Predictor:
         return result, model
 
     async def _score(
-        self, model: LoadedModel, rows: list[Row], numbers: np.ndarray[Any, Any] | None
+        self, model: LoadedModel, rows: Sequence[Row], numbers: np.ndarray[Any, Any] | None
     ) -> Scored:
         if len(rows) <= self.coalesce_rows:
             return await self.batcher.score(model, rows)
