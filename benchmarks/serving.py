@@ -1,6 +1,6 @@
 """Serving benchmark: the generated service against `mlflow models serve`, same model, same load.
 
-    uv run python benchmarks/serving.py [--project PATH] [--duration 10]
+    uv run python benchmarks/serving.py [--project PATH] [--duration 5] [--rounds 3]
 
 Without ``--project`` a default project is rendered and its pipeline run first (a few minutes).
 The champion is exported once (``<package> export-model``) and both servers load that folder,
@@ -10,6 +10,11 @@ warm-up; ours runs as generated (monitoring on, when the project has it) and aga
 ``MONITORING_ENABLED=false``. It also runs our app under plain ``uvicorn --workers 2`` (uvloop,
 then asyncio), without our TCP_NODELAY protocol class, to show what that fix is worth; then the
 in-process prediction rate (scikit-learn and the compiled copy) and the batch CLI's rows/s.
+
+All the servers run at once, and each case (rows, connections) is a number of rounds in which
+every server is driven in turn, the order rotating: the figures are medians, and a ratio to
+mlflow is the median of the rounds' ratios. The speed of a shared 2-core machine drifts by a
+third within minutes, so figures taken minutes apart do not compare.
 
 wrk is a Debian package: the script checks for it and, when missing, installs it with
 ``apt-get`` (as root) or stops and says so. Servers run with bytecode caching on
@@ -23,17 +28,26 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _http import PAYLOADS, WRK_SCRIPT, ensure_wrk, start, stop_process, wait_ready, wrk
+from _http import (
+    PAYLOADS,
+    WRK_SCRIPT,
+    WrkResult,
+    ensure_wrk,
+    start,
+    stop_process,
+    wait_ready,
+    wrk,
+)
 
 from tests.helpers import project_env, render, run
 
@@ -81,22 +95,11 @@ for n in (1, 100):
 """
 
 
-@dataclass
-class Result:
-    server: str
-    route: str
-    rows: int
-    connections: int
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--project", type=Path, help="a generated project whose pipeline ran")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs per case")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-runs", type=int, default=3, help="runs of the batch CLI")
     parser.add_argument("--batch-only", action="store_true", help="only the batch CLI figures")
@@ -107,6 +110,12 @@ def main() -> None:
         benchmark(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def payload(work: Path, route: str, rows: int) -> Path:
+    """The body file of ``rows`` rows for ``route``."""
+    kind = "instances" if route == "/predict" else "records"
+    return work / f"{kind}_{rows}.json"
 
 
 def benchmark(args: argparse.Namespace, work: Path) -> None:
@@ -208,50 +217,64 @@ def benchmark(args: argparse.Namespace, work: Path) -> None:
             ("/invocations",),
         ),
     }
-    results: list[Result] = []
-    for name, (command, base, ready, routes) in servers.items():
-        server_env = {**env, "SERVING_MODEL_URI": str(model)}
-        if name == "ours, monitoring off":
-            server_env["MONITORING_ENABLED"] = "false"
-        process = start(command, project, work / f"{name.replace(' ', '_')}.log", server_env)
-        try:
-            wait_ready(base + ready, process)
+    # Every server runs at once (idle ones cost next to nothing), and each case's runs
+    # alternate between them, round after round: this machine's speed swings by a third from
+    # one minute to the next, so only runs taken side by side compare.
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    runs: dict[tuple[str, str, int, int], list[WrkResult]] = {}
+    try:
+        for name, (command, *_) in servers.items():
+            server_env = {**env, "SERVING_MODEL_URI": str(model)}
+            if name == "ours, monitoring off":
+                server_env["MONITORING_ENABLED"] = "false"
+            log = work / f"{name.replace(' ', '_')}.log"
+            processes[name] = start(command, project, log, server_env)
+        cases: dict[tuple[int, int], list[tuple[str, str]]] = {}
+        for name, (_, base, ready, routes) in servers.items():
+            wait_ready(base + ready, processes[name])
             for route in routes:
                 for rows in (1,) if name.startswith("uvicorn") else (1, 100):
-                    kind = "instances" if route == "/predict" else "records"
-                    body = work / f"{kind}_{rows}.json"
-                    wrk(base + route, body, script, 8, 2)  # warm-up
+                    wrk(base + route, payload(work, route, rows), script, 8, 2)  # warm-up
                     for connections in (8, 32):
-                        got = wrk(base + route, body, script, connections, args.duration)
-                        results.append(
-                            Result(
-                                name, route, rows, connections,
-                                got.rps, got.p50_ms, got.p99_ms, got.errors,
-                            )
-                        )  # fmt: skip
-                        print(
-                            f"  {name} {route} rows={rows} c={connections}: {got.rps:.0f} req/s",
-                            flush=True,
-                        )
-        finally:
+                        cases.setdefault((rows, connections), []).append((name, route))
+        for (rows, connections), entries in sorted(cases.items()):
+            for round_number in range(args.rounds):
+                shift = round_number % len(entries)
+                for name, route in entries[shift:] + entries[:shift]:
+                    url = servers[name][1] + route
+                    got = wrk(url, payload(work, route, rows), script, connections, args.duration)
+                    runs.setdefault((name, route, rows, connections), []).append(got)
+            print(f"  rows={rows} c={connections}: done", flush=True)
+    finally:
+        for process in processes.values():
             stop_process(process)
 
-    reference = {(r.rows, r.connections): r for r in results if r.server == "mlflow models serve"}
-    print(f"\nwrk -t2 -d{args.duration}s, {args.workers} workers each, {os.cpu_count()} cores")
+    print(
+        f"\nwrk -t2 -d{args.duration}s, {args.workers} workers each, {os.cpu_count()} cores; "
+        f"medians of {args.rounds} alternating rounds"
+    )
     header = (
         f"{'server':<22} {'route':<12} {'rows':>4} {'conns':>5} {'req/s':>8} "
         f"{'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'x req/s':>8} {'x p99':>7}"
     )
     print(header)
     print("-" * len(header))
-    for r in results:
-        base_result = reference[(r.rows, r.connections)]
+    for (name, route, rows, connections), got in runs.items():
+        mlflow_runs = runs[("mlflow models serve", "/invocations", rows, connections)]
+        # Ratios round by round (runs side by side), then their median.
+        speedup = statistics.median(a.rps / b.rps for a, b in zip(got, mlflow_runs, strict=True))
+        p99 = statistics.median(b.p99_ms / a.p99_ms for a, b in zip(got, mlflow_runs, strict=True))
         print(
-            f"{r.server:<22} {r.route:<12} {r.rows:>4} {r.connections:>5} {r.rps:>8.0f} "
-            f"{r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.errors:>6} "
-            f"{r.rps / base_result.rps:>8.1f} {base_result.p99_ms / r.p99_ms:>7.1f}"
+            f"{name:<22} {route:<12} {rows:>4} {connections:>5} "
+            f"{statistics.median(r.rps for r in got):>8.0f} "
+            f"{statistics.median(r.p50_ms for r in got):>8.1f} "
+            f"{statistics.median(r.p99_ms for r in got):>8.1f} {sum(r.errors for r in got):>6} "
+            f"{speedup:>8.1f} {p99:>7.1f}"
         )
-    print("x req/s: throughput / mlflow models serve's; x p99: mlflow's p99 / this p99")
+    print(
+        "x req/s: throughput / mlflow models serve's; x p99: mlflow's p99 / this p99 "
+        "(each the median of the rounds' ratios)"
+    )
     print(
         "uvicorn --loop X: our app under plain `uvicorn --workers N`, without our protocol class "
         "that sets TCP_NODELAY (and with uvicorn's access log off)"

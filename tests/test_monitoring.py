@@ -271,6 +271,32 @@ def test_shadow_challenger_predictions_are_logged_beside_the_champions(
 
 
 @pytest.mark.slow
+def test_a_two_worker_service_writes_every_logged_request_before_it_stops(
+    monitored: tuple[Path, Server, Path, str],
+) -> None:
+    """Workers end as multiprocessing children, which terminate their daemon children (the log
+    writers) before ``atexit`` runs: the app's shutdown must write the queued lines and free
+    the shared memory. A flush interval longer than the test leaves it all to the shutdown;
+    SIGTERM reaches the whole process group, writers included."""
+    project, _, data, _ = monitored
+    rows = json.loads((data / "test.json").read_text())[: 6 * BATCH]
+    log = data / "two-workers" / "predictions.jsonl"
+    env = {"MONITORING_LOG_PATH": str(log), "MONITORING_FLUSH_SECONDS": "60"}
+    port = free_port()
+    command = ["uv", "run", PACKAGE, "serve", "--port", str(port), "--workers", "2"]
+    server = start_server(command, project, data / "two-workers.log", port, env)
+    try:
+        send(server, rows)
+        before = logged_rows(log)
+    finally:
+        stop_server(server)
+
+    assert before == [], "written before the shutdown: the test would prove nothing"
+    assert len(logged_rows(log)) == len(rows), server.output()
+    assert "leaked shared_memory" not in server.output()
+
+
+@pytest.mark.slow
 def test_canary_share_answers_by_request_id_and_feedback_reaches_monitor(
     monitored: tuple[Path, Server, Path, str],
 ) -> None:

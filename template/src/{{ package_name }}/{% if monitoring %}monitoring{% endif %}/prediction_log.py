@@ -5,7 +5,8 @@ to a bounded deque (no lock, no thread wake-up: a ``queue.Queue`` notifies a con
 put, which showed in profiles of the service). Once per ``flush_seconds`` (or as soon as half
 of ``queue_size`` rows wait) a background thread takes what gathered, scores the shadow
 challenger on it when there is one, and sends it in steps of about ``ROWS_PER_STEP`` rows to the
-writer process (``log_writer.py``), column by column, which turns them into JSON lines (after
+writer process (``log_writer.py``), column by column (the numbers through shared memory),
+which turns them into JSON lines (after
 dropping or hashing the private columns), appends them, and answers with the counts of the live
 metrics. A full deque drops the request and counts it, so logging can never slow down or fail a
 request.
@@ -25,6 +26,7 @@ import contextlib
 import json
 import logging
 import multiprocessing
+import multiprocessing.util
 import threading
 import time
 from collections import deque
@@ -50,6 +52,7 @@ from .log_writer import (
     REQUEST_ID,
     ROW,
     ScoredRequest,
+    Slab,
     Step,
     Written,
     layout,
@@ -112,9 +115,13 @@ class PredictionLog:
         # tick, so that a burst of large requests is written, not dropped.
         self._wake = threading.Event()
         settings.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._slab = Slab.create()  # None: the numbers go through the pipe
         self._writer, self._connection = self._start_writer()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
+        # Closed, at the latest, as the process exits: multiprocessing runs this before it stops
+        # its daemon children, the writer among them (which ignores SIGTERM for that reason).
+        multiprocessing.util.Finalize(self, self.close, exitpriority=10)
 
     def _start_writer(self) -> tuple[BaseProcess, Connection]:
         # A fresh interpreter ("spawn"): forking a worker that runs threads is not safe.
@@ -122,7 +129,7 @@ class PredictionLog:
         ours, theirs = context.Pipe()
         process = context.Process(
             target=log_writer.run,
-            args=(theirs, self.settings, self.checks),
+            args=(theirs, self.settings, self.checks, self._slab.name if self._slab else None),
             name="prediction-log-writer",
             daemon=True,
         )
@@ -149,13 +156,15 @@ class PredictionLog:
         return True
 
     def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued, then stop the thread and the writer process."""
+        """Write what is queued, then stop the thread and the writer process (again: no-op)."""
         self._closing.set()
         self._wake.set()
         self._thread.join(timeout)
         self._writer.join(timeout)
         if self._writer.is_alive():
-            self._writer.terminate()
+            self._writer.kill()  # it ignores SIGTERM
+        if self._slab is not None and not self._thread.is_alive():
+            self._slab.close(unlink=True)
 
     def flush(self, timeout: float = 30.0) -> None:
         """Block until every request submitted so far is written (tests and shutdown)."""
@@ -167,16 +176,22 @@ class PredictionLog:
         """``requests`` with the shadow challenger's predictions for their rows, if any."""
         numeric = list(self.checks.ranges)  # for requests that come without their numbers
         if self.shadow is None:
-            return make_step(requests, numeric)
+            return make_step(requests, numeric, slab=self._slab)
         try:
             scored = self.shadow([row for request in requests for row in request.rows])
         except Exception as error:  # a broken challenger must not stop the log
             error_text = f"{type(error).__name__}: {error}"
-            return make_step(requests, numeric, challenger_error=error_text)
+            return make_step(requests, numeric, challenger_error=error_text, slab=self._slab)
         if scored is None:
-            return make_step(requests, numeric)
+            return make_step(requests, numeric, slab=self._slab)
         version, predictions = scored
-        return make_step(requests, numeric, challenger_version=version, challenger=predictions)
+        return make_step(
+            requests,
+            numeric,
+            challenger_version=version,
+            challenger=predictions,
+            slab=self._slab,
+        )
 
     def _run(self) -> None:
         while True:

@@ -106,6 +106,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         fallback=model is not None and model is holder.fallback,
     )
     yield
+    if extension is not None:
+        extension.detach(app)  # e.g. the last prediction log lines, while the writer runs
 
 
 def _unavailable(request: Request, error: Exception) -> JSONResponse:
