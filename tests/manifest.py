@@ -144,6 +144,7 @@ FEATURES = (
             "Dockerfile",
             "compose.yaml",
             "src/{pkg}/serving/__init__.py",
+            "src/{pkg}/serving/access_log.py",
             "src/{pkg}/serving/app.py",
             "src/{pkg}/serving/cli.py",
             "src/{pkg}/serving/compiled.py",

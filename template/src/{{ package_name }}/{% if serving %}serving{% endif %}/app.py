@@ -23,6 +23,8 @@ from threadpoolctl import threadpool_limits
 from ..config import get_settings
 from ..predict import resolve_model_uri
 from . import metrics
+from .access_log import AccessLog
+from .logs import ACCESS_LOGGER
 from .middleware import RequestMiddleware
 from .model import ModelHolder, ModelUnavailableError, load_model
 from .predictor import Predictor, ScoringError
@@ -108,6 +110,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     if extension is not None:
         extension.detach(app)  # e.g. the last prediction log lines, while the writer runs
+    if app.state.access_log is not None:
+        app.state.access_log.flush()
 
 
 def _unavailable(request: Request, error: Exception) -> JSONResponse:
@@ -174,10 +178,13 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         title=f"{get_settings().model_name} model service", version=API_VERSION, lifespan=lifespan
     )
     app.state.settings = settings
+    # Written only where the logging configuration lets INFO lines of the access logger out.
+    logged = logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO)
+    app.state.access_log = AccessLog() if settings.access_log and logged else None
     app.add_middleware(
         RequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
-        access_log=settings.access_log,
+        access_log=app.state.access_log,
     )
     app.add_exception_handler(ModelUnavailableError, _unavailable)
     app.add_exception_handler(ScoringError, _unscorable)

@@ -7,7 +7,6 @@ request on the hot path.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import time
 import uuid
@@ -17,12 +16,12 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import metrics
-from .logs import ACCESS_LOGGER, REQUEST_ID
+from .access_log import AccessLog
+from .logs import REQUEST_ID
 
 HEADER = b"x-request-id"
 # Ids from clients are echoed into logs and headers: keep them short and printable.
 VALID_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
-access_logger = logging.getLogger(ACCESS_LOGGER)
 
 
 class BodyTooLargeError(Exception):
@@ -30,7 +29,7 @@ class BodyTooLargeError(Exception):
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, access_log: bool) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, access_log: AccessLog | None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log
@@ -80,26 +79,18 @@ class RequestMiddleware:
                 f"request body larger than {self.max_body_bytes} bytes (SERVING_MAX_BODY_BYTES)",
             )
         finally:
-            self._record(scope, status, time.perf_counter() - start)
+            self._record(scope, status, time.perf_counter() - start, request_id)
             REQUEST_ID.reset(token)
 
-    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
+    def _record(self, scope: Scope, status: int, elapsed: float, request_id: str) -> None:
         route = scope.get("route")
         template = getattr(route, "path", "unmatched")
         labels = {"route": template, "method": scope["method"], "status": str(status)}
         metrics.REQUESTS.labels(**labels).inc()
         metrics.LATENCY.labels(**labels).observe(elapsed)
-        if self.access_log:
-            access_logger.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "route": template,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                },
-            )
+        if self.access_log is not None:
+            method, path = scope["method"], scope["path"]
+            self.access_log.add(request_id, method, path, template, status, elapsed)
 
 
 async def _answer(send: Send, status: int, detail: Any) -> None:
