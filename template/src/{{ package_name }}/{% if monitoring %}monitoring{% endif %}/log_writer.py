@@ -62,6 +62,8 @@ CHALLENGER_PREDICTIONS = "challenger_predictions"
 JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
 # The shared block for a step's numbers: a full step (4096 rows) of up to 128 numeric features.
 SLAB_BYTES = 4 << 20
+# Where Linux keeps shared memory; only its free room is read (no file is made there by path).
+SHM_DIR = Path("/dev/shm")  # noqa: S108
 
 
 @dataclass(frozen=True)
@@ -128,10 +130,20 @@ class Slab:
 
     @classmethod
     def create(cls, size: int = SLAB_BYTES) -> Slab | None:
+        """A new block; ``None`` where shared memory is missing or short of room (a container's
+        ``/dev/shm`` is 64 MB unless set otherwise). Every page is written now: writing to a
+        page that a full tmpfs cannot back would kill the process (SIGBUS), not raise."""
+        if SHM_DIR.is_dir():
+            stats = os.statvfs(SHM_DIR)
+            if stats.f_bavail * stats.f_frsize < 4 * size:  # leave room for the others
+                return None
         try:
-            return cls(shared_memory.SharedMemory(create=True, size=size))
+            memory = shared_memory.SharedMemory(create=True, size=size)
         except OSError:
             return None
+        if memory.buf is not None:  # always, once created
+            memory.buf[:size] = bytes(size)
+        return cls(memory)
 
     @classmethod
     def attach(cls, name: str) -> Slab:

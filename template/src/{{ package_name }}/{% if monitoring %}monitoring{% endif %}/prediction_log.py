@@ -5,11 +5,10 @@ to a bounded deque (no lock, no thread wake-up: a ``queue.Queue`` notifies a con
 put, which showed in profiles of the service). Once per ``flush_seconds`` (or as soon as half
 of ``queue_size`` rows wait) a background thread takes what gathered, scores the shadow
 challenger on it when there is one, and sends it in steps of about ``ROWS_PER_STEP`` rows to the
-writer process (``log_writer.py``), column by column (the numbers through shared memory),
-which turns them into JSON lines (after
-dropping or hashing the private columns), appends them, and answers with the counts of the live
-metrics. A full deque drops the request and counts it, so logging can never slow down or fail a
-request.
+writer process (``log_writer.py``), column by column (the numbers through shared memory), which
+turns them into JSON lines (after dropping or hashing the private columns), appends them, and
+answers with the counts of the live metrics. A full deque drops the request and counts it, so
+logging can never slow down or fail a request.
 
 One JSON object per line and per request: ``request_id``, ``timestamp``, ``model_version``,
 ``served_by`` (champion, canary, or the fallback that answered), ``latency_ms``, ``inputs``
