@@ -117,6 +117,13 @@ class Contract:
             return parsed
         return self._request.validate_json(body)["instances"], None
 
+    def parse_plain_records(self, body: bytes) -> tuple[Sequence[Row], Array] | None:
+        """The rows of an MLflow ``dataframe_records`` or ``instances`` body (a list of row
+        objects) and their ``numeric`` columns, when the shortcut can vouch for the body."""
+        if self.plain is None:
+            return None
+        return self.plain.parse(body, "dataframe_records") or self.plain.parse(body, "instances")
+
     def validate_rows(self, records: Any) -> list[Row]:
         """Rows from already-parsed JSON records; raises ``ValidationError``."""
         return self._rows.validate_python(records)

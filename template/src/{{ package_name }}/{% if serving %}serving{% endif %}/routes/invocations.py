@@ -39,14 +39,22 @@ async def invocations(request: Request, predictor: PredictorDep) -> Response:
     request_id = REQUEST_ID.get()
     model = predictor.model(request_id)
     body = await request.body()
-    if request.headers.get("content-type", "").startswith("text/csv"):
-        key, records = "csv", records_from_csv(body, model.contract.other)
+    csv = request.headers.get("content-type", "").startswith("text/csv")
+    plain = None if csv else model.contract.parse_plain_records(body)
+    if plain is not None:  # see plain_json.py
+        rows, numbers = plain
     else:
-        key, records = records_from_json(body)
-    try:
-        rows = model.contract.validate_rows(records)
-    except ValidationError as error:
-        raise RequestValidationError(located(error, "body", key)) from None
-    predictions, _ = await predictor.score(model, rows, route=ROUTE, request_id=request_id)
+        numbers = None
+        if csv:
+            key, records = "csv", records_from_csv(body, model.contract.other)
+        else:
+            key, records = records_from_json(body)
+        try:
+            rows = model.contract.validate_rows(records)
+        except ValidationError as error:
+            raise RequestValidationError(located(error, "body", key)) from None
+    predictions, _ = await predictor.score(
+        model, rows, route=ROUTE, request_id=request_id, numbers=numbers
+    )
     ROWS.labels(route=ROUTE).inc(len(rows))
     return Response(json.dumps({"predictions": predictions}), media_type="application/json")
