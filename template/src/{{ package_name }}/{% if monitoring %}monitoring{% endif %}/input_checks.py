@@ -46,10 +46,9 @@ class InputChecks:
         """The metric counts of the rows of ``step`` (numbers checked as one array)."""
         missing: Counter[str] = Counter()
         outside: Counter[str] = Counter()
-        if step.numbers is None:
-            raise ValueError("the step's numbers are in shared memory: resolve it first")
+        numbers = step.read_numbers()
         if step.numeric:
-            self._count_numbers(step.numeric, step.numbers, missing, outside)
+            self._count_numbers(step.numeric, numbers, missing, outside)
         for name, values in step.others.items():
             missing[name] += sum(value is None for value in values)
             known = self.categories.get(name)

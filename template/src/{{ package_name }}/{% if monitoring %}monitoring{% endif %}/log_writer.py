@@ -115,6 +115,12 @@ class Step:
     def rows(self) -> int:
         return len(self.predictions)
 
+    def read_numbers(self) -> Array:
+        """``numbers``; raises while they are still in the worker's slab (:func:`resolved`)."""
+        if self.numbers is None:
+            raise ValueError("the step's numbers are in shared memory: resolve it first")
+        return self.numbers
+
 
 class Slab:
     """A block of shared memory that carries steps' numbers from a worker to its writer.
@@ -156,9 +162,10 @@ class Slab:
         return np.ndarray((features, rows), dtype=float, buffer=self.memory.buf)
 
     def close(self, *, unlink: bool = False) -> None:
-        with contextlib.suppress(BufferError, FileNotFoundError):  # views left; gone already
+        with contextlib.suppress(BufferError):  # a view is left: the process ends soon anyway
             self.memory.close()
-            if unlink:
+        if unlink:  # the name goes even if the mapping could not close
+            with contextlib.suppress(FileNotFoundError):  # gone already
                 self.memory.unlink()
 
 
@@ -245,10 +252,9 @@ def _columns(step: Step, drop: list[str], hashed: list[str]) -> dict[str, Any]:
     Numbers stay NumPy arrays, which orjson writes without a Python float for each value,
     except in steps of small requests, where one ``tolist`` costs less than an array each.
     """
-    if step.numbers is None:
-        raise ValueError("the step's numbers are in shared memory: resolve it first")
+    given = step.read_numbers()
     small = step.rows < 4 * len(step.sizes)
-    numbers = step.numbers.tolist() if small else step.numbers
+    numbers = given.tolist() if small else given
     columns: dict[str, Any] = dict(zip(step.numeric, numbers, strict=True))
     columns.update(step.others)
     for name in drop:

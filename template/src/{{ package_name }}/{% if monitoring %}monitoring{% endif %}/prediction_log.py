@@ -174,21 +174,22 @@ class PredictionLog:
     def step(self, requests: list[ScoredRequest]) -> Step:
         """``requests`` with the shadow challenger's predictions for their rows, if any."""
         numeric = list(self.checks.ranges)  # for requests that come without their numbers
-        if self.shadow is None:
-            return make_step(requests, numeric, slab=self._slab)
-        try:
-            scored = self.shadow([row for request in requests for row in request.rows])
-        except Exception as error:  # a broken challenger must not stop the log
-            error_text = f"{type(error).__name__}: {error}"
-            return make_step(requests, numeric, challenger_error=error_text, slab=self._slab)
-        if scored is None:
-            return make_step(requests, numeric, slab=self._slab)
-        version, predictions = scored
+        version: str | None = None
+        predictions: list[Any] | None = None
+        error_text: str | None = None
+        if self.shadow is not None:
+            try:
+                scored = self.shadow([row for request in requests for row in request.rows])
+            except Exception as error:  # a broken challenger must not stop the log
+                error_text = f"{type(error).__name__}: {error}"
+            else:
+                version, predictions = scored if scored is not None else (None, None)
         return make_step(
             requests,
             numeric,
             challenger_version=version,
             challenger=predictions,
+            challenger_error=error_text,
             slab=self._slab,
         )
 
