@@ -1,24 +1,33 @@
-"""Read ``CHANGELOG.md`` and check it against the release tags and what changed since.
+"""Read ``CHANGELOG.md`` and check it against its own history: releases need no git tags.
 
 The rule the version check enforces (``tests/test_changelog.py``):
 
-- releases are git tags named like the changelog's headings (``0.1.0``), and every tag has
-  an entry; entries are newest first, each with an ``### Upgrade notes`` section;
-- a top entry without a tag is the release being prepared (the lead tags it when releasing);
-- when ``copier.yml``, ``template/`` or ``hooks/`` differ from the newest tag (committed or
-  not), the top entry must be newer than that tag: a changed template needs a new entry.
+- every entry is ``## <version> (<release date>) — <title>``, newest first, each with an
+  ``### Upgrade notes`` section; only the top entry may read ``(unreleased)`` instead of a
+  date: the release being prepared;
+- a version is released by the commit that gives its heading the date (the commit that
+  introduced the heading as it reads now). That commit is found in this file's history, so
+  the check works in any full clone, with or without tags;
+- when ``copier.yml``, ``template/`` or ``hooks/`` differ from the newest release commit
+  (committed or not) the top entry must be ``(unreleased)``: a changed template needs a new
+  entry;
+- tags are optional (``python -m tests.changelog tags`` prints the commands that create the
+  missing ones); a tag must name a released entry.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
 HEADING = re.compile(r"^## \[?v?(?P<version>[0-9][^\]\s]*)\]?(?P<rest>.*)$")
+RELEASE = re.compile(r"^ \((?P<date>\d{4}-\d{2}-\d{2}|unreleased)\)( — .+)?$")
+UNRELEASED = "unreleased"
 TEMPLATE_PATHS = ("copier.yml", "template", "hooks")
 
 
@@ -33,6 +42,17 @@ class Entry:
     @property
     def parsed(self) -> Version:
         return Version(self.version)
+
+    @property
+    def date(self) -> str | None:
+        """The release date, ``unreleased``, or ``None`` when the heading has neither."""
+        match = HEADING.match(self.heading)
+        found = RELEASE.match(match["rest"]) if match else None
+        return found["date"] if found else None
+
+    @property
+    def released(self) -> bool:
+        return self.date not in (None, UNRELEASED)
 
 
 def parse_changelog(text: str) -> list[Entry]:
@@ -52,13 +72,22 @@ def parse_changelog(text: str) -> list[Entry]:
     return entries
 
 
+def git(repo: Path, *args: str) -> list[str]:
+    result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
+    return result.stdout.splitlines()
+
+
+def release_commit(repo: Path, entry: Entry) -> str | None:
+    """The commit that introduced ``entry``'s heading as it reads now (its release), or
+    ``None`` while that heading is not committed yet."""
+    added = git(repo, "log", "--reverse", "--format=%H", "-S", entry.heading, "--", "CHANGELOG.md")
+    return added[0] if added else None
+
+
 def release_tags(repo: Path) -> list[Version]:
-    """The repository's tags that are versions, newest first."""
-    out = subprocess.run(
-        ["git", "tag", "--list"], cwd=repo, capture_output=True, text=True, check=True
-    ).stdout
+    """The repository's tags that are versions, newest first (often none: tags are optional)."""
     versions = []
-    for tag in out.split():
+    for tag in git(repo, "tag", "--list"):
         try:
             versions.append(Version(tag))
         except InvalidVersion:
@@ -66,36 +95,24 @@ def release_tags(repo: Path) -> list[Version]:
     return sorted(versions, reverse=True)
 
 
-def tag_name(repo: Path, version: Version) -> str:
-    """The tag spelling of ``version`` (``0.1.0`` or ``v0.1.0``)."""
-    out = subprocess.run(
-        ["git", "tag", "--list"], cwd=repo, capture_output=True, text=True, check=True
-    ).stdout
-    return next(tag for tag in out.split() if Version(tag.lstrip("v")) == version)
-
-
 def changed_since(repo: Path, ref: str) -> list[str]:
     """Template files that differ between ``ref`` and the working tree (incl. untracked)."""
-
-    def git(*args: str) -> list[str]:
-        result = subprocess.run(
-            ["git", *args], cwd=repo, capture_output=True, text=True, check=True
-        )
-        return result.stdout.splitlines()
-
-    changed = git("diff", "--name-only", ref, "--", *TEMPLATE_PATHS)
-    changed += git("ls-files", "--others", "--exclude-standard", "--", *TEMPLATE_PATHS)
+    changed = git(repo, "diff", "--name-only", ref, "--", *TEMPLATE_PATHS)
+    changed += git(repo, "ls-files", "--others", "--exclude-standard", "--", *TEMPLATE_PATHS)
     return sorted(set(changed))
 
 
-def problems(entries: list[Entry], tags: list[Version], changed: list[str]) -> list[str]:
-    """What is wrong with the changelog, given the release ``tags`` (newest first) and the
-    template files ``changed`` since the newest tag. An empty list when all is well."""
+def problems(
+    entries: list[Entry], tags: list[Version], changed: list[str], released: str | None = None
+) -> list[str]:
+    """What is wrong with the changelog, given the version ``tags`` and the template files
+    ``changed`` since ``released``, the newest released version (its release commit). An
+    empty list when all is well."""
     found: list[str] = []
     if not entries:
         return ["CHANGELOG.md has no '## <version>' entry"]
     versions: list[Version] = []
-    for entry in entries:
+    for position, entry in enumerate(entries):
         try:
             versions.append(entry.parsed)
         except InvalidVersion:
@@ -103,19 +120,59 @@ def problems(entries: list[Entry], tags: list[Version], changed: list[str]) -> l
             continue
         if "### Upgrade notes" not in entry.body:
             found.append(f"entry {entry.version} has no '### Upgrade notes' section")
+        if entry.date is None:
+            found.append(
+                f"heading {entry.heading!r} needs '(YYYY-MM-DD)' or '(unreleased)' after "
+                "the version"
+            )
+        elif not entry.released and position > 0:
+            found.append(f"entry {entry.version} is unreleased but not the top entry")
     if found:
         return found
     if versions != sorted(versions, reverse=True) or len(set(versions)) != len(versions):
         found.append(f"entries must be newest first without repeats: {entries_list(versions)}")
     found += [f"tag {tag} has no changelog entry" for tag in tags if tag not in versions]
-    if tags and versions[0] <= tags[0] and changed:
+    unreleased = {entry.parsed for entry in entries if not entry.released}
+    found += [f"tag {tag} names the unreleased entry" for tag in tags if tag in unreleased]
+    if entries[0].released and changed:
         found.append(
-            f"the template changed since release {tags[0]} ({', '.join(changed[:8])}"
+            f"the template changed since release {released} ({', '.join(changed[:8])}"
             f"{', ...' if len(changed) > 8 else ''}) but CHANGELOG.md has no entry above "
-            f"{tags[0]}: add '## <next version>' with the change and its upgrade notes"
+            f"it: add '## <next version> (unreleased) — <title>' with the change and its "
+            "upgrade notes"
         )
     return found
 
 
 def entries_list(versions: list[Version]) -> str:
     return ", ".join(str(v) for v in versions)
+
+
+def check(repo: Path) -> list[str]:
+    """The version check on the repository at ``repo`` (a full clone; tags are optional)."""
+    entries = parse_changelog((repo / "CHANGELOG.md").read_text(encoding="utf-8"))
+    newest = next((entry for entry in entries if entry.released), None)
+    commit = release_commit(repo, newest) if newest else None
+    changed = changed_since(repo, commit) if commit else []
+    return problems(entries, release_tags(repo), changed, newest.version if newest else None)
+
+
+def missing_tags(repo: Path) -> list[str]:
+    """``git tag`` commands for released versions without a tag, at their release commits."""
+    tags = release_tags(repo)
+    commands = []
+    for entry in parse_changelog((repo / "CHANGELOG.md").read_text(encoding="utf-8")):
+        commit = release_commit(repo, entry) if entry.released else None
+        if commit and entry.parsed not in tags:
+            commands.append(f"git tag {entry.version} {commit}")
+    return commands
+
+
+if __name__ == "__main__":  # python -m tests.changelog [check|tags]
+    root = Path(__file__).resolve().parents[1]
+    if sys.argv[1:] == ["tags"]:
+        print("\n".join(missing_tags(root)) or "every released version has its tag")
+    else:
+        issues = check(root)
+        print("\n".join(issues) or "CHANGELOG.md and the template agree")
+        sys.exit(1 if issues else 0)
