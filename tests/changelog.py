@@ -6,8 +6,9 @@ The rule the version check enforces (``tests/test_changelog.py``):
   ``### Upgrade notes`` section; only the top entry may read ``(unreleased)`` instead of a
   date: the release being prepared;
 - a version is released by the commit that gives its heading the date (the commit that
-  introduced the heading as it reads now). That commit is found in this file's history, so
-  the check works in any full clone, with or without tags;
+  introduced the heading as it reads now), or by the last commit before the next version's
+  entry was opened, when that came first. Both are found in this file's history, so the
+  check works in any full clone, with or without tags;
 - when ``copier.yml``, ``template/`` or ``hooks/`` differ from the newest release commit
   (committed or not) the top entry must be ``(unreleased)``: a changed template needs a new
   entry;
@@ -77,11 +78,29 @@ def git(repo: Path, *args: str) -> list[str]:
     return result.stdout.splitlines()
 
 
-def release_commit(repo: Path, entry: Entry) -> str | None:
-    """The commit that introduced ``entry``'s heading as it reads now (its release), or
-    ``None`` while that heading is not committed yet."""
-    added = git(repo, "log", "--reverse", "--format=%H", "-S", entry.heading, "--", "CHANGELOG.md")
-    return added[0] if added else None
+def release_commit(repo: Path, entry: Entry, newer: Entry | None = None) -> str | None:
+    """The commit that released ``entry``: the one that introduced its heading as it reads
+    now or, when earlier, the last one before ``newer`` (the next version's entry) was opened:
+    an entry is opened only once the one below it is released. ``None`` while neither is
+    committed."""
+    dated = git(repo, "log", "--reverse", "--format=%H", "-S", entry.heading, "--", "CHANGELOG.md")
+    candidates = dated[:1]
+    if newer is not None:
+        opened = git(
+            repo, "log", "--reverse", "--format=%H", "-G",
+            rf"^## {re.escape(newer.version)}[ (]", "--", "CHANGELOG.md",
+        )  # fmt: skip
+        candidates += git(repo, "rev-parse", f"{opened[0]}^") if opened else []
+    if len(candidates) == 2 and is_ancestor(repo, candidates[1], candidates[0]):
+        return candidates[1]
+    return candidates[0] if candidates else None
+
+
+def is_ancestor(repo: Path, older: str, newer: str) -> bool:
+    result = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", older, newer], cwd=repo, check=False
+    )
+    return result.returncode == 0
 
 
 def release_tags(repo: Path) -> list[Version]:
@@ -152,7 +171,8 @@ def check(repo: Path) -> list[str]:
     """The version check on the repository at ``repo`` (a full clone; tags are optional)."""
     entries = parse_changelog((repo / "CHANGELOG.md").read_text(encoding="utf-8"))
     newest = next((entry for entry in entries if entry.released), None)
-    commit = release_commit(repo, newest) if newest else None
+    newer = entries[entries.index(newest) - 1] if newest and entries.index(newest) else None
+    commit = release_commit(repo, newest, newer) if newest else None
     changed = changed_since(repo, commit) if commit else []
     return problems(entries, release_tags(repo), changed, newest.version if newest else None)
 
@@ -161,8 +181,9 @@ def missing_tags(repo: Path) -> list[str]:
     """``git tag`` commands for released versions without a tag, at their release commits."""
     tags = release_tags(repo)
     commands = []
-    for entry in parse_changelog((repo / "CHANGELOG.md").read_text(encoding="utf-8")):
-        commit = release_commit(repo, entry) if entry.released else None
+    entries = parse_changelog((repo / "CHANGELOG.md").read_text(encoding="utf-8"))
+    for newer, entry in zip([None, *entries], entries, strict=False):
+        commit = release_commit(repo, entry, newer) if entry.released else None
         if commit and entry.parsed not in tags:
             commands.append(f"git tag {entry.version} {commit}")
     return commands
