@@ -21,7 +21,7 @@ from ..redaction import redact
 MAX_ERRORS = 20
 MAX_TEXT = 200
 # Past this many, pydantic's error list costs more to build than the request did to send.
-MAX_LISTED = 1000
+MAX_LISTED = 10_000
 # Seconds a client should wait before it tries again.
 RETRY_AFTER_NO_MODEL = "30"
 
