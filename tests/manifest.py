@@ -145,6 +145,7 @@ FEATURES = (
             ".dockerignore",
             "Dockerfile",
             "compose.yaml",
+            "ops/nginx.conf",
             "src/{pkg}/serving/__init__.py",
             "src/{pkg}/serving/access_log.py",
             "src/{pkg}/serving/app.py",
@@ -181,7 +182,7 @@ FEATURES = (
             "src/{pkg}/serving/routes/feedback.py",
             "tests/test_live_monitoring.py",
         ),
-        ("ops/",),
+        ("ops/grafana/",),
     ),
 )
 

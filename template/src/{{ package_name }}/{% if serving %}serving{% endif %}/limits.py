@@ -11,17 +11,20 @@ validation. CSV is read row by row and stops one row past the limit (``protocol.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import GenericAlias
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
 
+from ..core.rows import Row
 from .errors import problem
+from .plain_json import Array
 
-T = TypeVar("T")
+# Rows and, when the parser read them as such, their numeric columns.
+Parsed = tuple[Sequence[Row], Array | None]
 # Extra columns read beyond the model's features, so that a misspelt one gets a useful error.
 COLUMN_SLACK = 8
 # Bodies above this size are parsed in a worker thread; smaller ones parse faster than a
@@ -48,7 +51,7 @@ class Limits:
         return (self.max_rows + 1) * (self.max_columns + 1) + 16
 
 
-async def parse_large_in_thread(parse: Callable[[bytes], T], body: bytes) -> T:
+async def parse_large_in_thread(parse: Callable[[bytes], Parsed], body: bytes) -> Parsed:
     """``parse(body)``, in a worker thread when the body is large: the event loop keeps
     answering other requests (``/health`` among them) meanwhile."""
     if len(body) > PARSE_IN_THREAD_BYTES:
