@@ -37,7 +37,11 @@ CSV = "text/csv"
 def media_type(request: Request, *accepted: str) -> str:
     """The request body's media type when it is one of ``accepted``, else a 415: a browser
     may post ``text/plain`` or a form to any site without asking, JSON it may not."""
-    given = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    given = ""
+    for name, value in request.scope["headers"]:  # on every request: no Headers object
+        if name == b"content-type":
+            given = value.partition(b";")[0].strip().lower().decode("latin-1")
+            break
     if given not in accepted:
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"Content-Type must be {' or '.join(accepted)}"
