@@ -124,8 +124,9 @@ class ShapeCheck:
             message, _, path = str(error).partition(" - at `$")
             raise problem(
                 _location(path.rstrip("`")),
-                f"{message}: at most {self.limits.max_rows} rows (SERVING_MAX_BATCH_SIZE) of "
-                f"the model's {self.limits.features} features",
+                f"{message}; a body this large must hold rows of the model's "
+                f"{self.limits.features} features, at most {self.limits.max_rows} "
+                "(SERVING_MAX_BATCH_SIZE)",
             ) from None
         except msgspec.DecodeError as error:
             raise problem([], f"invalid JSON: {error}", "json_invalid") from None
