@@ -14,6 +14,7 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,16 @@ from typing import Any
 import pytest
 
 from .helpers import PACKAGE, run
-from .server import START_TIMEOUT, Answer, Server, call, free_port, start_server, stop_server
+from .server import (
+    START_TIMEOUT,
+    Answer,
+    Server,
+    call,
+    free_port,
+    start_server,
+    stop_process,
+    stop_server,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -417,3 +427,233 @@ def test_the_container_command_answers_ready_from_a_venv(
     assert ready.status == 200, (ready.body, server.output())
     assert ready.body["model_version"] == "1" and ready.body["model_uri"] == str(model)
     assert metrics.count("model_info{") == 1, "one series for the 2 workers: metrics are merged"
+
+
+def rss_growth_while(pid: int, action: Any) -> tuple[Any, float]:
+    """``action()``'s result and how far the server's memory rose meanwhile, in MB."""
+    before, peak, done = rss_kib(pid), 0, threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, rss_kib(pid))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        result = action()
+    finally:
+        done.set()
+        watcher.join()
+    return result, (peak - before) / 1024
+
+
+def health_delays_while(base: str, action: Any) -> tuple[Any, list[float]]:
+    """``action()``'s result, and how long each ``/health`` asked meanwhile took (s)."""
+    delays: list[float] = []
+    done = threading.Event()
+
+    def probe() -> None:
+        while not done.is_set():
+            started = time.monotonic()
+            call(base, "/health")
+            delays.append(time.monotonic() - started)
+            time.sleep(0.05)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        result = action()
+    finally:
+        done.set()
+        prober.join()
+    return result, delays
+
+
+def test_a_hostile_csv_is_refused_at_once_while_health_answers(service: Server) -> None:
+    """1.9 million short rows (3.8 MB): the service froze for 63 s and grew by 3 GB in 0.5.0."""
+    body = b"a\n" + b"1\n" * 1_900_000
+
+    (answer, grown_mb), delays = health_delays_while(
+        service.base,
+        lambda: rss_growth_while(
+            service.process.pid,
+            lambda: call(service.base, "/invocations", raw=body, **{"Content-Type": "text/csv"}),
+        ),
+    )
+
+    assert answer.status == 422, answer.body
+    assert "SERVING_MAX_BATCH_SIZE" in json.dumps(answer.body)
+    assert len(json.dumps(answer.body)) < 2000
+    assert delays and max(delays) < 1.0, f"/health took up to {max(delays):.1f} s"
+    assert grown_mb < 100, f"the server grew by {grown_mb:.0f} MB"
+
+
+def test_the_api_refuses_other_content_types(
+    service: Server, test_rows: tuple[Path, list[dict[str, Any]]]
+) -> None:
+    body = json.dumps({"instances": test_rows[1][:2]}).encode()
+
+    as_text = call(service.base, "/predict", raw=body, **{"Content-Type": "text/plain"})
+    as_form = call(
+        service.base,
+        "/invocations",
+        raw=body,
+        **{"Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+    assert as_text.status == as_form.status == 415, (as_text.body, as_form.body)
+
+
+@pytest.fixture(scope="module")
+def strict_service(
+    default_project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The service with a 1 s body timeout and 2 requests in flight at most."""
+    port = free_port()
+    env = {"SERVING_BODY_TIMEOUT": "1", "SERVING_MAX_CONCURRENCY": "2"}
+    server = start_server(
+        [".venv/bin/" + PACKAGE, "serve", "--port", str(port)],
+        default_project,
+        tmp_path_factory.mktemp("strict") / "serve.log",
+        port,
+        env,
+    )
+    try:
+        assert wait_ready(server).status == 200, server.output()
+        yield server
+    finally:
+        stop_server(server)
+
+
+def open_slow_post(base: str, declared: int = 1000) -> socket.socket:
+    """A connection that sent a POST's headers and the start of its body, then nothing."""
+    host, port = base.removeprefix("http://").split(":")
+    connection = socket.create_connection((host, int(port)), timeout=10)
+    connection.sendall(
+        f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f'Content-Length: {declared}\r\n\r\n{{"inst'.encode()
+    )
+    return connection
+
+
+def read_answer(connection: socket.socket) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and when it closed (s)."""
+    started, answer = time.monotonic(), b""
+    while chunk := connection.recv(65536):
+        answer += chunk
+    return answer, time.monotonic() - started
+
+
+def test_a_body_that_does_not_arrive_gets_408_and_the_connection_closed(
+    strict_service: Server,
+) -> None:
+    with open_slow_post(strict_service.base) as connection:
+        answer, closed_after = read_answer(connection)
+
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert b"SERVING_BODY_TIMEOUT" in answer
+    assert closed_after < 5, f"closed after {closed_after:.1f} s"
+
+
+def test_above_max_concurrency_the_service_answers_503_with_retry_after(
+    strict_service: Server,
+) -> None:
+    held = [open_slow_post(strict_service.base) for _ in range(2)]  # the 2 slots, for 1 s
+    try:
+        time.sleep(0.2)
+        busy = call(strict_service.base, "/ready")
+        health = call(strict_service.base, "/health")
+    finally:
+        for connection in held:
+            connection.close()
+
+    assert busy.status == 503 and busy.headers["retry-after"] == "1", (busy.status, busy.body)
+    assert "SERVING_MAX_CONCURRENCY" in busy.body["detail"]
+    assert health.status == 200, "/health is answered at any load"
+
+
+def nginx_binary() -> str:
+    """The nginx executable (Debian package `nginx`; .ci/run installs it)."""
+    found = shutil.which("nginx") or next(
+        (path for path in ("/usr/sbin/nginx",) if os.access(path, os.X_OK)), None
+    )
+    if found is None:
+        message = "nginx is not installed (apt-get install nginx)"
+        if os.environ.get("CI"):
+            pytest.fail(message + "; .ci/run installs it")  # CI must not pass by skipping
+        pytest.skip(message)
+    return found
+
+
+@pytest.fixture
+def proxy(default_project: Path, service: Server, tmp_path: Path) -> Iterator[str]:
+    """The project's ops/nginx.conf, as compose runs it, in front of the service: only the
+    upstream address and the port differ. Its base URL."""
+    config = (default_project / "ops" / "nginx.conf").read_text()
+    port = free_port()
+    site = config.replace("server api:8000;", f"server {service.base.removeprefix('http://')};")
+    site = site.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    assert site.count("127.0.0.1:") == 2, "the upstream and listen lines were found"
+    (tmp_path / "site.conf").write_text(site)
+    # The official image's main configuration, reduced to what the site needs.
+    temp = "".join(
+        f"    {kind}_temp_path {tmp_path / kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (tmp_path / "nginx.conf").write_text(
+        f"daemon off;\nmaster_process off;\npid {tmp_path / 'nginx.pid'};\n"
+        f"error_log {tmp_path / 'error.log'} info;\nevents {{ worker_connections 256; }}\n"
+        f"http {{\n{temp}    access_log {tmp_path / 'access.log'};\n"
+        f"    include {tmp_path / 'site.conf'};\n}}\n"
+    )
+    nginx = nginx_binary()
+    check = subprocess.run(
+        [nginx, "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
+    process = subprocess.Popen(
+        [nginx, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if call(base, "/health").status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "error.log").read_text()
+            time.sleep(0.2)
+        yield base
+    finally:
+        stop_process(process)
+
+
+def test_the_front_proxy_closes_partial_headers_while_health_answers_through_it(
+    default_project: Path, proxy: str
+) -> None:
+    """uvicorn waits for a request's headers forever; nginx closes such a connection after
+    its client_header_timeout, and keeps serving everyone else."""
+    config = (default_project / "ops" / "nginx.conf").read_text()
+    setting = re.search(r"client_header_timeout (\d+)s;", config)
+    assert setting, "ops/nginx.conf sets client_header_timeout"
+    timeout = int(setting.group(1))
+    host, port = proxy.removeprefix("http://").split(":")
+
+    def partial_headers() -> tuple[bytes, float]:
+        with socket.create_connection((host, int(port)), timeout=timeout + 10) as connection:
+            connection.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: appl")
+            return read_answer(connection)
+
+    (answer, closed_after), delays = health_delays_while(proxy, partial_headers)
+
+    assert answer == b"", "no answer, the connection is closed"
+    assert timeout - 1 <= closed_after <= timeout + 3, f"closed after {closed_after:.1f} s"
+    assert len(delays) > 10 and max(delays) < 1.0, (
+        f"/health through nginx: up to {max(delays):.1f} s"
+    )

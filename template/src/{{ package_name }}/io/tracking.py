@@ -13,6 +13,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from ..config import Settings
+from ..redaction import install_log_redaction
 
 CHAMPION = "champion"
 # Pinned from the running environment: MLflow's own inference of requirements costs seconds.
@@ -23,6 +24,7 @@ def configure(settings: Settings) -> None:
     """Point MLflow at the tracking URI and experiment from settings."""
     # No progress bars in stage logs (the train stage copies the logged model back to disk).
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    install_log_redaction()  # MLflow's loggers have a handler of their own
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_experiment(settings.mlflow_experiment)
 

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 
 from ..config import Params, ParamsError, Settings, get_settings, load_params
+from ..redaction import install_log_redaction, redact
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +23,11 @@ def run_stage(name: str, body: Callable[[Params, Settings], None]) -> None:
     """Run ``body`` with validated params; exit 1 with a readable message on known errors."""
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     try:
         body(load_params(settings.params_file), settings)
     except (StageError, ParamsError, ValueError) as error:
-        print(f"stage {name} failed: {error}", file=sys.stderr)
+        print(f"stage {name} failed: {redact(str(error))}", file=sys.stderr)
         sys.exit(1)
 
 

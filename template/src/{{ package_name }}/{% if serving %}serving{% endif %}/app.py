@@ -15,20 +15,21 @@ from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
 from threadpoolctl import threadpool_limits
 
 from ..config import get_settings
 from ..predict import resolve_model_uri
-from . import metrics
+from ..redaction import install_log_redaction, redact
+from . import errors, metrics
 from .access_log import AccessLog
 from .logs import ACCESS_LOGGER
 from .middleware import RequestMiddleware
 from .model import ModelHolder, ModelUnavailableError, load_model
 from .predictor import Predictor, ScoringError
-from .protocol import ProtocolError
 from .routes import health, invocations, predict
 from .routes import metrics as metrics_route
 from .settings import ServingSettings
@@ -41,6 +42,7 @@ def load_holder(settings: ServingSettings) -> ModelHolder:
     """Load the configured model; on failure, keep the reason instead of raising."""
     import mlflow
 
+    install_log_redaction()  # MLflow gave its loggers a handler of their own when imported
     project = get_settings()
     mlflow.set_tracking_uri(project.mlflow_tracking_uri)
     uri = resolve_model_uri(settings.model_uri or None, project.model_name)
@@ -50,9 +52,10 @@ def load_holder(settings: ServingSettings) -> ModelHolder:
             max_batch_size=settings.max_batch_size,
             allow_missing=settings.allow_missing,
             compiled_max_rows=settings.compiled_max_rows,
+            max_field_bytes=settings.max_field_bytes,
         )
     except Exception as error:  # any failure must leave the process up and say why
-        reason = f"cannot load {uri}: {type(error).__name__}: {error}"
+        reason = redact(f"cannot load {uri}: {type(error).__name__}: {error}")
         logger.error("model not loaded", extra={"reason": reason})
         return ModelHolder(error=reason)
     logger.info(
@@ -96,6 +99,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     extension = _extension()
     if extension is not None:
         extension.attach(app)
+    install_log_redaction()  # on handlers the libraries loaded meanwhile added
     # Everything loaded so far (libraries, models) lives as long as the process: keep it out
     # of the garbage collector's full passes, which otherwise walk it all and stalled
     # requests for tens of milliseconds (p99 latency).
@@ -112,20 +116,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         extension.detach(app)  # e.g. the last prediction log lines, while the writer runs
     if app.state.access_log is not None:
         app.state.access_log.flush()
-
-
-def _unavailable(request: Request, error: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "30"})
-
-
-def _unscorable(request: Request, error: Exception) -> JSONResponse:
-    detail = [{"loc": ["body"], "msg": str(error), "type": "value_error"}]
-    return JSONResponse({"detail": detail}, status_code=422)
-
-
-def _bad_protocol(request: Request, error: Exception) -> JSONResponse:
-    detail = error.detail if isinstance(error, ProtocolError) else str(error)
-    return JSONResponse({"detail": detail}, status_code=422)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -184,11 +174,23 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.add_middleware(
         RequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
+        max_concurrency=settings.max_concurrency,
         access_log=app.state.access_log,
     )
-    app.add_exception_handler(ModelUnavailableError, _unavailable)
-    app.add_exception_handler(ScoringError, _unscorable)
-    app.add_exception_handler(ProtocolError, _bad_protocol)
+    origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
+    if origins:  # else no CORS headers: browsers keep other sites' pages from reading answers
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=["x-request-id", "retry-after"],
+        )
+    app.add_exception_handler(RequestValidationError, errors.invalid)
+    app.add_exception_handler(ModelUnavailableError, errors.unavailable)
+    app.add_exception_handler(ScoringError, errors.unscorable)
+    app.add_exception_handler(errors.ProtocolError, errors.bad_protocol)
     extension = _extension()
     routers = [health.router, predict.router, invocations.router, metrics_route.router]
     for router in [*routers, *(extension.ROUTERS if extension else [])]:

@@ -39,6 +39,7 @@ def export_model(
     from mlflow.exceptions import MlflowException
 
     from ..config import get_settings
+    from ..redaction import redact
     from .export import export_model as export
 
     settings = get_settings()
@@ -46,7 +47,7 @@ def export_model(
     try:
         version = export(settings.model_name, alias, output)
     except MlflowException as error:
-        typer.echo(f"{settings.model_name}@{alias}: {error.message}", err=True)
+        typer.echo(redact(f"{settings.model_name}@{alias}: {error.message}"), err=True)
         raise typer.Exit(code=1) from None
     typer.echo(f"exported {settings.model_name} version {version} ({alias}) to {output}")
 

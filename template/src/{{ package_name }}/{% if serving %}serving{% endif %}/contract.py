@@ -15,14 +15,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictStr,
     TypeAdapter,
-    ValidationError,
     with_config,
 )
 from typing_extensions import TypedDict
 
 from ..core.rows import Row, numeric_block
+from .limits import Limits, ShapeCheck
 from .plain_json import Array, PlainNumbers
 
 Kind = Literal["number", "string", "boolean"]
@@ -36,7 +35,8 @@ KINDS: dict[str, Kind] = {
     "boolean": "boolean",
 }
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-PYTHON_TYPES: dict[Kind, Any] = {"number": Number, "string": StrictStr, "boolean": StrictBool}
+# The longest text value a request may hold, unless SERVING_MAX_FIELD_BYTES says otherwise.
+MAX_FIELD_BYTES = 10_000
 # Request types are made at start-up from the signature, which static typing cannot follow.
 make_typed_dict: Any = TypedDict  # typing_extensions' version: pydantic needs it on 3.11
 forbid_extra = with_config(ConfigDict(extra="forbid"))
@@ -71,19 +71,29 @@ class Contract:
     """Validators for the request bodies, and the conversion of valid rows to a DataFrame."""
 
     def __init__(
-        self, features: list[FeatureSpec], *, max_batch_size: int, allow_missing: bool
+        self,
+        features: list[FeatureSpec],
+        *,
+        max_batch_size: int,
+        allow_missing: bool,
+        max_field_bytes: int = MAX_FIELD_BYTES,
     ) -> None:
         if not features:
             raise ContractError("the model's signature lists no input columns")
+        self.limits = Limits(len(features), max_batch_size, max_field_bytes)
+        self.shape = ShapeCheck(self.limits)
         self.features = features
         self.names = [spec.name for spec in features]
         self.numeric = [spec.name for spec in features if spec.kind == "number"]
         self.strings = [spec.name for spec in features if spec.kind == "string"]
         self.booleans = [spec.name for spec in features if spec.kind == "boolean"]
         self.other = self.strings + self.booleans
+        # Characters, which pydantic counts as it reads: a limit on memory, not on encodings.
+        text = Annotated[str, Field(strict=True, max_length=max_field_bytes)]
+        python_types: dict[Kind, Any] = {"number": Number, "string": text, "boolean": StrictBool}
         fields: dict[str, Any] = {}
         for spec in features:
-            value_type = PYTHON_TYPES[spec.kind]
+            value_type = python_types[spec.kind]
             if allow_missing:
                 value_type = value_type | None
             # Every key is required, even where MLflow marks a column optional: a misspelt
@@ -111,10 +121,11 @@ class Contract:
     def parse_predict_with_numbers(self, body: bytes) -> tuple[Sequence[Row], Array | None]:
         """Rows of a ``{"instances": [...]}`` JSON body and, when the shortcut of
         ``plain_json.py`` read them, their ``numeric`` columns as an array (NaN where missing);
-        raises ``ValidationError``."""
+        raises ``ValidationError``, or ``ProtocolError`` for a body far out of the limits."""
         parsed = self.plain.parse(body) if self.plain is not None else None
         if parsed is not None:
             return parsed
+        self.shape.check(body, "predict")
         return self._request.validate_json(body)["instances"], None
 
     def parse_plain_records(self, body: bytes) -> tuple[Sequence[Row], Array] | None:
@@ -149,11 +160,3 @@ class Contract:
     def rows_schema(self) -> dict[str, Any]:
         """JSON schema of a list of rows."""
         return self._rows.json_schema(ref_template="#/components/schemas/{model}")
-
-
-def located(error: ValidationError, *prefix: str | int) -> list[dict[str, Any]]:
-    """Pydantic errors as FastAPI's 422 ``detail`` items, without echoing the input back."""
-    return [
-        {**item, "loc": [*prefix, *item["loc"]]}
-        for item in error.errors(include_url=False, include_input=False, include_context=False)
-    ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
 
 from .model import ModelHolder
 from .predictor import Predictor
@@ -28,6 +28,30 @@ async def get_holder(request: Request) -> ModelHolder:
 async def get_predictor(request: Request) -> Predictor:
     predictor: Predictor = request.app.state.predictor
     return predictor
+
+
+JSON = "application/json"
+CSV = "text/csv"
+
+
+def media_type(request: Request, *accepted: str) -> str:
+    """The request body's media type when it is one of ``accepted``, else a 415: a browser
+    may post ``text/plain`` or a form to any site without asking, JSON it may not."""
+    given = ""
+    for name, value in request.scope["headers"]:  # on every request: no Headers object
+        if name == b"content-type":
+            given = value.partition(b";")[0].strip().lower().decode("latin-1")
+            break
+    if given not in accepted:
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"Content-Type must be {' or '.join(accepted)}"
+        )
+    return given
+
+
+async def json_body(request: Request) -> None:
+    """Dependency of routes whose body FastAPI reads: JSON only."""
+    media_type(request, JSON)
 
 
 SettingsDep = Annotated[ServingSettings, Depends(get_settings)]

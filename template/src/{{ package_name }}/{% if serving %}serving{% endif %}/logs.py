@@ -6,6 +6,8 @@ import logging
 from contextvars import ContextVar
 from typing import Any
 
+from ..redaction import RedactionFilter
+
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
 ACCESS_LOGGER = f"{__package__}.access"
 
@@ -23,12 +25,13 @@ def log_config(level: str) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for uvicorn and the app: JSON lines on stderr.
 
     Uvicorn's own access log is off: the request middleware logs each request once, with its
-    id, route, status and duration.
+    id, route, status and duration. Every line goes through the redaction filter; MLflow's
+    loggers, which get a handler of their own, are covered by ``install_log_redaction``.
     """
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": RequestIdFilter}},
+        "filters": {"request_id": {"()": RequestIdFilter}, "redact": {"()": RedactionFilter}},
         "formatters": {
             "json": {
                 "()": "pythonjsonlogger.msgspec.MsgspecFormatter",
@@ -40,7 +43,7 @@ def log_config(level: str) -> dict[str, Any]:
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "json",
-                "filters": ["request_id"],
+                "filters": ["request_id", "redact"],
                 "stream": "ext://sys.stderr",
             }
         },

@@ -20,6 +20,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from ..redaction import redact
+
 # No `*_created` series: they double the output and dashboards do not use them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -59,7 +61,7 @@ def set_model(version: str | None, uri: str | None, *, fallback: bool = False) -
     MODEL_LOADED.set(0 if version is None else 1)
     FALLBACK.set(int(fallback))
     if version is not None:
-        MODEL_INFO.labels(version=version, uri=uri or "").set(1)
+        MODEL_INFO.labels(version=version, uri=redact(uri or "")).set(1)
 
 
 def exposition() -> bytes:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..core.rows import Row
 from .compiled import CompiledPipeline, NotCompilableError, compile_pipeline
-from .contract import Contract, features_from_signature
+from .contract import MAX_FIELD_BYTES, Contract, features_from_signature
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,9 @@ class LoadedModel:
     contract: Contract
     compiled: CompiledPipeline | None = None
     compiled_max_rows: int = 0
+    # The trivial baseline (class priors or the mean), not a trained model: it answers only
+    # where the operator chose it, and never makes the service ready.
+    baseline: bool = False
 
     def predict(self, rows: Sequence[Row]) -> np.ndarray[Any, Any]:
         """Predictions for rows the contract validated."""
@@ -176,7 +179,12 @@ def compile_checked(pipeline: Any, contract: Contract) -> CompiledPipeline | Non
 
 
 def load_model(
-    uri: str, *, max_batch_size: int, allow_missing: bool, compiled_max_rows: int = 0
+    uri: str,
+    *,
+    max_batch_size: int,
+    allow_missing: bool,
+    compiled_max_rows: int = 0,
+    max_field_bytes: int = MAX_FIELD_BYTES,
 ) -> LoadedModel:
     """Load a model folder or MLflow URI (registry aliases resolved to a version).
 
@@ -203,6 +211,7 @@ def load_model(
         features_from_signature(signature),
         max_batch_size=max_batch_size,
         allow_missing=allow_missing,
+        max_field_bytes=max_field_bytes,
     )
     pipeline = mlflow.sklearn.load_model(str(folder))
     # One prediction now: it proves the model can score (else the service is not ready) and

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..core.rows import Row
+from ..redaction import redact
 from . import metrics
 from .batching import MicroBatcher
 from .model import LoadedModel, ModelHolder, Scored
@@ -126,6 +127,6 @@ class Predictor:
             return None
         logger.exception("model %s failed; the fallback answers from now on", model.version)
         holder.primary = None
-        holder.error = f"model {model.version} failed to predict: {error!r}"
+        holder.error = redact(f"model {model.version} failed to predict: {error!r}")
         metrics.FALLBACK.set(1)
         return holder.fallback

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -12,8 +12,8 @@ Prediction = int | float | str | bool | None
 class PredictResponse(BaseModel):
     predictions: list[Prediction]
     model_version: str
-    # Only when a fallback model answered: why the champion did not.
-    fallback: str | bool | None = None
+    # Only when a fallback answered instead of the champion: "previous" or "baseline".
+    fallback: Literal["previous", "baseline"] | None = None
 
 
 class InvocationsResponse(BaseModel):
@@ -55,7 +55,9 @@ class Readiness(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    408: {"model": Problem, "description": "The body did not arrive in time"},
     413: {"model": Problem, "description": "Request body too large"},
+    415: {"model": Problem, "description": "Unsupported Content-Type"},
     422: {"model": ValidationProblem, "description": "Invalid request: field and reason"},
-    503: {"model": Problem, "description": "No model loaded: the reason"},
+    503: {"model": Problem, "description": "No model loaded, or busy: the reason (Retry-After)"},
 }

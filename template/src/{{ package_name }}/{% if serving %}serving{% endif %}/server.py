@@ -56,5 +56,6 @@ def serve(settings: ServingSettings) -> None:
         log_config=log_config(get_settings().log_level),
         access_log=False,
         server_header=False,
+        timeout_keep_alive=settings.timeout_keep_alive,
         timeout_graceful_shutdown=10,
     )

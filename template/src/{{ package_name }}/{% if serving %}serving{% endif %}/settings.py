@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,6 +25,24 @@ class ServingSettings(BaseSettings):
     access_log: bool = Field(True, description="one JSON log line per request")
     max_batch_size: int = Field(1000, ge=1, description="rows per request, at most")
     max_body_bytes: int = Field(4_000_000, ge=1024, description="request body size, at most")
+    max_field_bytes: int = Field(
+        10_000, ge=16, description="characters of one text value (JSON string, CSV cell), at most"
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, description="seconds for a request's body to arrive, else 408"
+    )
+    timeout_keep_alive: int = Field(5, ge=1, description="seconds an idle connection stays open")
+    max_concurrency: int = Field(
+        256, ge=1, description="requests in progress per worker, at most; then 503"
+    )
+    cors_origins: str = Field(
+        "", description="origins allowed to call from a browser, comma-separated; empty: none"
+    )
+    fallback: Literal["previous", "baseline", "none"] = Field(
+        "previous",
+        description="what answers when the champion cannot: its previous registered version, "
+        "also the trivial baseline (only by choice), or nothing",
+    )
     coalesce_rows: int = Field(
         64, ge=0, description="requests up to this many rows share model calls; 0: never"
     )

@@ -1,14 +1,17 @@
-"""Liveness (``/health``) and readiness (``/ready``: is a model loaded, and if not, why)."""
+"""Liveness (``/health``) and readiness (``/ready``: does a real model serve, and if not, why)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from ...redaction import redact
 from ..deps import HolderDep
+from ..errors import RETRY_AFTER_NO_MODEL, clip
 from ..schemas import Health, Readiness
 
 router = APIRouter(tags=["health"])
+NOT_READY = {"Retry-After": RETRY_AFTER_NO_MODEL}
 
 
 @router.get("/health")
@@ -17,19 +20,23 @@ async def health() -> Health:
     return Health(status="ok")
 
 
-@router.get("/ready", responses={503: {"model": Readiness, "description": "No model loaded"}})
+@router.get(
+    "/ready",
+    responses={503: {"model": Readiness, "description": "No real model serves: the reason"}},
+)
 async def ready(holder: HolderDep) -> JSONResponse:
-    """200 when a model is loaded; 503 with the reason otherwise."""
+    """200 when a real model serves (the champion, a previous registered version, or the model
+    given); 503 with the reason when none does, or only the trivial baseline answers."""
     model = holder.active
+    reason = clip(redact(holder.error), 1000) if holder.error else None
     if model is None:
-        body = Readiness(status="unavailable", reason=holder.error or "no model is loaded")
-        return JSONResponse(body.model_dump(), status_code=503)
-    if model is holder.fallback:  # still 200: requests are answered, by the fallback model
-        body = Readiness(
-            status="fallback", model_uri=model.uri, model_version=model.version, reason=holder.error
-        )
-        return JSONResponse(body.model_dump())
-    body = Readiness(status="ready", model_uri=model.uri, model_version=model.version)
-    if holder.canary is not None:
+        body = Readiness(status="unavailable", reason=reason or "no model is loaded")
+        return JSONResponse(body.model_dump(), status_code=503, headers=NOT_READY)
+    body = Readiness(status="ready", model_uri=redact(model.uri), model_version=model.version)
+    if model is holder.fallback:  # answers instead of the champion: say so, and why
+        body.status, body.reason = "fallback", reason
+        if model.baseline:  # the operator's choice, but no model: not ready
+            return JSONResponse(body.model_dump(), status_code=503, headers=NOT_READY)
+    elif holder.canary is not None:
         body.canary_version, body.canary_share = holder.canary.version, holder.canary_share
     return JSONResponse(body.model_dump())

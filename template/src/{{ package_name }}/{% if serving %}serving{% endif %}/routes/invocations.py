@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from ..contract import located
-from ..deps import PredictorDep
+from ...core.rows import Row
+from ..contract import Contract
+from ..deps import CSV, JSON, PredictorDep, media_type
+from ..errors import located
+from ..limits import parse_large_in_thread
 from ..logs import REQUEST_ID
 from ..metrics import ROWS
+from ..plain_json import Array
 from ..protocol import records_from_csv, records_from_json
 from ..schemas import ERRORS, InvocationsResponse
 
@@ -36,25 +41,40 @@ BODY = {
 )
 async def invocations(request: Request, predictor: PredictorDep) -> Response:
     """Score ``dataframe_records``, ``dataframe_split``, ``instances``, ``inputs`` or CSV."""
+    media = media_type(request, JSON, CSV)
     request_id = REQUEST_ID.get()
     model = predictor.model(request_id)
+    contract = model.contract
     body = await request.body()
-    csv = request.headers.get("content-type", "").startswith("text/csv")
-    plain = None if csv else model.contract.parse_plain_records(body)
-    if plain is not None:  # see plain_json.py
-        rows, numbers = plain
+    if media == CSV:
+        rows, numbers = await parse_large_in_thread(
+            lambda raw: (csv_rows(raw, contract), None), body
+        )
     else:
-        numbers = None
-        if csv:
-            key, records = "csv", records_from_csv(body, model.contract.other)
-        else:
-            key, records = records_from_json(body)
-        try:
-            rows = model.contract.validate_rows(records)
-        except ValidationError as error:
-            raise RequestValidationError(located(error, "body", key)) from None
+        rows, numbers = await parse_large_in_thread(lambda raw: json_rows(raw, contract), body)
     predictions, _ = await predictor.score(
         model, rows, route=ROUTE, request_id=request_id, numbers=numbers
     )
     ROWS.labels(route=ROUTE).inc(len(rows))
     return Response(json.dumps({"predictions": predictions}), media_type="application/json")
+
+
+def json_rows(body: bytes, contract: Contract) -> tuple[Sequence[Row], Array | None]:
+    """The validated rows of a JSON body and, from the shortcut (plain_json.py), their
+    numeric columns."""
+    plain = contract.parse_plain_records(body)
+    if plain is not None:
+        return plain
+    key, records = records_from_json(body, contract)
+    return _validated(contract, records, key), None
+
+
+def csv_rows(body: bytes, contract: Contract) -> Sequence[Row]:
+    return _validated(contract, records_from_csv(body, contract), "csv")
+
+
+def _validated(contract: Contract, records: object, key: str) -> Sequence[Row]:
+    try:
+        return contract.validate_rows(records)
+    except ValidationError as error:
+        raise RequestValidationError(located(error, "body", key)) from None

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from ..contract import located
-from ..deps import PredictorDep
+from ..deps import JSON, PredictorDep, media_type
+from ..errors import located
+from ..limits import parse_large_in_thread
 from ..logs import REQUEST_ID
 from ..metrics import ROWS
 from ..schemas import ERRORS, PredictResponse
@@ -36,10 +37,12 @@ BODY = {
 )
 async def predict(request: Request, predictor: PredictorDep) -> Response:
     """Score a batch of rows; every feature of the model is required in each row."""
+    media_type(request, JSON)
     request_id = REQUEST_ID.get()
     model = predictor.model(request_id)
+    body = await request.body()
     try:
-        rows, numbers = model.contract.parse_predict_with_numbers(await request.body())
+        rows, numbers = await parse_large_in_thread(model.contract.parse_predict_with_numbers, body)
     except ValidationError as error:
         raise RequestValidationError(located(error, "body")) from None
     # Scoring runs on the event loop (no thread hop), with concurrent requests: batching.py.
@@ -47,7 +50,7 @@ async def predict(request: Request, predictor: PredictorDep) -> Response:
         model, rows, route=ROUTE, request_id=request_id, numbers=numbers
     )
     ROWS.labels(route=ROUTE).inc(len(rows))
-    body: dict[str, Any] = {"predictions": predictions, "model_version": model.version}
-    if model is predictor.holder.fallback:
-        body["fallback"] = predictor.holder.error or True  # say why the champion is not answering
-    return Response(json.dumps(body), media_type="application/json")
+    answer: dict[str, Any] = {"predictions": predictions, "model_version": model.version}
+    if model is predictor.holder.fallback:  # which kind; why the champion is not is in /ready
+        answer["fallback"] = "baseline" if model.baseline else "previous"
+    return Response(json.dumps(answer), media_type="application/json")
