@@ -20,6 +20,7 @@ CORE = (
     "Makefile",
     "ML_TEST_SCORE.md",
     "README.md",
+    "data/raw/.gitkeep",
     "data/schema.yaml",
     "dvc.yaml",
     "params.yaml",
@@ -39,6 +40,7 @@ CORE = (
     "src/{pkg}/io/__init__.py",
     "src/{pkg}/io/data.py",
     "src/{pkg}/io/model_card.py",
+    "src/{pkg}/io/model_loader.py",
     "src/{pkg}/io/tracking.py",
     "src/{pkg}/predict.py",
     "src/{pkg}/redaction.py",
@@ -59,7 +61,9 @@ CORE = (
     "tests/test_figures.py",
     "tests/test_metrics.py",
     "tests/test_model_card.py",
+    "tests/test_model_loader.py",
     "tests/test_models.py",
+    "tests/test_outputs.py",
     "tests/test_pipeline.py",
     "tests/test_predict.py",
     "tests/test_redaction.py",
@@ -107,7 +111,6 @@ FEATURES = (
         "user dataset",
         lambda a: bool(a.get("dataset_path")),
         ("data/raw/.gitignore", "data/raw/dataset.csv", "data/raw/dataset.csv.dvc"),
-        ("data/raw/",),
     ),
     # CI (issue 4): shared scripts for both providers, then each provider's workflows.
     Feature(

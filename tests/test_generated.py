@@ -66,9 +66,9 @@ def test_data_and_models_round_trip_through_the_dvc_remote(project: Path) -> Non
 
 def test_champion_loads_from_the_registry_and_predicts(default_project: Path) -> None:
     script = (
-        "import mlflow.sklearn, pandas as pd\n"
-        "mlflow.set_tracking_uri('sqlite:///mlflow.db')\n"
-        "model = mlflow.sklearn.load_model('models:/my-ml-project@champion')\n"
+        "import pandas as pd\n"
+        "from my_ml_project.io.model_loader import load_pipeline\n"
+        "model = load_pipeline('models:/my-ml-project@champion')\n"
         "test = pd.read_parquet('data/processed/test.parquet')\n"
         "print(len(model.predict(test.drop(columns=['target']))))\n"
     )

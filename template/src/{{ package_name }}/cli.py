@@ -54,16 +54,19 @@ def predict(
 
     from .config import get_settings, load_params
     from .core.schema import DataValidationError, load_schema
-    from .predict import available_cores, load_model, resolve_model_uri, score_csv
+    from .io.model_loader import ModelLoadError, load_pipeline
+    from .predict import available_cores, resolve_model_uri, score_csv
 
     settings = get_settings()
     schema = load_schema(load_params(settings.params_file).paths.schema_file)
-    uri = resolve_model_uri(model, settings.model_name)
-    if uri.startswith("models:/"):
-        import mlflow
-
-        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    loaded = load_model(uri)
+    if output.resolve() == input.resolve():
+        typer.echo(f"{output}: the output would replace the input; choose another file", err=True)
+        raise typer.Exit(code=2)
+    try:
+        loaded = load_pipeline(resolve_model_uri(model, settings.model_name))
+    except ModelLoadError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(code=1) from None
     done = 0
     try:
         # BLAS's thread limit is process-wide: one thread each, the scoring threads share the cores.

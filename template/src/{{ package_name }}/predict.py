@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from .core.schema import DataSchema, DataValidationError, feature_frame
+from .io.data import output_file
 
 PREDICTION = "prediction"
 QUOTE = b'"'
@@ -35,13 +36,6 @@ QUOTE = b'"'
 def resolve_model_uri(model: str | None, model_name: str) -> str:
     """``model`` as given (a path or an MLflow URI), or the registry's champion."""
     return model or f"models:/{model_name}@champion"
-
-
-def load_model(uri: str) -> Any:
-    """Load the scikit-learn pipeline behind an MLflow model URI or a local model folder."""
-    import mlflow.sklearn
-
-    return mlflow.sklearn.load_model(uri)
 
 
 def available_cores() -> int:
@@ -165,48 +159,43 @@ def score_csv(
     the caller limits BLAS, whose limit is process-wide. The output goes to a temporary file
     renamed at the end, so a failure never leaves a half-written result.
     """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".partial")
-    try:
-        with (
-            source.open("rb") as reader,
-            partial.open("wb") as sink,
-            ThreadPoolExecutor(threads, initializer=limit_native_threads) as pool,
-        ):
-            header = reader.readline()
-            if not header.strip():
-                raise DataValidationError([f"{source.name}: empty file, no header line"])
-            columns = list(pd.read_csv(io.BytesIO(header), nrows=0).columns)
-            keep_lines = PREDICTION not in columns
-            if keep_lines:
-                sink.write(header.rstrip(b"\r\n") + b"," + PREDICTION.encode() + b"\n")
-            else:  # the input's own 'prediction' column is replaced, where it stands
-                sink.write(header_line(columns))
-            pending: deque[Future[tuple[bytes, int]]] = deque()
+    with (
+        output_file(destination) as partial,
+        source.open("rb") as reader,
+        partial.open("wb") as sink,
+        ThreadPoolExecutor(threads, initializer=limit_native_threads) as pool,
+    ):
+        header = reader.readline()
+        if not header.strip():
+            raise DataValidationError([f"{source.name}: empty file, no header line"])
+        columns = list(pd.read_csv(io.BytesIO(header), nrows=0).columns)
+        keep_lines = PREDICTION not in columns
+        if keep_lines:
+            sink.write(header.rstrip(b"\r\n") + b"," + PREDICTION.encode() + b"\n")
+        else:  # the input's own 'prediction' column is replaced, where it stands
+            sink.write(header_line(columns))
+        pending: deque[Future[tuple[bytes, int]]] = deque()
 
-            def write_done(waiting: int) -> Iterator[int]:
-                """Write scored blocks, oldest first, until ``waiting`` are left."""
-                while len(pending) > waiting:
-                    scored, rows = pending.popleft().result()
-                    sink.write(scored)
-                    yield rows
+        def write_done(waiting: int) -> Iterator[int]:
+            """Write scored blocks, oldest first, until ``waiting`` are left."""
+            while len(pending) > waiting:
+                scored, rows = pending.popleft().result()
+                sink.write(scored)
+                yield rows
 
-            first_line = 2  # the header is line 1
-            for block in read_blocks(reader, chunk_size):
-                pending.append(
-                    pool.submit(
-                        score_block,
-                        model,
-                        schema,
-                        header,
-                        block,
-                        first_line,
-                        keep_lines=keep_lines,
-                    )
+        first_line = 2  # the header is line 1
+        for block in read_blocks(reader, chunk_size):
+            pending.append(
+                pool.submit(
+                    score_block,
+                    model,
+                    schema,
+                    header,
+                    block,
+                    first_line,
+                    keep_lines=keep_lines,
                 )
-                first_line += block.count(b"\n") + (not block.endswith(b"\n"))
-                yield from write_done(threads)
-            yield from write_done(0)
-        partial.replace(destination)
-    finally:
-        partial.unlink(missing_ok=True)
+            )
+            first_line += block.count(b"\n") + (not block.endswith(b"\n"))
+            yield from write_done(threads)
+        yield from write_done(0)

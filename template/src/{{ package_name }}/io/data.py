@@ -1,13 +1,79 @@
-"""Reading and writing tables and JSON reports."""
+"""Reading and writing tables, reports and folders.
+
+Every output is written under a new hidden name beside its destination and renamed into
+place once complete: a failure never leaves half a file, and nothing is deleted that this
+code did not write (a folder is replaced only when it holds the file that marks our own).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+
+def partial_path(path: Path) -> Path:
+    """A new, hidden name beside ``path`` for its content while it is written (ending with
+    ``path``'s name, so that writers that go by the suffix write the same format)."""
+    return path.with_name(f".partial-{secrets.token_hex(4)}-{path.name}")
+
+
+@contextmanager
+def output_file(path: Path) -> Iterator[Path]:
+    """A path to write to, renamed to ``path`` when the block succeeds, removed if it fails."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = partial_path(path)
+    try:
+        yield partial
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)  # a name made up above: nobody else's file
+
+
+def replaceable(path: Path, marker: str) -> bool:
+    """Whether ``path`` may be replaced: absent, an empty folder, or a folder holding
+    ``marker`` (the file our own command writes into it)."""
+    if not path.exists() and not path.is_symlink():
+        return True
+    if path.is_symlink() or not path.is_dir():
+        return False
+    return (path / marker).is_file() or not any(path.iterdir())
+
+
+@contextmanager
+def output_folder(path: Path, marker: str) -> Iterator[Path]:
+    """A new empty folder beside ``path`` to fill; it replaces ``path`` when the block succeeds.
+
+    An existing ``path`` that :func:`replaceable` refuses raises ``FileExistsError`` before
+    anything is written; it is never deleted.
+    """
+    if not replaceable(path, marker):
+        raise FileExistsError(
+            f"{path} exists and is not a folder this command wrote (no {marker} in it); "
+            "nothing was changed: choose another path, or move it away yourself"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = partial_path(path)
+    partial.mkdir()
+    try:
+        yield partial
+        if path.exists():
+            previous = partial_path(path)
+            path.replace(previous)
+            partial.replace(path)
+            shutil.rmtree(previous)  # the folder ``replaceable`` vouched for
+        else:
+            partial.replace(path)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial)  # made above
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -22,11 +88,11 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` as Parquet (or CSV by suffix), creating the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False)
+    with output_file(path) as partial:
+        if path.suffix == ".parquet":
+            frame.to_parquet(partial, index=False)
+        else:
+            frame.to_csv(partial, index=False)
 
 
 def read_json(path: Path) -> Any:
@@ -35,8 +101,13 @@ def read_json(path: Path) -> Any:
 
 def write_json(data: Any, path: Path) -> None:
     """Write ``data`` as stable, indented JSON (diff-friendly for ``dvc metrics diff``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", path)
+
+
+def write_text(text: str, path: Path) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`output_file`."""
+    with output_file(path) as partial:
+        partial.write_text(text, encoding="utf-8")
 
 
 def file_md5(path: Path) -> str:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Params, Settings
 from ..core.model_card import render_model_card, slice_metrics
 from ..core.schema import load_schema
-from .data import read_table
+from .data import read_table, write_text
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -27,11 +27,11 @@ def write_model_card(
     """Build the card, save it to ``paths.model_card``, log it to the run and the version."""
     slices: dict[str, Any] = {}
     if params.model_card.sensitive_columns:  # the model is loaded only to score the slices
-        import mlflow.sklearn
+        from .model_loader import load_pipeline
 
         schema = load_schema(params.paths.schema_file)
         test = read_table(params.paths.test)
-        model = mlflow.sklearn.load_model(str(params.paths.model))
+        model = load_pipeline(str(params.paths.model))
         slices = slice_metrics(
             params.task,
             test,
@@ -57,8 +57,7 @@ def write_model_card(
         intended_use=params.model_card.intended_use,
         limitations=params.model_card.limitations,
     )
-    params.paths.model_card.parent.mkdir(parents=True, exist_ok=True)
-    params.paths.model_card.write_text(card, encoding="utf-8")
+    write_text(card, params.paths.model_card)
     client.log_text(run["run_id"], card, ARTIFACT)
     if version is not None:
         client.update_model_version(settings.model_name, version, description=card)

@@ -41,16 +41,23 @@ def pip_requirements() -> list[str]:
 
 
 def skops_trusted_types(model: object) -> list[str]:
-    """Types skops must be told to trust to load ``model`` back.
+    """Types skops must be told to trust to load ``model`` back, recorded in its ``MLmodel``.
 
-    MLflow saves scikit-learn models with skops, which refuses types outside its safe list
-    (tree structures, numpy dtypes) unless told. The list is taken from the model this process
-    just trained, so it names only what our own pipeline contains, and MLflow records it next
-    to the model for whoever loads it.
+    Each must be in the loader's ``TRUSTED_TYPES`` (the loader never takes the artifact's word
+    for it): a pipeline holding another type fails here, at training, rather than registering
+    a model that nothing would load.
     """
     import skops.io
 
-    return sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+    from .model_loader import TRUSTED_TYPES, UnsafeModelError
+
+    needed = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+    if not set(needed) <= TRUSTED_TYPES:
+        raise UnsafeModelError(
+            f"the pipeline holds {sorted(set(needed) - TRUSTED_TYPES)}, which the model loader "
+            "does not trust: review them and add them to TRUSTED_TYPES in io/model_loader.py"
+        )
+    return needed
 
 
 def git_commit() -> str:

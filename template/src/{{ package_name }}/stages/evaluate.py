@@ -88,12 +88,11 @@ def log_to_run(run_id: str, report: dict[str, Any], plots: dict[str, pd.DataFram
 
 def main() -> None:
     def body(params: Params, settings: Settings) -> None:
-        import mlflow.sklearn
-
         from ..io import tracking
+        from ..io.model_loader import load_pipeline
 
         schema = load_schema(params.paths.schema_file)
-        model = mlflow.sklearn.load_model(str(params.paths.model))
+        model = load_pipeline(str(params.paths.model))
         report, plots = evaluate_model(
             model,
             read_table(params.paths.train),

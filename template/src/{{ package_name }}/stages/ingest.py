@@ -24,15 +24,22 @@ def load_builtin(name: str, target: str) -> pd.DataFrame:
     return frame.rename(columns={"target": target})
 
 
-def load_source(source: str, target: str) -> pd.DataFrame:
-    """Load ``source``: ``sklearn:<name>`` or the path of a CSV file.
+def load_source(source: str, target: str, raw: Path) -> pd.DataFrame:
+    """Load ``source``: ``sklearn:<name>``, or a CSV or Parquet file inside the folder ``raw``.
 
-    Column names are stripped of surrounding spaces; nothing else is judged here: an empty
-    or malformed table goes on to the validate stage, which says what is wrong with it.
+    ``dvc.yaml`` makes the stage depend on ``raw`` as a whole, so DVC sees any file there
+    change; a file elsewhere would go stale unnoticed, so it is refused. Column names are
+    stripped of surrounding spaces; nothing else is judged here: an empty or malformed table
+    goes on to the validate stage, which says what is wrong with it.
     """
     if source.startswith(BUILTIN_PREFIX):
         return load_builtin(source.removeprefix(BUILTIN_PREFIX), target)
     path = Path(source)
+    if not path.resolve().is_relative_to(raw.resolve()):
+        raise StageError(
+            f"data source {path} is outside {raw}/, the folder DVC watches for changes: "
+            f"move the file into {raw}/ and set data.source to its new path"
+        )
     if not path.is_file():
         raise StageError(f"data source {path} not found (try 'dvc pull')")
     frame = read_table(path)
@@ -41,7 +48,7 @@ def load_source(source: str, target: str) -> pd.DataFrame:
 
 def main() -> None:
     def body(params: Params, _: Settings) -> None:
-        frame = load_source(params.data.source, params.data.target)
+        frame = load_source(params.data.source, params.data.target, params.paths.raw)
         write_table(frame, params.paths.ingested)
         print(f"ingested {len(frame)} rows x {frame.shape[1]} columns from {params.data.source}")
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import Params, Settings
 from ..core.schema import DataSchema, load_schema
-from ..io.data import file_md5, read_table, write_json
-from ._runner import exit_now, run_stage
+from ..io.data import file_md5, output_folder, read_table, write_json
+from ._runner import StageError, exit_now, run_stage
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,13 +42,18 @@ def run_params(params: Params) -> dict[str, Any]:
     }
 
 
-def export_model(model_uri: str, destination: Path) -> None:
-    """Replace ``destination`` with a copy of the logged model's folder."""
+def copy_logged_model(model_uri: str, destination: Path) -> None:
+    """Copy the logged model's folder to ``destination``, which may only be a previous model
+    folder (it holds an ``MLmodel`` file), an empty folder, or absent."""
     import mlflow.artifacts
 
-    shutil.rmtree(destination, ignore_errors=True)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(destination))
+    from ..io.model_loader import MLMODEL
+
+    try:
+        with output_folder(destination, MLMODEL) as partial:
+            mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(partial))
+    except FileExistsError as error:
+        raise StageError(f"{error} (params.yaml paths.model)") from None
 
 
 def main() -> None:
@@ -87,12 +91,13 @@ def main() -> None:
                 signature=signature,
                 input_example=example,
                 pip_requirements=requirements,
+                serialization_format="skops",  # MLflow would pick cloudpickle for Databricks
                 skops_trusted_types=trusted,
             )
 
         # The local copy feeds the evaluate stage and can be baked into a serving image. It is
         # the logged model's own files (saved once, copied back), so both are the same model.
-        export_model(logged.model_uri, params.paths.model)
+        copy_logged_model(logged.model_uri, params.paths.model)
         write_json(
             {"run_id": run.info.run_id, "model_uri": logged.model_uri, "data_md5": data_md5},
             params.paths.run,

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..config import Params, Settings
 from ..core.schema import DataSchema, feature_frame
-from ..io.data import read_json, read_table, write_json
+from ..io.data import read_json, read_table, write_json, write_text
 from .html_report import render_html
 from .prediction_log import join_feedback, read_log
 from .reference import PREDICTION, load_reference
@@ -56,14 +56,11 @@ def load_current(
     features = feature_frame(frame, schema)
     others = frame.drop(columns=schema.feature_names)
     if PREDICTION not in others.columns:
-        from ..predict import load_model, resolve_model_uri
+        from ..io.model_loader import load_pipeline
+        from ..predict import resolve_model_uri
 
         uri = resolve_model_uri(model, settings.model_name)
-        if uri.startswith("models:/"):
-            import mlflow
-
-            mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-        others[PREDICTION] = load_model(uri).predict(features)
+        others[PREDICTION] = load_pipeline(uri).predict(features)
     return pd.concat([features, others], axis=1)
 
 
@@ -86,8 +83,7 @@ def run_monitor(
     summary = build_summary(
         reference, current, params.monitor, schema.target.name, reference_metrics, skip
     )
-    output_dir.mkdir(parents=True, exist_ok=True)
     html_path, json_path = output_dir / "report.html", output_dir / "summary.json"
-    html_path.write_text(render_html(summary, reference, current), encoding="utf-8")
+    write_text(render_html(summary, reference, current), html_path)
     write_json({**summary.model_dump(mode="json"), "passed": summary.passed}, json_path)
     return summary, html_path, json_path

@@ -28,10 +28,15 @@ def serve(
     run_server(ServingSettings(**{k: v for k, v in overrides.items() if v is not None}))
 
 
-def export_model(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write")] = Path(
-        "models/champion"
-    ),
+def export_command(
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Folder to write; an existing one is replaced only if an export wrote it",
+        ),
+    ] = Path("models/champion"),
     alias: Annotated[str, typer.Option(help="Registry alias to export")] = "champion",
 ) -> None:
     """Copy the registered model with ALIAS into a folder (to bake into an image)."""
@@ -39,15 +44,19 @@ def export_model(
     from mlflow.exceptions import MlflowException
 
     from ..config import get_settings
+    from ..io.model_loader import UnsafeModelError
     from ..redaction import redact
-    from .export import export_model as export
+    from .export import export_model
 
     settings = get_settings()
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     try:
-        version = export(settings.model_name, alias, output)
+        version = export_model(settings.model_name, alias, output)
     except MlflowException as error:
         typer.echo(redact(f"{settings.model_name}@{alias}: {error.message}"), err=True)
+        raise typer.Exit(code=1) from None
+    except (FileExistsError, UnsafeModelError) as error:
+        typer.echo(str(error), err=True)
         raise typer.Exit(code=1) from None
     typer.echo(f"exported {settings.model_name} version {version} ({alias}) to {output}")
 
@@ -55,4 +64,4 @@ def export_model(
 def register(app: typer.Typer) -> None:
     """Add ``serve`` and ``export-model`` to ``app``."""
     app.command()(serve)
-    app.command("export-model")(export_model)
+    app.command("export-model")(export_command)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
+from ..io.data import output_folder
+from ..io.model_loader import ModelFolder, check_model
 from .model import EXPORT_METADATA
 
 
@@ -14,19 +14,19 @@ def export_model(model_name: str, alias: str, output: Path) -> str:
     """Download ``models:/<model_name>@<alias>`` into ``output``; return its version.
 
     The folder is a plain MLflow model (``mlflow models serve -m`` works on it too) plus
-    ``registered_model.json``, from which the service reports the version it serves.
+    ``registered_model.json``, from which the service reports the version it serves and by
+    which a later export knows the folder as its own: an existing ``output`` is replaced only
+    if it holds that file (or is empty), else ``FileExistsError``. A model the project's loader
+    would refuse is not exported (``UnsafeModelError``).
     """
     import mlflow.artifacts
     from mlflow.tracking import MlflowClient
 
     version = MlflowClient().get_model_version_by_alias(model_name, alias)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output.parent) as staging:
-        folder = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{model_name}/{version.version}", dst_path=staging
-            )
-        )
+    uri = f"models:/{model_name}/{version.version}"
+    with output_folder(output, EXPORT_METADATA) as folder:
+        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder))
+        check_model(ModelFolder(folder, uri, str(version.version)))
         metadata = {
             "name": model_name,
             "version": str(version.version),
@@ -34,6 +34,4 @@ def export_model(model_name: str, alias: str, output: Path) -> str:
             "run_id": version.run_id,
         }
         (folder / EXPORT_METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
-        shutil.rmtree(output, ignore_errors=True)
-        folder.replace(output)
     return str(version.version)

@@ -138,18 +138,6 @@ class ModelHolder:
         return "fallback" if model is self.fallback else "champion"
 
 
-def _pin_registry_uri(uri: str) -> tuple[str, str]:
-    """``models:/name@alias`` -> (``models:/name/<version>``, version), so the version we
-    report is the version we loaded even if the alias moves meanwhile."""
-    from mlflow.tracking import MlflowClient
-
-    name, _, alias = uri.removeprefix("models:/").partition("@")
-    if alias:
-        version = str(MlflowClient().get_model_version_by_alias(name, alias).version)
-        return f"models:/{name}/{version}", version
-    return uri, uri.rstrip("/").rpartition("/")[2]
-
-
 def _folder_version(folder: Path) -> str:
     metadata = folder / EXPORT_METADATA
     if metadata.is_file():
@@ -186,42 +174,32 @@ def load_model(
     compiled_max_rows: int = 0,
     max_field_bytes: int = MAX_FIELD_BYTES,
 ) -> LoadedModel:
-    """Load a model folder or MLflow URI (registry aliases resolved to a version).
+    """Load a model folder or MLflow URI through the project's loader (``io/model_loader.py``:
+    skops only, registry aliases pinned to a version), with its signature's contract.
 
     With ``compiled_max_rows`` > 0, batches up to that size are scored by the pipeline's
     checked NumPy copy when one can be made.
     """
-    import mlflow.artifacts
-    import mlflow.sklearn
     from mlflow.models import Model
 
-    if uri.startswith("models:/"):
-        pinned, version = _pin_registry_uri(uri)
-        folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=pinned))
-    elif "://" in uri:
-        pinned, version = uri, uri
-        folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
-    else:
-        folder = Path(uri)
-        if not (folder / "MLmodel").is_file():
-            raise ModelUnavailableError(f"{folder}: not an MLflow model folder (no MLmodel file)")
-        pinned, version = str(folder), _folder_version(folder)
-    signature = Model.load(str(folder)).signature
+    from ..io.model_loader import fetch_model, read_pipeline
+
+    fetched = fetch_model(uri)
+    pipeline = read_pipeline(fetched)
     contract = Contract(
-        features_from_signature(signature),
+        features_from_signature(Model.load(str(fetched.path)).signature),
         max_batch_size=max_batch_size,
         allow_missing=allow_missing,
         max_field_bytes=max_field_bytes,
     )
-    pipeline = mlflow.sklearn.load_model(str(folder))
     # One prediction now: it proves the model can score (else the service is not ready) and
     # pays scikit-learn's first-call costs before the first request does.
     pipeline.predict(contract.frame([dict.fromkeys(contract.names)]))
     compiled = compile_checked(pipeline, contract) if compiled_max_rows > 0 else None
     return LoadedModel(
         pipeline=pipeline,
-        uri=pinned,
-        version=version,
+        uri=fetched.uri,
+        version=fetched.version or _folder_version(fetched.path),
         contract=contract,
         compiled=compiled,
         compiled_max_rows=compiled_max_rows,

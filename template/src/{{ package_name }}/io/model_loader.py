@@ -1,0 +1,171 @@
+"""The one way this project loads a model: skops only, trusting the types this code names.
+
+``mlflow.sklearn.load_model`` lets the artifact decide: its ``MLmodel`` file picks the format
+(pickle and cloudpickle run code from the file) and lists the types skops should trust. Model
+folders and registry aliases are untrusted input, so here the ``MLmodel`` file only says which
+file holds the pipeline; the format must be skops and the trusted types are
+:data:`TRUSTED_TYPES`. ``MODEL_ALLOW_PICKLE=true`` is the only way around it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import get_settings
+
+logger = logging.getLogger(__name__)
+
+# Types skops does not trust by default that the pipelines of core/models.py hold, one line per
+# estimator family (preprocessing needs nothing beyond numpy.dtype). A new estimator needs its
+# types added here after review: tests/test_model_loader.py fails until they are. Trusting a
+# tree type lets a crafted file crash the process at predict time (skops' own warning), which
+# is why write access to the registry stays the boundary of trust.
+TRUSTED_TYPES: frozenset[str] = frozenset(
+    {
+        "numpy.dtype",  # every fitted array
+        "sklearn.tree._tree.Tree",  # random_forest
+        # hist_gradient_boosting
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    }
+)
+SKOPS = "skops"
+MLMODEL = "MLmodel"
+
+
+class ModelLoadError(ValueError):
+    """No model this project can load is at the given place; the message says why."""
+
+
+class UnsafeModelError(ModelLoadError):
+    """Loading the model would trust the artifact to run code; the message says how."""
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """A model's files on this machine, and what was asked for.
+
+    ``uri`` pins a registry alias to the version it pointed at when fetched, so what is
+    reported is what was loaded. ``version``: the registry version of a ``models:/`` URI, the
+    URI itself for other URIs, ``None`` for a local folder.
+    """
+
+    path: Path
+    uri: str
+    version: str | None
+
+
+def fetch_model(uri: str) -> ModelFolder:
+    """A local folder as is, or an MLflow URI downloaded (``models:/name@alias`` resolved to
+    its version through the registry first)."""
+    if "://" not in uri and not uri.startswith("models:/"):
+        folder = Path(uri)
+        if not (folder / MLMODEL).is_file():
+            raise ModelLoadError(f"{folder}: not an MLflow model folder (no {MLMODEL} file)")
+        return ModelFolder(folder, uri, None)
+    import mlflow.artifacts
+    from mlflow.tracking import MlflowClient
+
+    # The project's one tracking server, for the registry lookups inside MLflow too.
+    mlflow.set_tracking_uri(get_settings().mlflow_tracking_uri)
+    version = uri
+    name, at, alias = uri.removeprefix("models:/").partition("@")
+    if uri.startswith("models:/") and at:
+        version = str(MlflowClient().get_model_version_by_alias(name, alias).version)
+        uri = f"models:/{name}/{version}"
+    elif uri.startswith("models:/"):
+        version = uri.rstrip("/").rpartition("/")[2]
+    path = mlflow.artifacts.download_artifacts(artifact_uri=uri)
+    return ModelFolder(Path(path), uri, version)
+
+
+def sklearn_flavor(model: ModelFolder) -> dict[str, Any]:
+    """The ``sklearn`` section of the folder's ``MLmodel`` file (read as plain YAML)."""
+    try:
+        described = yaml.safe_load((model.path / MLMODEL).read_text(encoding="utf-8"))
+        flavor = described["flavors"]["sklearn"]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError) as error:
+        raise ModelLoadError(
+            f"{model.uri}: no scikit-learn model described in {MLMODEL} ({type(error).__name__})"
+        ) from None
+    if not isinstance(flavor, dict):
+        raise ModelLoadError(f"{model.uri}: the sklearn flavor of {MLMODEL} is not a mapping")
+    return flavor
+
+
+def model_file(model: ModelFolder, flavor: dict[str, Any]) -> Path:
+    """The file the flavor names, refused unless it lies inside the folder."""
+    name = flavor.get("pickled_model")
+    path = (model.path / str(name)).resolve()
+    if not name or not path.is_relative_to(model.path.resolve()) or not path.is_file():
+        raise ModelLoadError(f"{model.uri}: the model file {name!r} is not a file of the folder")
+    return path
+
+
+def refusal(flavor: dict[str, Any]) -> str | None:
+    """Why the ``MLmodel`` file asks for trust this project does not give, or ``None``."""
+    form = flavor.get("serialization_format", "pickle")  # MLflow's default when absent
+    if form != SKOPS:
+        return f"it is saved as {form!r}, which runs code from the file when loaded"
+    listed = set(flavor.get("skops_trusted_types") or []) - TRUSTED_TYPES
+    if listed:
+        return f"its {MLMODEL} asks to trust {sorted(listed)}, outside the project's TRUSTED_TYPES"
+    return None
+
+
+def untrusted_content(path: Path) -> str | None:
+    """Why the skops file holds types outside :data:`TRUSTED_TYPES`, or ``None``; reads the
+    file's schema only, builds nothing."""
+    import skops.io
+
+    found = set(skops.io.get_untrusted_types(file=path)) - TRUSTED_TYPES
+    return f"it holds {sorted(found)}, outside the project's TRUSTED_TYPES" if found else None
+
+
+def unsafe(model: ModelFolder, reason: str) -> UnsafeModelError:
+    return UnsafeModelError(
+        f"{model.uri}: refused to load, {reason}. Load only models trained by this project; "
+        "MODEL_ALLOW_PICKLE=true trusts the artifact to run code (only for sources you control)"
+    )
+
+
+def check_model(model: ModelFolder) -> None:
+    """Raise :class:`UnsafeModelError` if the model would not load without
+    ``MODEL_ALLOW_PICKLE``, without loading it."""
+    flavor = sklearn_flavor(model)
+    reason = refusal(flavor) or untrusted_content(model_file(model, flavor))
+    if reason is not None:
+        raise unsafe(model, reason)
+
+
+def read_pipeline(model: ModelFolder) -> Any:
+    """The scikit-learn pipeline of a fetched model folder, under the rule above."""
+    import skops.io
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    flavor = sklearn_flavor(model)
+    reason = refusal(flavor)
+    if reason is None:
+        path = model_file(model, flavor)
+        try:
+            return skops.io.load(path, trusted=sorted(TRUSTED_TYPES))
+        except UntrustedTypesFoundException:
+            reason = untrusted_content(path) or "skops refused its types"
+    if not get_settings().model_allow_pickle:
+        raise unsafe(model, reason)
+    logger.warning(
+        "MODEL_ALLOW_PICKLE=true: loading a model that may run code from its files",
+        extra={"model_uri": model.uri, "reason": reason},
+    )
+    import mlflow.sklearn
+
+    return mlflow.sklearn.load_model(str(model.path))
+
+
+def load_pipeline(uri: str) -> Any:
+    """The scikit-learn pipeline behind a model folder or an MLflow model URI."""
+    return read_pipeline(fetch_model(uri))
