@@ -37,7 +37,7 @@ BODY = {
 async def invocations(request: Request, predictor: PredictorDep) -> Response:
     """Score ``dataframe_records``, ``dataframe_split``, ``instances``, ``inputs`` or CSV."""
     request_id = REQUEST_ID.get()
-    model = predictor.model(request_id)
+    model = predictor.model()
     body = await request.body()
     csv = request.headers.get("content-type", "").startswith("text/csv")
     plain = None if csv else model.contract.parse_plain_records(body)

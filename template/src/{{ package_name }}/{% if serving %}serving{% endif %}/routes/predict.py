@@ -37,7 +37,7 @@ BODY = {
 async def predict(request: Request, predictor: PredictorDep) -> Response:
     """Score a batch of rows; every feature of the model is required in each row."""
     request_id = REQUEST_ID.get()
-    model = predictor.model(request_id)
+    model = predictor.model()
     try:
         rows, numbers = model.contract.parse_predict_with_numbers(await request.body())
     except ValidationError as error:
