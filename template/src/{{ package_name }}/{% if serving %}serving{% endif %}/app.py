@@ -25,7 +25,7 @@ from ..predict import resolve_model_uri
 from . import metrics
 from .access_log import AccessLog
 from .auth import Guard, Scope
-from .deps import require
+from .deps import ApiKeyCheck
 from .logs import ACCESS_LOGGER
 from .middleware import RequestMiddleware
 from .model import ModelHolder, ModelUnavailableError, load_model
@@ -225,7 +225,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.add_exception_handler(ScoringError, _unscorable)
     app.add_exception_handler(ProtocolError, _bad_protocol)
     for router, scope in scoped_routers(_extension()):
-        needs_key = [Security(require(scope))] if scope is not None and guard.keys else []
+        needs_key = [Security(ApiKeyCheck(scope))] if scope is not None and guard.keys else []
         app.include_router(router, dependencies=needs_key)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
