@@ -61,7 +61,7 @@ def digest(key: str) -> bytes:
 
 
 def entry(name: str, scopes: Iterable[str], key: str) -> str:
-    """The settings entry of ``key`` (checked: it parses back to the same name and scopes)."""
+    """The settings entry of ``key``; ``ApiKeyError`` for a name or scope it cannot hold."""
     line = f"{name}:{','.join(sorted(set(scopes)))}:sha256:{digest(key).hex()}"
     parse_entry(line, 1)
     return line

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
-from fastapi.openapi.models import HTTPBearer
+from fastapi.openapi.models import HTTPBearer as BearerScheme
 from fastapi.security.base import SecurityBase
 from starlette.datastructures import Headers
 
@@ -48,7 +48,7 @@ class ApiKeyCheck(SecurityBase):
     """
 
     def __init__(self, scope: Scope) -> None:
-        self.model = HTTPBearer(description="an API key, or send it as `X-API-Key: <key>`")
+        self.model = BearerScheme(description="an API key, or send it as `X-API-Key: <key>`")
         self.scheme_name = "APIKey"
         self.scope = scope
 
