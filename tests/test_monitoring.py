@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import time
-import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -296,52 +295,70 @@ def test_a_two_worker_service_writes_every_logged_request_before_it_stops(
     assert "leaked shared_memory" not in server.output()
 
 
+def api_key(project: Path, name: str, scopes: str) -> tuple[str, str]:
+    """A new key from ``<package> api-key new``: (the key, its SERVING_API_KEYS entry)."""
+    lines = run(
+        ["uv", "run", PACKAGE, "api-key", "new", "--name", name, "--scopes", scopes], project
+    )
+    printed = [line.strip() for line in lines.stdout.splitlines()]
+    return printed[1], printed[3]
+
+
 @pytest.mark.slow
-def test_canary_share_answers_by_request_id_and_feedback_reaches_monitor(
+def test_canary_share_is_drawn_by_the_service_and_keyed_feedback_reaches_monitor(
     monitored: tuple[Path, Server, Path, str],
 ) -> None:
-    """MONITORING_CANARY_SHARE=0.3: the challenger answers the request ids whose CRC-32 falls
-    in the first 30%; labels sent to /feedback give each arm its measured quality."""
+    """MONITORING_CANARY_SHARE=0.3: the challenger answers about 30% of the requests, drawn by
+    the service; labels sent to /feedback with a key give each arm its measured quality, and a
+    later, different label for a row is reported by ``monitor``, not used."""
     project, _, data, champion = monitored
     rows = json.loads((data / "test.json").read_text())
     labels = json.loads((data / "labels.json").read_text())
     ids = [f"canary-{n}" for n in range(len(rows))]
-    canary = {i for i in ids if zlib.crc32(i.encode()) / 2**32 < 0.3}
+    key, entry = api_key(project, "labeler", "score,feedback")
+    auth = {"Authorization": f"Bearer {key}"}
     log = project / "logs/predictions.jsonl"
     before = len(logged_rows(log))
-    server = serve(project, data / "canary.log", {"MONITORING_CANARY_SHARE": "0.3"})
+    env = {"MONITORING_CANARY_SHARE": "0.3", "SERVING_API_KEYS": entry}
+    server = serve(project, data / "canary.log", env)
     try:
         ready = call(server.base, "/ready")
         since = now()
         versions = {
-            i: call(server.base, "/predict", {"instances": [row]}, **{"X-Request-ID": i}).body[
-                "model_version"
-            ]
+            i: call(
+                server.base, "/predict", {"instances": [row]}, **auth, **{"X-Request-ID": i}
+            ).body["model_version"]
             for i, row in zip(ids, rows, strict=True)
         }
-        feedback = call(
-            server.base,
-            "/feedback",
-            {"labels": [{"request_id": i, "label": y} for i, y in zip(ids, labels, strict=True)]},
+        body = {"labels": [{"request_id": i, "label": y} for i, y in zip(ids, labels, strict=True)]}
+        feedback = call(server.base, "/feedback", body, **auth)
+        other = next(label for label in labels if label != labels[0])
+        later = call(
+            server.base, "/feedback", {"labels": [{"request_id": ids[0], "label": other}]}, **auth
         )
-        refused = call(server.base, "/feedback", {"labels": [{"request_id": "x"}]})
+        anonymous = call(server.base, "/feedback", body)
+        refused = call(server.base, "/feedback", {"labels": [{"request_id": "x"}]}, **auth)
         wait_for_rows(log, before + len(ids))
-        wait_for_metric(server, r'monitoring_served_rows_total\{served_by="canary"\} [1-9]')
     finally:
         stop_server(server)
     _, summary, output = monitor(project, since, data / "canary")
 
     challenger = ready.body["canary_version"]
+    canary = {i for i, version in versions.items() if version == challenger}
     assert ready.body["canary_share"] == 0.3 and challenger not in (None, champion), ready.body
-    assert 0 < len(canary) < len(ids)
-    assert versions == {i: challenger if i in canary else champion for i in ids}
+    assert set(versions.values()) == {champion, challenger}, versions
+    assert 0 < len(canary) < len(ids) * 0.6, "about 30% of the requests"
     assert feedback.status == 202 and feedback.body == {"recorded": len(ids)}, feedback.body
+    assert later.status == 202, later.body
+    assert anonymous.status == 401 and key not in str(anonymous.body), anonymous.body
     assert refused.status == 422 and "label" in str(refused.body), refused.body
+    assert key not in server.output(), "the key was logged"
     arms = {arm["served_by"]: arm for arm in summary["canary"]["arms"]}
     assert arms["canary"]["rows"] == len(canary), output
     assert arms["champion"]["rows"] == len(ids) - len(canary)
     assert arms["canary"]["quality"]["labelled_rows"] == len(canary)
     assert arms["champion"]["quality"]["labelled_rows"] == len(ids) - len(canary)
+    assert summary["feedback_conflicts"] == 1 and "the first stands" in output, output
 
 
 @pytest.mark.slow

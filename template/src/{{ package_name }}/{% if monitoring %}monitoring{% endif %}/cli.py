@@ -71,6 +71,9 @@ def monitor(
         raise typer.Exit(code=EXIT_BAD_INPUT) from None
     drifted = ", ".join(summary.drifted_features) or "none"
     typer.echo(f"{summary.current_rows} rows checked; drifted features: {drifted}")
+    if summary.feedback_conflicts:
+        conflicts = f"{summary.feedback_conflicts} labelled row(s) later got a different label"
+        typer.echo(f"feedback: {conflicts}; the first stands", err=True)
     typer.echo(f"report: {html_path}\nsummary: {json_path}")
     if summary.alerts:
         for alert in summary.alerts:
@@ -87,20 +90,23 @@ def feedback(
         ),
     ],
 ) -> None:
-    """Record late ground truth; 'monitor' joins it to the prediction log by request id."""
+    """Record late ground truth; 'monitor' joins it to the prediction log by request id.
+
+    The first label recorded for a row stands: 'monitor' reports later, different ones.
+    """
     from ..config import get_settings, load_params
     from ..io.data import read_table
-    from .prediction_log import append_feedback
+    from .feedback import labels_from_table, write_feedback
     from .settings import get_monitoring_settings
 
     target = load_params(get_settings().params_file).data.target
-    path = get_monitoring_settings().feedback_path
+    settings = get_monitoring_settings()
     try:
-        count = append_feedback(path, read_table(labels), target)
+        count = write_feedback(labels_from_table(read_table(labels), target), "cli", settings)
     except ValueError as error:
         typer.echo(f"{labels}: {error}", err=True)
         raise typer.Exit(code=EXIT_BAD_INPUT) from None
-    typer.echo(f"recorded {count} label(s) in {path}")
+    typer.echo(f"recorded {count} label(s) in {settings.feedback_path}")
 
 
 def register(app: typer.Typer) -> None:

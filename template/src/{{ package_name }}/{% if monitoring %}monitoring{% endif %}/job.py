@@ -10,8 +10,9 @@ import pandas as pd
 from ..config import Params, Settings
 from ..core.schema import DataSchema, feature_frame
 from ..io.data import read_json, read_table, write_json, write_text
+from .feedback import CONFLICT, join_feedback
 from .html_report import render_html
-from .prediction_log import join_feedback, read_log
+from .prediction_log import read_log
 from .reference import PREDICTION, load_reference
 from .report import MonitorSummary, build_summary
 from .settings import MonitoringSettings
@@ -83,6 +84,8 @@ def run_monitor(
     summary = build_summary(
         reference, current, params.monitor, schema.target.name, reference_metrics, skip
     )
+    if CONFLICT in current.columns:
+        summary.feedback_conflicts = int(current[CONFLICT].sum())
     html_path, json_path = output_dir / "report.html", output_dir / "summary.json"
     write_text(render_html(summary, reference, current), html_path)
     write_json({**summary.model_dump(mode="json"), "passed": summary.passed}, json_path)

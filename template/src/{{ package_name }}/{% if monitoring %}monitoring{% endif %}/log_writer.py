@@ -60,6 +60,8 @@ PREDICTIONS = "predictions"
 CHALLENGER_PREDICTIONS = "challenger_predictions"
 # Non-ASCII text as is, NumPy arrays as lists, NaN (not valid JSON) as null.
 JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
+# New log files: owner reads and writes, group reads, others nothing.
+LOG_FILE_MODE = 0o640
 # The shared block for a step's numbers: a full step (4096 rows) of up to 128 numeric features.
 SLAB_BYTES = 4 << 20
 # Where Linux keeps shared memory; only its free room is read (no file is made there by path).
@@ -299,7 +301,8 @@ def append_rotating(path: Path, data: bytes, max_bytes: int, backups: int) -> No
 
     The standard library's ``RotatingFileHandler`` is safe for threads, not processes: two
     workers each rotated the file under the other. Here an exclusive lock on ``path.lock``
-    covers the size check, the rotation and the write, and the file is opened per append.
+    covers the size check, the rotation and the write, and the file is opened per append. A
+    new file is readable by its owner and group only (``LOG_FILE_MODE``): logs hold inputs.
     """
     with path.with_name(path.name + ".lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
@@ -313,8 +316,12 @@ def append_rotating(path: Path, data: bytes, max_bytes: int, backups: int) -> No
                 path.replace(path.with_name(f"{path.name}.1"))
             else:
                 path.unlink()
-        with path.open("ab") as handle:
+        with open(path, "ab", opener=_private) as handle:
             handle.write(data)
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, LOG_FILE_MODE)
 
 
 def write_step(step: Step, settings: MonitoringSettings, checks: InputChecks) -> Written:

@@ -48,7 +48,6 @@ from .log_writer import (
     INPUTS,
     PREDICTION,
     PREDICTIONS,
-    REQUEST_ID,
     ROW,
     ScoredRequest,
     Slab,
@@ -320,45 +319,3 @@ def read_log(path: Path, since: datetime | None = None) -> pd.DataFrame:
         window = f" since {since.isoformat()}" if since else ""
         raise ValueError(f"{path}: no predictions logged{window}")
     return pd.DataFrame(table)
-
-
-def write_feedback(path: Path, records: list[dict[str, Any]]) -> int:
-    """Append ground-truth records (``request_id``, ``row``, ``label``) as JSON lines.
-
-    One ``write`` of whole lines to a file opened for appending: several workers (or the CLI
-    beside the service) can add feedback to the same file without interleaving.
-    """
-    text = "".join(json.dumps(record, default=str) + "\n" for record in records)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(text)
-    return len(records)
-
-
-def append_feedback(path: Path, labels: pd.DataFrame, target: str) -> int:
-    """Append late ground truth (``request_id``, optional ``row``, ``target``) as JSON lines."""
-    missing = [c for c in (REQUEST_ID, target) if c not in labels.columns]
-    if missing:
-        raise ValueError(f"feedback needs the column(s) {missing}")
-    frame = labels.assign(**{ROW: labels[ROW] if ROW in labels.columns else 0})
-    records = [
-        {REQUEST_ID: str(request_id), ROW: int(row), "label": label}
-        for request_id, row, label in frame[[REQUEST_ID, ROW, target]].itertuples(index=False)
-    ]
-    return write_feedback(path, records)
-
-
-def join_feedback(predictions: pd.DataFrame, feedback_path: Path, target: str) -> pd.DataFrame:
-    """Add the ``target`` column from the feedback file by request id and row (latest wins)."""
-    if not feedback_path.is_file():
-        return predictions
-    labels = pd.DataFrame(list(_lines([feedback_path])))
-    if labels.empty:
-        return predictions
-    labels = labels.drop_duplicates([REQUEST_ID, ROW], keep="last").rename(
-        columns={"label": target}
-    )
-    joined = predictions.drop(columns=[target], errors="ignore").merge(
-        labels[[REQUEST_ID, ROW, target]], on=[REQUEST_ID, ROW], how="left"
-    )
-    return joined

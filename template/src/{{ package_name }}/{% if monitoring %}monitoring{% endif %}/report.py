@@ -89,6 +89,8 @@ class MonitorSummary(BaseModel):
     canary: CanaryComparison | None = None
     drifted_features: list[str]
     alerts: list[str]
+    # Labelled rows that later got a different label (the first stands): see feedback.py.
+    feedback_conflicts: int = 0
 
     @property
     def passed(self) -> bool:

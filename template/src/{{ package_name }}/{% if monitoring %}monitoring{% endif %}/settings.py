@@ -20,6 +20,7 @@ class MonitoringSettings(BaseSettings):
 
     enabled: bool = True
     log_path: Path = Path("logs/predictions.jsonl")
+    # Late labels (POST /feedback, `feedback --labels`), rotated as the log is.
     feedback_path: Path = Path("logs/feedback.jsonl")
     log_max_bytes: int = Field(default=50_000_000, ge=1_000)
     log_backups: int = Field(default=10, ge=0)
@@ -41,8 +42,8 @@ class MonitoringSettings(BaseSettings):
     shadow: bool = True
     # The challenger: empty means the registry's `challenger` alias; or a model URI or folder.
     challenger_uri: str = ""
-    # Share of requests (by request id, so a retried id gets the same model) that the
-    # challenger answers instead of the champion: a canary release. 0 turns it off.
+    # Share of requests (drawn at random for each one, never from anything the client sends)
+    # that the challenger answers instead of the champion: a canary release. 0 turns it off.
     canary_share: float = Field(default=0.0, ge=0.0, le=1.0)
 
 

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
@@ -26,11 +26,13 @@ from ..predict import resolve_model_uri
 from ..redaction import install_log_redaction, redact
 from . import errors, metrics
 from .access_log import AccessLog
+from .auth import Guard, Scope
+from .deps import ApiKeyCheck
 from .logs import ACCESS_LOGGER
 from .middleware import RequestMiddleware
 from .model import ModelHolder, ModelUnavailableError, load_model
 from .predictor import Predictor, ScoringError
-from .routes import health, invocations, predict
+from .routes import docs, health, invocations, predict
 from .routes import metrics as metrics_route
 from .settings import ServingSettings
 
@@ -161,13 +163,46 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
+def scoped_routers(extension: ModuleType | None) -> list[tuple[APIRouter, Scope | None]]:
+    """Each router with the scope its callers' key needs, which the app checks.
+
+    ``None``: the app checks nothing (health and readiness need no key; ``/feedback`` checks
+    its caller itself, to record the key's name). Without keys configured, the app adds no
+    check to the open scopes, so their requests pay nothing for it.
+    """
+    routers: list[tuple[APIRouter, Scope | None]] = [
+        (health.router, None),
+        (predict.router, "score"),
+        (invocations.router, "score"),
+        (metrics_route.router, "metrics"),
+        (docs.router, "docs"),
+    ]
+    extra = extension.ROUTERS if extension else []
+    return [*routers, *((router, None) for router in extra)]
+
+
+def _log_keys(guard: Guard) -> None:
+    if not guard.keys:
+        logger.info("no API keys: scoring, metrics and docs are open; /feedback refuses writes")
+        return
+    scopes = {key.name: sorted(key.scopes) for key in guard.keys}
+    logger.info("API keys configured", extra={"api_keys": scopes})  # names only, never values
+
+
 def create_app(settings: ServingSettings | None = None) -> FastAPI:
     """Assemble the app; the model is loaded when the server starts it (lifespan)."""
     settings = settings or ServingSettings()
     app = FastAPI(
-        title=f"{get_settings().model_name} model service", version=API_VERSION, lifespan=lifespan
+        title=f"{get_settings().model_name} model service",
+        version=API_VERSION,
+        lifespan=lifespan,
+        openapi_url=None,  # routes/docs.py serves the schema and the docs pages
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
+    app.state.guard = guard = Guard.from_settings(settings)
+    _log_keys(guard)
     # Written only where the logging configuration lets INFO lines of the access logger out.
     logged = logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO)
     app.state.access_log = AccessLog() if settings.access_log and logged else None
@@ -191,9 +226,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.add_exception_handler(ModelUnavailableError, errors.unavailable)
     app.add_exception_handler(ScoringError, errors.unscorable)
     app.add_exception_handler(errors.ProtocolError, errors.bad_protocol)
-    extension = _extension()
-    routers = [health.router, predict.router, invocations.router, metrics_route.router]
-    for router in [*routers, *(extension.ROUTERS if extension else [])]:
-        app.include_router(router)
+    for router, scope in scoped_routers(_extension()):
+        needs_key = [Security(ApiKeyCheck(scope))] if scope is not None and guard.keys else []
+        app.include_router(router, dependencies=needs_key)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

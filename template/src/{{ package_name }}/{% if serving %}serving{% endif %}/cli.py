@@ -61,7 +61,33 @@ def export_command(
     typer.echo(f"exported {settings.model_name} version {version} ({alias}) to {output}")
 
 
+api_keys = typer.Typer(
+    help="API keys of the service (SERVING_API_KEYS).", no_args_is_help=True, add_completion=False
+)
+
+
+@api_keys.command("new")
+def new_api_key(
+    name: Annotated[str, typer.Option(help="What logs and answers call the key, e.g. ci")],
+    scopes: Annotated[
+        str, typer.Option(help="Comma-separated, among score, feedback, metrics, docs")
+    ],
+) -> None:
+    """Make a key: prints it once, and the entry for SERVING_API_KEYS (its digest only)."""
+    from .auth import ApiKeyError, new_key
+
+    try:
+        key, entry = new_key(name, [scope.strip() for scope in scopes.split(",")])
+    except ApiKeyError as error:
+        raise typer.BadParameter(str(error).partition(": ")[2]) from None
+    typer.echo(f"API key {name!r} (shown once: hand it to the client, keep it in a secret store):")
+    typer.echo(f"  {key}")
+    typer.echo("Entry for SERVING_API_KEYS (or a line of SERVING_API_KEYS_FILE):")
+    typer.echo(f"  {entry}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``serve`` and ``export-model`` to ``app``."""
+    """Add ``serve``, ``export-model`` and ``api-key`` to ``app``."""
     app.command()(serve)
     app.command("export-model")(export_command)
+    app.add_typer(api_keys, name="api-key")

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.openapi.models import HTTPBearer as BearerScheme
+from fastapi.security.base import SecurityBase
+from starlette.datastructures import Headers
 
+from .auth import ApiKey, Guard, Scope
 from .model import ModelHolder
 from .predictor import Predictor
 from .settings import ServingSettings
@@ -57,3 +61,32 @@ async def json_body(request: Request) -> None:
 SettingsDep = Annotated[ServingSettings, Depends(get_settings)]
 HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+
+
+class ApiKeyCheck(SecurityBase):
+    """The key check of one scope, as a single dependency (FastAPI resolves each dependency of
+    a request in turn: ``HTTPBearer`` and ``APIKeyHeader`` beside it would cost three).
+
+    Declared as an HTTP bearer scheme, so ``/docs`` asks for the key; ``X-API-Key: <key>`` is
+    read as well.
+    """
+
+    def __init__(self, scope: Scope) -> None:
+        self.model = BearerScheme(description="an API key, or send it as `X-API-Key: <key>`")
+        self.scheme_name = "APIKey"
+        self.scope = scope
+
+    async def __call__(self, request: Request) -> ApiKey:
+        guard: Guard = request.app.state.guard
+        return guard.admit(self.scope, presented_key(request.headers))
+
+
+def presented_key(headers: Headers) -> str | None:
+    """The key of ``Authorization: Bearer <key>``, else of ``X-API-Key``."""
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return headers.get("x-api-key")
+
+
+FeedbackCallerDep = Annotated[ApiKey, Security(ApiKeyCheck("feedback"))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import zlib
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,9 +89,10 @@ class LoadedModel:
         )
 
 
-def canary_bucket(request_id: str) -> float:
-    """Where a request id falls in [0, 1): the same id always gets the same model."""
-    return zlib.crc32(request_id.encode()) / 2**32
+# The canary's share is drawn from the system's random source for each request. A draw from the
+# request id (even a keyed hash of it) would let a client that sees which model answered keep
+# the ids that reached the arm it wants, and send them again.
+_draw = random.SystemRandom().random
 
 
 @dataclass
@@ -120,14 +121,10 @@ class ModelHolder:
             raise ModelUnavailableError(self.error or "no model is loaded")
         return model
 
-    def for_request(self, request_id: str) -> LoadedModel:
-        """The canary for its share of request ids (only beside a healthy primary), else
-        :meth:`require`."""
-        if (
-            self.canary is not None
-            and self.primary is not None
-            and canary_bucket(request_id) < self.canary_share
-        ):
+    def for_request(self) -> LoadedModel:
+        """The canary for its share of requests, drawn at random (only beside a healthy
+        primary), else :meth:`require`."""
+        if self.canary is not None and self.primary is not None and _draw() < self.canary_share:
             return self.canary
         return self.require()
 

@@ -56,10 +56,10 @@ class Predictor:
     coalesce_rows: int = 64
     batcher: MicroBatcher = field(default_factory=MicroBatcher)
 
-    def model(self, request_id: str) -> LoadedModel:
-        """The model for this request (the canary's share goes to the canary); raises
+    def model(self) -> LoadedModel:
+        """The model for a request (the canary's share goes to the canary); raises
         ``ModelUnavailableError`` (503) when there is none."""
-        return self.holder.for_request(request_id)
+        return self.holder.for_request()
 
     async def score(
         self,

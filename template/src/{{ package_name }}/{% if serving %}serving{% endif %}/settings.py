@@ -12,7 +12,11 @@ class ServingSettings(BaseSettings):
     """How the service finds its model and runs; e.g. ``SERVING_WORKERS=2``."""
 
     model_config = SettingsConfigDict(
-        env_prefix="SERVING_", env_file=".env", extra="ignore", protected_namespaces=()
+        env_prefix="SERVING_",
+        env_file=".env",
+        extra="ignore",
+        protected_namespaces=(),
+        hide_input_in_errors=True,  # a value given by mistake may be a secret: never echo it
     )
 
     model_uri: str = Field(
@@ -53,4 +57,21 @@ class ServingSettings(BaseSettings):
     )
     allow_missing: bool = Field(
         True, description="accept null feature values (the model's preprocessing imputes them)"
+    )
+    api_keys: str = Field(
+        "",
+        description="API key entries name:scopes:sha256:<digest>, separated by spaces or new "
+        "lines (see auth.py); empty with no file: scoring, metrics and docs are open and "
+        "/feedback refuses writes",
+    )
+    api_keys_file: str = Field(
+        "", description="a file of more entries, one a line (e.g. a mounted secret)"
+    )
+    rate_limit: str = Field(
+        "",
+        description="per API key and worker, e.g. '50/second burst 100'; empty: no limit",
+    )
+    feedback_max_labels: int = Field(1000, ge=1, description="labels per /feedback request")
+    feedback_max_bytes: int = Field(
+        256_000, ge=1024, description="/feedback request body size, at most"
     )

@@ -43,7 +43,7 @@ async def invocations(request: Request, predictor: PredictorDep) -> Response:
     """Score ``dataframe_records``, ``dataframe_split``, ``instances``, ``inputs`` or CSV."""
     media = media_type(request, JSON, CSV)
     request_id = REQUEST_ID.get()
-    model = predictor.model(request_id)
+    model = predictor.model()
     contract = model.contract
     body = await request.body()
     if media == CSV:

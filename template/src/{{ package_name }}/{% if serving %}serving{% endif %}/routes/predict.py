@@ -39,7 +39,7 @@ async def predict(request: Request, predictor: PredictorDep) -> Response:
     """Score a batch of rows; every feature of the model is required in each row."""
     media_type(request, JSON)
     request_id = REQUEST_ID.get()
-    model = predictor.model(request_id)
+    model = predictor.model()
     body = await request.body()
     try:
         rows, numbers = await parse_large_in_thread(model.contract.parse_predict_with_numbers, body)
