@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -39,7 +40,9 @@ figure { margin: 0; } figcaption { font-size: .9rem; }
 
 def _png(figure: Figure) -> str:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=72)
+    with warnings.catch_warnings():  # categories in scripts the font lacks: drawn as boxes
+        warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
+        figure.savefig(buffer, format="png", dpi=72)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

@@ -323,7 +323,7 @@ def _records(paths: list[Path], unreadable: Unreadable) -> Iterator[tuple[str, d
                 if len(raw) > MAX_LINE_BYTES:
                     while not raw.endswith(b"\n") and (raw := handle.readline(1 << 20)):
                         pass  # the rest of the line, a chunk at a time
-                    unreadable.skip(where, f"longer than {MAX_LINE_BYTES >> 20} MiB")
+                    unreadable.skip(where, f"longer than {MAX_LINE_BYTES:,} bytes")
                     continue
                 if raw.isspace():
                     continue
@@ -416,10 +416,10 @@ def _chunk(
     frame = pd.DataFrame(columns)
     for name in (n for n in numeric if n in frame.columns):
         given = frame[name]
-        if given.dtype == object:  # text, nested values or huge integers among the numbers
-            values = given.map(_as_number).astype("float64")
-        else:
+        if pd.api.types.is_numeric_dtype(given.dtype):
             values = given.astype("float64").replace([math.inf, -math.inf], math.nan)
+        else:  # text, nested values or huge integers among the numbers
+            values = given.map(_as_number).astype("float64")
         bad = int((values.isna() & given.notna()).sum())
         if bad:
             unreadable.values[name] = unreadable.values.get(name, 0) + bad
