@@ -56,7 +56,7 @@ def load_current(
         frame = join_feedback(logged, monitoring.feedback_path, target)
         absent = [name for name in schema.feature_names if name not in frame.columns]
         for name in [*absent, *private_features(schema, monitoring)]:
-            frame[name] = None  # dropped or hashed before logging: not comparable, not checked
+            frame[name] = None  # in no line, or dropped or hashed before logging: missing
     else:
         frame = read_table(path)
     if frame.empty:

@@ -279,7 +279,7 @@ class Unreadable(BaseModel):
     """What :func:`read_log` could not use: lines skipped, by reason (where the first few are),
     and values of numeric columns that were not finite numbers, read as missing."""
 
-    lines_read: int = 0
+    lines_read: int = 0  # every line read, also those before ``since``
     lines: dict[str, int] = Field(default_factory=dict)  # reason -> lines skipped
     examples: list[str] = Field(default_factory=list)  # "file:line: reason"
     values: dict[str, int] = Field(default_factory=dict)  # column -> values
@@ -451,14 +451,15 @@ def read_log(
     table: dict[str, list[Any]] = {}
     total = 0
     for where, line in _records(log_files(path), unreadable):
-        try:
-            if since is not None and _logged_at(line) < since:
-                continue
-            count, columns = _table_rows(line)
+        try:  # a line out of the window is read: its share of unreadable ones is the log's
+            recent = since is None or _logged_at(line) >= since
+            count, columns = _table_rows(line) if recent else (0, {})
         except _UnreadableLineError as reason:
             unreadable.skip(where, str(reason))
             continue
         unreadable.lines_read += 1
+        if not recent:
+            continue
         for name, values in columns.items():
             column = table.get(name)
             if column is None:
