@@ -91,6 +91,7 @@ FEATURES = (
         "monitoring",
         lambda a: a["monitoring"],
         (
+            "src/{pkg}/io/files.py",
             "src/{pkg}/monitoring/__init__.py",
             "src/{pkg}/monitoring/cli.py",
             "src/{pkg}/monitoring/drift.py",

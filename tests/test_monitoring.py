@@ -362,6 +362,54 @@ def test_canary_share_is_drawn_by_the_service_and_keyed_feedback_reaches_monitor
 
 
 @pytest.mark.slow
+def test_rows_at_the_float_limits_and_a_torn_line_end_in_alerts_not_a_failure(
+    monitored: tuple[Path, Server, Path, str],
+) -> None:
+    """Issue 14: two rows the service accepted (every number 1e308, then -1e308) made
+    ``monitor`` exit 2 on the whole log, and so did one torn UTF-8 byte (a crash mid-write):
+    the scheduled job failed instead of retraining. Both must end in a verdict (here an
+    alert: exit 1) with the report, the torn line counted; the log is not readable by all."""
+    project, server, data, _ = monitored
+    row = json.loads((data / "test.json").read_text())[0]
+    extremes = [
+        {
+            name: sign * 1e308 if isinstance(value, int | float) and not isinstance(value, bool)
+            else value
+            for name, value in row.items()
+        }
+        for sign in (1, -1)
+    ]  # fmt: skip
+    log = project / "logs/predictions.jsonl"
+    before = len(logged_rows(log))
+    since = now()
+    answer = call(server.base, "/predict", {"instances": extremes})
+    wait_for_rows(log, before + len(extremes))
+    torn = data / "torn" / "predictions.jsonl"  # a copy: the other tests keep a clean log
+    torn.parent.mkdir()
+    torn.write_bytes(log.read_bytes() + b'{"request_id": "crash", "inputs": {"plan": ["\xc3')
+    out = data / "extremes"
+    result = run(
+        [
+            "uv", "run", PACKAGE, "monitor", "--current", str(torn), "--since", since,
+            "--output-dir", str(out),
+        ],
+        project,
+        check=False,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+
+    assert answer.status == 200, answer.body
+    assert result.returncode == 1, output  # the last release: 2, "Too many bins ..."
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["current_rows"] == len(extremes)
+    assert summary["unreadable"]["lines"] == {"not UTF-8": 1}, summary["unreadable"]
+    assert "skipped unreadable log lines" in output
+    assert any("outside the training range" in alert for alert in summary["alerts"]), output
+    assert "Unreadable input" in (out / "report.html").read_text()
+    assert log.stat().st_mode & 0o007 == 0, oct(log.stat().st_mode)
+
+
+@pytest.mark.slow
 def test_html_report_renders_offline_in_headless_chromium(
     monitored: tuple[Path, Server, Path, str], tmp_path: Path
 ) -> None:

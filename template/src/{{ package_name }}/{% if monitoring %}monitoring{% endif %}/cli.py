@@ -8,8 +8,10 @@ from typing import Annotated
 
 import typer
 
+# 0: no threshold crossed. The scheduled job (ci/monitor.sh) retrains on 1 and fails on others.
 EXIT_ALERT = 1
-EXIT_BAD_INPUT = 2
+EXIT_BAD_INPUT = 2  # the input as a whole is unusable: no file, no readable line, no rows
+EXIT_FAILED = 3  # monitor itself failed (a bug): a traceback, never read as a breach
 
 
 def monitor(
@@ -42,13 +44,14 @@ def monitor(
     """Drift, data quality and model quality of CURRENT against the training reference.
 
     Writes a self-contained HTML report and a JSON summary; exits 1 when a threshold of
-    params.yaml (monitor.alert) is crossed, so a scheduled job can alert.
+    params.yaml (monitor.alert) is crossed, so a scheduled job can alert. Unreadable lines of
+    a prediction log are skipped and reported; exits 2 only when nothing can be checked.
     """
     from rich.console import Console
 
     from ..config import get_settings, load_params
     from ..core.schema import DataValidationError, load_schema
-    from .job import run_monitor
+    from .job import UnusableInputError, run_monitor
     from .settings import get_monitoring_settings
 
     settings = get_settings()
@@ -66,14 +69,22 @@ def monitor(
             output_dir=output_dir or monitoring.report_dir,
             since=since if since is None or since.tzinfo else since.replace(tzinfo=UTC),
         )
-    except (DataValidationError, FileNotFoundError, ValueError) as error:
+    except (UnusableInputError, DataValidationError, FileNotFoundError) as error:
         console.print(f"[red]monitor:[/red] {current}: {error}", markup=True, highlight=False)
         raise typer.Exit(code=EXIT_BAD_INPUT) from None
+    except Exception:  # a bug; Python's exit code for it, 1, would read as a threshold breach
+        console.print_exception()
+        raise typer.Exit(code=EXIT_FAILED) from None
     drifted = ", ".join(summary.drifted_features) or "none"
     typer.echo(f"{summary.current_rows} rows checked; drifted features: {drifted}")
     if summary.feedback_conflicts:
         conflicts = f"{summary.feedback_conflicts} labelled row(s) later got a different label"
         typer.echo(f"feedback: {conflicts}; the first stands", err=True)
+    if summary.unreadable.lines:
+        typer.echo(f"skipped unreadable log lines: {summary.unreadable.describe()}")
+    if summary.unreadable.values:
+        values = ", ".join(f"{name}: {n}" for name, n in summary.unreadable.values.items())
+        typer.echo(f"values that are not finite numbers, read as missing: {values}")
     typer.echo(f"report: {html_path}\nsummary: {json_path}")
     if summary.alerts:
         for alert in summary.alerts:

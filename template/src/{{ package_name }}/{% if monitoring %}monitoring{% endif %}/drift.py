@@ -16,12 +16,16 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 Kind = Literal["numeric", "categorical"]
+Numbers = npt.NDArray[np.float64]
+# An effect too large for a float is reported as the largest one (JSON has no infinity).
+LARGEST = float(np.finfo(np.float64).max)
 
 
 class ColumnDrift(BaseModel):
@@ -38,14 +42,30 @@ class ColumnDrift(BaseModel):
     current_rows: int
 
 
-def numeric_drift(reference: pd.Series, current: pd.Series) -> tuple[float, float, float]:
-    """KS statistic, p-value and the Wasserstein distance in reference standard deviations."""
-    ref = pd.to_numeric(reference, errors="coerce").dropna().to_numpy(dtype="float64")
-    cur = pd.to_numeric(current, errors="coerce").dropna().to_numpy(dtype="float64")
+def finite_numbers(values: pd.Series) -> Numbers:
+    """The values that are finite numbers, as floats (text, missing and infinite left out)."""
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    finite: Numbers = numbers[np.isfinite(numbers)]
+    return finite
+
+
+def numeric_drift(ref: Numbers, cur: Numbers) -> tuple[float, float, float]:
+    """KS statistic, p-value and the Wasserstein distance in reference standard deviations.
+
+    The service accepts any finite float: two values near the limit (1.8e308) are further
+    apart than a float can hold, and their squares overflow. The distance and the deviation
+    are computed on values scaled by a power of two (exact), which keeps both finite; their
+    ratio, the effect, does not depend on the scale.
+    """
     result = stats.ks_2samp(ref, cur)
-    scale = float(np.std(ref)) or 1.0  # a constant reference column: distance in raw units
-    effect = float(stats.wasserstein_distance(ref, cur)) / scale
-    return float(result.statistic), float(result.pvalue), effect
+    _, exponent = np.frexp(max(np.abs(ref).max(), np.abs(cur).max()))
+    ref, cur = np.ldexp(ref, -exponent), np.ldexp(cur, -exponent)
+    distance = float(stats.wasserstein_distance(ref, cur))
+    scale = float(np.std(ref))
+    with np.errstate(over="ignore"):
+        # A constant reference column (or one the scaling rounds to a constant): raw units.
+        effect = distance / scale if scale > 0 else float(np.ldexp(distance, exponent))
+    return float(result.statistic), float(result.pvalue), min(effect, LARGEST)
 
 
 def categorical_drift(reference: pd.Series, current: pd.Series) -> tuple[float, float, float]:
@@ -75,8 +95,13 @@ def column_drift(
     p_value: float,
     min_effect: float,
 ) -> ColumnDrift:
-    """Test one column; too few non-missing values on either side is reported, not drifted."""
-    ref_rows, cur_rows = int(reference.notna().sum()), int(current.notna().sum())
+    """Test one column; too few values on either side (numeric: finite numbers, categorical:
+    not missing) is reported, not drifted."""
+    if kind == "numeric":
+        ref, cur = finite_numbers(reference), finite_numbers(current)
+        ref_rows, cur_rows = len(ref), len(cur)
+    else:
+        ref_rows, cur_rows = int(reference.notna().sum()), int(current.notna().sum())
     test = "ks" if kind == "numeric" else "chi2"
     if min(ref_rows, cur_rows) < 2:
         return ColumnDrift(
@@ -90,8 +115,10 @@ def column_drift(
             reference_rows=ref_rows,
             current_rows=cur_rows,
         )
-    measure = numeric_drift if kind == "numeric" else categorical_drift
-    statistic, p, effect = measure(reference, current)
+    if kind == "numeric":
+        statistic, p, effect = numeric_drift(ref, cur)
+    else:
+        statistic, p, effect = categorical_drift(reference, current)
     return ColumnDrift(
         column=column,
         kind=kind,

@@ -10,16 +10,21 @@ from __future__ import annotations
 import base64
 import html
 import io
+import warnings
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .drift import ColumnDrift
+from .drift import ColumnDrift, Numbers, finite_numbers
+from .prediction_log import Unreadable
 from .reference import Reference
 from .report import MonitorSummary
 
 MAX_CATEGORIES = 12
+MAX_LABEL = 24  # characters of a category's tick label
+BINS = 30
+PLOTTABLE = (1e-300, 1e300)  # magnitudes plotted as they are
 MAX_PLOTS = 16
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #1f2328; }
@@ -35,7 +40,9 @@ figure { margin: 0; } figcaption { font-size: .9rem; }
 
 def _png(figure: Figure) -> str:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=72)
+    with warnings.catch_warnings():  # categories in scripts the font lacks: drawn as boxes
+        warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
+        figure.savefig(buffer, format="png", dpi=72)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -44,13 +51,17 @@ def distribution_plot(reference: pd.Series, current: pd.Series, numeric: bool) -
     figure = Figure(figsize=(4, 2.4), layout="constrained")
     axes = figure.subplots()
     if numeric:
-        ref = pd.to_numeric(reference, errors="coerce").dropna().to_numpy(dtype=float)
-        cur = pd.to_numeric(current, errors="coerce").dropna().to_numpy(dtype=float)
-        edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins=30)
+        ref, cur = finite_numbers(reference), finite_numbers(current)
+        exponent = _exponent(np.concatenate([ref, cur]))
+        ref, cur = np.ldexp(ref, -exponent), np.ldexp(cur, -exponent)
+        edges = _edges(np.concatenate([ref, cur]))
         for values, label in ((ref, "reference"), (cur, "current")):
             if len(values):  # one filled step line per side: far cheaper to draw than bars
-                density, _ = np.histogram(values, bins=edges, density=True)
-                axes.stairs(density, edges, fill=True, alpha=0.5, label=label)
+                counts, _ = np.histogram(values, bins=edges)
+                axes.stairs(counts / len(values), edges, fill=True, alpha=0.5, label=label)
+        axes.set_xlim(edges[0], edges[-1])
+        if exponent:
+            axes.set_xlabel(f"value / 2^{exponent}", fontsize=7)
     else:
         ref_share = reference.dropna().astype(str).value_counts(normalize=True)
         cur_share = current.dropna().astype(str).value_counts(normalize=True)
@@ -58,10 +69,42 @@ def distribution_plot(reference: pd.Series, current: pd.Series, numeric: bool) -
         positions = np.arange(len(names))
         for offset, share, label in ((-0.2, ref_share, "reference"), (0.2, cur_share, "current")):
             axes.bar(positions + offset, [share.get(n, 0.0) for n in names], 0.4, label=label)
-        axes.set_xticks(positions, names, rotation=30, fontsize=7)
+        axes.set_xticks(positions, [_label(name) for name in names], rotation=30, fontsize=7)
     axes.legend(fontsize=7)
     axes.tick_params(labelsize=7)
     return _png(figure)
+
+
+def _exponent(values: Numbers) -> int:
+    """0, or the power of two to divide values by when they are too large or too small for
+    bins and axes: both take differences, which overflow (or vanish) at the float limits."""
+    magnitude = float(np.abs(values).max()) if len(values) else 0.0
+    if magnitude == 0 or PLOTTABLE[0] < magnitude < PLOTTABLE[1]:
+        return 0
+    return int(np.frexp(magnitude)[1])
+
+
+def _edges(values: Numbers) -> Numbers:
+    """``BINS`` equal bins over the values' range; fewer when it holds too few floats."""
+    if not len(values):
+        return np.array([0.0, 1.0])
+    low, high = float(values.min()), float(values.max())
+    if low == high:  # one value: one bin around it
+        half = abs(low) / 100 or 0.5
+        return np.array([low - half, high + half])
+    try:
+        edges: Numbers = np.histogram_bin_edges(values, bins=BINS)
+    except ValueError:  # fewer than BINS floats between the two (e.g. 1 and 1 + 2e-16)
+        return np.array([low, high])
+    return edges
+
+
+def _label(category: str) -> str:
+    """A category as a tick label: short, printable, with ``$`` not read as mathtext (whose
+    parser fails on text such as ``$x^$``)."""
+    text = category if len(category) <= MAX_LABEL else category[: MAX_LABEL - 1] + "\u2026"
+    printable = "".join(c if c.isprintable() else "?" for c in text)
+    return printable.replace("$", r"\$")
 
 
 def _cell(value: object) -> str:
@@ -93,6 +136,31 @@ def _figure(drift: ColumnDrift, reference: pd.Series, current: pd.Series) -> str
     return (
         f"<figure><img alt='{html.escape(drift.column, quote=True)}' "
         f"src='data:image/png;base64,{image}'><figcaption>{caption}</figcaption></figure>"
+    )
+
+
+def _unreadable(unreadable: Unreadable) -> str:
+    """What reading the prediction log skipped: lines by reason, values read as missing."""
+    if not unreadable.lines and not unreadable.values:
+        return ""
+    lines = "".join(
+        f"<tr>{_cell(reason)}{_cell(count)}</tr>" for reason, count in unreadable.lines.items()
+    )
+    values = "".join(
+        f"<tr>{_cell(column)}{_cell(count)}</tr>" for column, count in unreadable.values.items()
+    )
+    examples = "".join(f"<li>{html.escape(where)}</li>" for where in unreadable.examples)
+    return (
+        f"<h3>Unreadable input</h3><p>{unreadable.lines_read} lines of the prediction log read, "
+        f"{unreadable.lines_skipped} skipped.</p>"
+        + (f"<table>{_head('line skipped because', 'lines')}{lines}</table>" if lines else "")
+        + (f"<p>First skipped:</p><ul>{examples}</ul>" if examples else "")
+        + (
+            f"<table>{_head('column', 'values not finite numbers (read as missing)')}"
+            f"{values}</table>"
+            if values
+            else ""
+        )
     )
 
 
@@ -151,6 +219,7 @@ def render_html(summary: MonitorSummary, reference: Reference, current: pd.DataF
             )
             + "</table>"
         )
+    unreadable = _unreadable(summary.unreadable)
     dq_head = _head("column", "missing (reference)", "missing (current)", "out of range / unseen")
     dq_rows = "".join(
         "<tr>"
@@ -166,6 +235,6 @@ def render_html(summary: MonitorSummary, reference: Reference, current: pd.DataF
         f"<h1>Monitoring report</h1><p>{summary.current_rows} current rows against "
         f"{summary.reference_rows} reference rows, {html.escape(summary.generated_at)}</p>"
         f"{status}<h2>Drift</h2>{_drift_table(columns)}{quality}{shadow}{canary}"
-        f"<h2>Data quality</h2><table>{dq_head}{dq_rows}</table>"
+        f"<h2>Data quality</h2><table>{dq_head}{dq_rows}</table>{unreadable}"
         f"<h2>Distributions</h2><div class='plots'>{plots}</div></body></html>\n"
     )

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
 from ..config import Params, Settings
-from ..core.schema import DataSchema, feature_frame
+from ..core.schema import DataSchema, DataValidationError, feature_frame
 from ..io.data import read_json, read_table, write_json, write_text
 from .feedback import CONFLICT, join_feedback
 from .html_report import render_html
-from .prediction_log import read_log
+from .prediction_log import Unreadable, read_log
 from .reference import PREDICTION, load_reference
 from .report import MonitorSummary, build_summary
 from .settings import MonitoringSettings
 
 LOG_SUFFIXES = (".jsonl", ".json", ".log")
+
+
+class UnusableInputError(Exception):
+    """Nothing to check: no reference, no readable line or no rows, a table that is invalid."""
 
 
 def is_log(path: Path) -> bool:
@@ -38,22 +43,25 @@ def load_current(
     monitoring: MonitoringSettings,
     model: str | None,
     since: datetime | None = None,
+    unreadable: Unreadable | None = None,
 ) -> pd.DataFrame:
     """Current rows with validated features, ``prediction``, and the target when known.
 
-    A prediction log gets its late labels from the feedback file; a table without predictions
-    is scored with ``model`` (the champion by default).
+    A prediction log gets its late labels from the feedback file; its unreadable lines and
+    values are skipped and counted in ``unreadable``, and a feature no line has is missing. A
+    table without predictions is scored with ``model`` (the champion by default).
     """
     target = schema.target.name
-    frame = (
-        join_feedback(read_log(path, since), monitoring.feedback_path, target)
-        if is_log(path)
-        else read_table(path)
-    )
+    if is_log(path):
+        logged = read_log(path, since, numeric=schema.numeric_features, unreadable=unreadable)
+        frame = join_feedback(logged, monitoring.feedback_path, target)
+        absent = [name for name in schema.feature_names if name not in frame.columns]
+        for name in [*absent, *private_features(schema, monitoring)]:
+            frame[name] = None  # in no line, or dropped or hashed before logging: missing
+    else:
+        frame = read_table(path)
     if frame.empty:
         raise ValueError("no rows to check")
-    for name in private_features(schema, monitoring) if is_log(path) else []:
-        frame[name] = None  # dropped or hashed before logging: not comparable, not checked
     features = feature_frame(frame, schema)
     others = frame.drop(columns=schema.feature_names)
     if PREDICTION not in others.columns:
@@ -75,18 +83,28 @@ def run_monitor(
     output_dir: Path,
     since: datetime | None = None,
 ) -> tuple[MonitorSummary, Path, Path]:
-    """Check ``current_path``; write ``report.html`` and ``summary.json`` into ``output_dir``."""
-    reference = load_reference(params.paths.reference)
-    current = load_current(current_path, schema, settings, monitoring, model, since)
+    """Check ``current_path``; write ``report.html`` and ``summary.json`` into ``output_dir``.
+
+    Raises :class:`UnusableInputError` when the reference or the current data cannot be used at
+    all; unreadable lines of a prediction log are skipped and reported in the summary.
+    """
+    unreadable = Unreadable()
+    try:
+        reference = load_reference(params.paths.reference)
+        current = load_current(current_path, schema, settings, monitoring, model, since, unreadable)
+    except (DataValidationError, FileNotFoundError, ValueError) as error:
+        raise UnusableInputError(str(error)) from error
     metrics_file = params.paths.metrics
     reference_metrics = read_json(metrics_file)["test"] if metrics_file.is_file() else {}
     skip = private_features(schema, monitoring) if is_log(current_path) else []
     summary = build_summary(
-        reference, current, params.monitor, schema.target.name, reference_metrics, skip
+        reference, current, params.monitor, schema.target.name, reference_metrics, skip, unreadable
     )
     if CONFLICT in current.columns:
         summary.feedback_conflicts = int(current[CONFLICT].sum())
     html_path, json_path = output_dir / "report.html", output_dir / "summary.json"
     write_text(render_html(summary, reference, current), html_path)
-    write_json({**summary.model_dump(mode="json"), "passed": summary.passed}, json_path)
+    # Through JSON text: a statistic that is not a finite number becomes null, as JSON allows.
+    written = json.loads(summary.model_dump_json())
+    write_json({**written, "passed": summary.passed}, json_path)
     return summary, html_path, json_path

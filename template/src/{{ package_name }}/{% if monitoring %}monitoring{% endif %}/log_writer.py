@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import hashlib
+import hmac
 import math
 import os
 import signal
@@ -44,6 +44,7 @@ import numpy as np
 import orjson
 
 from ..core.rows import Row, numeric_block
+from ..io.files import narrow_to_private, open_private_append
 from .input_checks import Counts, InputChecks
 from .settings import MonitoringSettings
 
@@ -60,8 +61,6 @@ PREDICTIONS = "predictions"
 CHALLENGER_PREDICTIONS = "challenger_predictions"
 # Non-ASCII text as is, NumPy arrays as lists, NaN (not valid JSON) as null.
 JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
-# New log files: owner reads and writes, group reads, others nothing.
-LOG_FILE_MODE = 0o640
 # The shared block for a step's numbers: a full step (4096 rows) of up to 128 numeric features.
 SLAB_BYTES = 4 << 20
 # Where Linux keeps shared memory; only its free room is read (no file is made there by path).
@@ -241,14 +240,16 @@ class Written:
     error: str | None = None
 
 
-def hashed_value(value: Any, salt: str = "") -> str | None:
-    """SHA-256 (16 hex) of a private value; a missing one stays missing."""
+def hashed_value(value: Any, key: bytes) -> str | None:
+    """HMAC-SHA-256 under ``key`` (16 hex) of a private value; a missing one stays missing."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    return hashlib.sha256(f"{salt}{value}".encode()).hexdigest()[:16]
+    return hmac.digest(key, str(value).encode(), "sha256").hex()[:16]
 
 
-def _columns(step: Step, drop: list[str], hashed: list[str]) -> dict[str, Any]:
+def _columns(
+    step: Step, drop: list[str], hashed: list[str], hash_key: bytes | None
+) -> dict[str, Any]:
     """Feature -> its values for all the step's rows, private columns dropped or hashed.
 
     Numbers stay NumPy arrays, which orjson writes without a Python float for each value,
@@ -262,14 +263,19 @@ def _columns(step: Step, drop: list[str], hashed: list[str]) -> dict[str, Any]:
     for name in drop:
         columns.pop(name, None)
     for name in (c for c in hashed if c in columns):
-        columns[name] = [hashed_value(value) for value in list(columns[name])]
+        if not hash_key:  # never a hash that anyone can compute: see MonitoringSettings
+            raise ValueError(f"column {name!r} is to be hashed, and there is no key")
+        columns[name] = [hashed_value(value, hash_key) for value in list(columns[name])]
     return columns
 
 
-def render_lines(step: Step, drop: list[str], hashed: list[str]) -> bytes:
+def render_lines(
+    step: Step, drop: list[str], hashed: list[str], hash_key: bytes | None = None
+) -> bytes:
     """One JSON object per request of ``step``, newline-terminated: the request's fields, then
-    its ``inputs`` and ``predictions`` column by column, then the challenger's."""
-    columns = _columns(step, drop, hashed)
+    its ``inputs`` and ``predictions`` column by column, then the challenger's. The ``hashed``
+    columns are written as their HMAC under ``hash_key``."""
+    columns = _columns(step, drop, hashed, hash_key)
     lines: list[bytes] = []
     start = 0
     for i, size in enumerate(step.sizes):
@@ -301,32 +307,31 @@ def append_rotating(path: Path, data: bytes, max_bytes: int, backups: int) -> No
 
     The standard library's ``RotatingFileHandler`` is safe for threads, not processes: two
     workers each rotated the file under the other. Here an exclusive lock on ``path.lock``
-    covers the size check, the rotation and the write, and the file is opened per append. A
-    new file is readable by its owner and group only (``LOG_FILE_MODE``): logs hold inputs.
+    covers the size check, the rotation and the write, and the file is opened per append.
+    The log and its backups are not readable by all (:func:`open_private_append`).
     """
-    with path.with_name(path.name + ".lock").open("a") as lock:
+    with open_private_append(path.with_name(path.name + ".lock")) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         size = path.stat().st_size if path.exists() else 0
         if size and size + len(data) > max_bytes:
             for number in range(backups - 1, 0, -1):
                 older = path.with_name(f"{path.name}.{number}")
                 if older.exists():
+                    narrow_to_private(older)  # e.g. written by an earlier version
                     older.replace(path.with_name(f"{path.name}.{number + 1}"))
             if backups:
                 path.replace(path.with_name(f"{path.name}.1"))
             else:
                 path.unlink()
-        with open(path, "ab", opener=_private) as handle:
+        with open_private_append(path) as handle:
             handle.write(data)
-
-
-def _private(path: str, flags: int) -> int:
-    return os.open(path, flags, LOG_FILE_MODE)
 
 
 def write_step(step: Step, settings: MonitoringSettings, checks: InputChecks) -> Written:
     """Append ``step`` to the log; the metric counts of its rows."""
-    text = render_lines(step, settings.drop_columns, settings.hash_columns)
+    text = render_lines(
+        step, settings.drop_columns, settings.hash_columns, settings.hash_key_bytes()
+    )
     append_rotating(settings.log_path, text, settings.log_max_bytes, settings.log_backups)
     return Written(rows=step.rows, counts=checks.count(step))
 

@@ -16,7 +16,8 @@ One JSON object per line and per request: ``request_id``, ``timestamp``, ``model
 shadow, ``challenger_version`` and ``challenger_predictions``. :func:`read_log` gives back one
 table row per scored row (``row`` is its index in the request, ``prediction`` and
 ``challenger_prediction`` its values), and reads the one-object-per-row lines of earlier
-versions of this project as well.
+versions of this project as well. A line it cannot read (torn by a crash or a full disk, edited
+by hand) is skipped and counted, never fatal: ``monitor`` reports it.
 """
 
 from __future__ import annotations
@@ -24,19 +25,22 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import multiprocessing
 import multiprocessing.util
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from collections.abc import Callable, Collection, Iterator, Sequence
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
+from pydantic import BaseModel, Field
 
 from ..core.rows import Row
 from . import log_writer
@@ -48,6 +52,7 @@ from .log_writer import (
     INPUTS,
     PREDICTION,
     PREDICTIONS,
+    REQUEST_ID,
     ROW,
     ScoredRequest,
     Slab,
@@ -64,6 +69,7 @@ __all__ = [
     "PREDICTION",
     "PredictionLog",
     "ScoredRequest",
+    "Unreadable",
     "read_log",
 ]
 
@@ -80,6 +86,14 @@ BATCH_SIZE = 1000
 # loop answer requests in between (long ones showed as p99 latency).
 ROWS_PER_STEP = 4096
 REQUESTS_PER_STEP = 256
+# Reading the log: a longer line is skipped unread (a request's line is about the size of its
+# body, SERVING_MAX_BODY_BYTES); rows gathered as Python lists before they become a table (the
+# lists take several times the memory); skipped lines named in the report, at most.
+MAX_LINE_BYTES = 64 << 20
+CHUNK_ROWS = 50_000
+MAX_EXAMPLES = 5
+# The types of a request's fields (and of every value of a one-row line of earlier versions).
+SCALARS = (str, int, float, type(None))
 
 
 class PredictionLog:
@@ -97,6 +111,7 @@ class PredictionLog:
         observe: Observer | None = None,
         checks: InputChecks | None = None,
     ) -> None:
+        settings.hash_key_bytes()  # HashKeyError: hash columns without a key, nothing starts
         self.settings = settings
         self.shadow = shadow
         self.observe = observe
@@ -260,62 +275,210 @@ def log_files(path: Path) -> list[Path]:
     return [*backups, path] if path.is_file() else backups
 
 
-def _lines(paths: list[Path]) -> Iterator[dict[str, Any]]:
+class Unreadable(BaseModel):
+    """What :func:`read_log` could not use: lines skipped, by reason (where the first few are),
+    and values of numeric columns that were not finite numbers, read as missing."""
+
+    lines_read: int = 0  # every line read, also those before ``since``
+    lines: dict[str, int] = Field(default_factory=dict)  # reason -> lines skipped
+    examples: list[str] = Field(default_factory=list)  # "file:line: reason"
+    values: dict[str, int] = Field(default_factory=dict)  # column -> values
+
+    @property
+    def lines_skipped(self) -> int:
+        return sum(self.lines.values())
+
+    def skip(self, where: str, reason: str) -> None:
+        self.lines[reason] = self.lines.get(reason, 0) + 1
+        if len(self.examples) < MAX_EXAMPLES:
+            self.examples.append(f"{where}: {reason}")
+            log.warning("%s: skipped a line (%s)", where, reason)
+
+    def describe(self) -> str:
+        """E.g. ``2 of 120 lines (not JSON: 1, not UTF-8: 1)``; empty when none was skipped."""
+        if not self.lines:
+            return ""
+        reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(self.lines.items()))
+        total = self.lines_read + self.lines_skipped
+        return f"{self.lines_skipped} of {total} lines ({reasons})"
+
+
+class _UnreadableLineError(Exception):
+    """A line that is not a prediction record; the argument is the reason."""
+
+
+def _records(paths: list[Path], unreadable: Unreadable) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each line of ``paths`` that is a JSON object, with where it is (``file:line``).
+
+    Read line by line, at most ``MAX_LINE_BYTES`` of a line in memory: the log may be large.
+    Lines that are not UTF-8, not JSON or not an object (a crash or a full disk mid-write, a
+    hand edit) are skipped and counted in ``unreadable``.
+    """
     for path in paths:
-        with path.open(encoding="utf-8") as handle:
-            for number, text in enumerate(handle, start=1):
-                if not text.strip():
+        with path.open("rb") as handle:
+            number = 0
+            while raw := handle.readline(MAX_LINE_BYTES + 1):
+                number += 1
+                where = f"{path}:{number}"
+                if len(raw) > MAX_LINE_BYTES:
+                    while not raw.endswith(b"\n") and (raw := handle.readline(1 << 20)):
+                        pass  # the rest of the line, a chunk at a time
+                    unreadable.skip(where, f"longer than {MAX_LINE_BYTES:,} bytes")
+                    continue
+                if raw.isspace():
                     continue
                 try:
-                    yield json.loads(text)
-                except json.JSONDecodeError:
-                    log.warning("%s:%d: skipped a line that is not JSON", path, number)
+                    yield where, _parse(raw)
+                except _UnreadableLineError as reason:
+                    unreadable.skip(where, str(reason))
 
 
-def _table_rows(line: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """A line's rows as columns: (row count, name -> list of values, or one value for all).
+def _parse(raw: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:  # NaN and Infinity, as Python's json module writes them
+            value = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise _UnreadableLineError("not UTF-8") from None
+        except (ValueError, RecursionError):
+            raise _UnreadableLineError("not JSON") from None
+    if not isinstance(value, dict):
+        raise _UnreadableLineError("not a JSON object")
+    return value
+
+
+def _lines(paths: list[Path]) -> Iterator[dict[str, Any]]:
+    """The JSON objects of ``paths``, one per line; other lines skipped (and logged)."""
+    for _, line in _records(paths, Unreadable()):
+        yield line
+
+
+def _table_rows(line: dict[str, Any]) -> tuple[int, dict[str, list[Any]]]:
+    """A line's rows as columns: (row count, name -> one value per row).
 
     A request line's fields come first, then ``row``, the inputs and the predictions, so a
     feature named like a log field gives way to the field. A line of an earlier version of
-    the log (one object per row) is one row as it stands.
+    the log (one object per row) is one row as it stands. Raises :class:`_UnreadableLineError` for a
+    line whose fields are not of the log's types, or whose columns differ in length.
     """
-    if INPUTS not in line:
-        return 1, line
-    count = len(line[PREDICTIONS])
     fields = {
         key: value
         for key, value in line.items()
         if key not in (INPUTS, PREDICTIONS, CHALLENGER_PREDICTIONS)
     }
-    columns: dict[str, Any] = {**fields, ROW: list(range(count)), **line[INPUTS]}
-    columns[PREDICTION] = line[PREDICTIONS]
+    if not all(isinstance(value, SCALARS) for value in fields.values()):
+        raise _UnreadableLineError("wrong field types")
+    if INPUTS not in line:
+        if REQUEST_ID not in line:
+            raise _UnreadableLineError("not a prediction record")
+        return 1, {key: [value] for key, value in fields.items()}
+    inputs, predictions = line[INPUTS], line.get(PREDICTIONS)
+    challenger = line.get(CHALLENGER_PREDICTIONS, [])
+    if not isinstance(inputs, dict) or not isinstance(predictions, list):
+        raise _UnreadableLineError("wrong field types")
+    count = len(predictions)
+    per_row = [*inputs.values(), *([challenger] if CHALLENGER_PREDICTIONS in line else [])]
+    if not all(isinstance(values, list) and len(values) == count for values in per_row):
+        raise _UnreadableLineError("columns of unequal length")
+    repeated = {key: [value] * count for key, value in fields.items()}
+    columns = {**repeated, ROW: list(range(count)), **inputs, PREDICTION: predictions}
     if CHALLENGER_PREDICTIONS in line:
-        columns[CHALLENGER] = line[CHALLENGER_PREDICTIONS]
-    columns.update(fields)  # a request's field wins over a feature of the same name
+        columns[CHALLENGER] = challenger
+    columns.update(repeated)  # a request's field wins over a feature of the same name
     return count, columns
 
 
-def read_log(path: Path, since: datetime | None = None) -> pd.DataFrame:
+def _logged_at(line: dict[str, Any]) -> datetime:
+    """The line's ``timestamp`` (UTC unless it says otherwise)."""
+    try:
+        when = datetime.fromisoformat(line["timestamp"])
+    except (KeyError, TypeError, ValueError):
+        raise _UnreadableLineError("no valid timestamp") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _as_number(value: Any) -> float:
+    """A finite float, or NaN for anything else (text, huge integers, nested values)."""
+    if isinstance(value, int | float | str):  # bool is an int
+        try:
+            number = float(value)
+        except (ValueError, OverflowError):
+            return math.nan
+        return number if math.isfinite(number) else math.nan
+    return math.nan
+
+
+def _chunk(
+    columns: dict[str, list[Any]], numeric: Collection[str], unreadable: Unreadable
+) -> pd.DataFrame:
+    """Gathered rows as a table; ``numeric`` columns as finite floats, others as they came."""
+    frame = pd.DataFrame(columns)
+    for name in (n for n in numeric if n in frame.columns):
+        given = frame[name]
+        if pd.api.types.is_numeric_dtype(given.dtype):
+            values = given.astype("float64").replace([math.inf, -math.inf], math.nan)
+        else:  # text, nested values or huge integers among the numbers
+            values = given.map(_as_number).astype("float64")
+        bad = int((values.isna() & given.notna()).sum())
+        if bad:
+            unreadable.values[name] = unreadable.values.get(name, 0) + bad
+        frame[name] = values
+    return frame
+
+
+def read_log(
+    path: Path,
+    since: datetime | None = None,
+    *,
+    numeric: Collection[str] = (),
+    unreadable: Unreadable | None = None,
+) -> pd.DataFrame:
     """The logged rows (and those of the rotated backups) as a table, oldest first.
 
     One table row per scored row: the request's fields, ``row`` (its index in the request),
     the input features, ``prediction`` and, when the challenger was scored in shadow,
     ``challenger_prediction`` beside it. ``since`` keeps only requests logged at or after
-    that time.
+    that time. Lines that cannot be read are skipped, never fatal; ``numeric`` columns hold
+    finite floats or NaN. Both are counted in ``unreadable``. Raises ``ValueError`` when no
+    row is left.
     """
+    unreadable = unreadable if unreadable is not None else Unreadable()
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    frames: list[pd.DataFrame] = []
+    order: dict[str, None] = {}  # every column, in the order of first appearance
     table: dict[str, list[Any]] = {}
     total = 0
-    for line in _lines(log_files(path)):
-        if since is not None and datetime.fromisoformat(line["timestamp"]) < since:
+    for where, line in _records(log_files(path), unreadable):
+        try:  # a line out of the window is read: its share of unreadable ones is the log's
+            recent = since is None or _logged_at(line) >= since
+            count, columns = _table_rows(line) if recent else (0, {})
+        except _UnreadableLineError as reason:
+            unreadable.skip(where, str(reason))
             continue
-        count, columns = _table_rows(line)
+        unreadable.lines_read += 1
+        if not recent:
+            continue
         for name, values in columns.items():
-            column = table.setdefault(name, [None] * total)
-            column.extend(values if isinstance(values, list) else [values] * count)
+            column = table.get(name)
+            if column is None:
+                column = table[name] = [None] * total
+                order[name] = None
+            column.extend(values)
         total += count
         for column in table.values():  # names this line did not have
             column.extend([None] * (total - len(column)))
-    if not total:
+        if total >= CHUNK_ROWS:  # Python lists cost several times the memory of a table
+            frames.append(_chunk(table, numeric, unreadable))
+            table, total = {}, 0
+    if total:
+        frames.append(_chunk(table, numeric, unreadable))
+    if not frames:
         window = f" since {since.isoformat()}" if since else ""
-        raise ValueError(f"{path}: no predictions logged{window}")
-    return pd.DataFrame(table)
+        skipped = f"; skipped {unreadable.describe()}" if unreadable.lines else ""
+        raise ValueError(f"{path}: no predictions logged{window}{skipped}")
+    if len(frames) == 1:
+        return frames[0]
+    kept = [frame.dropna(axis="columns", how="all") for frame in frames]  # see pd.concat's dtypes
+    return pd.concat(kept, ignore_index=True).reindex(columns=list(order))

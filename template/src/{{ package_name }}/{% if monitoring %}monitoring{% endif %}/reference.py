@@ -6,10 +6,12 @@ always matches the model trained on the same data.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..core.schema import DataSchema
@@ -40,18 +42,37 @@ class Reference:
         return str(self.summary["prediction_type"])
 
 
+def moments(values: pd.Series) -> tuple[float | None, float | None]:
+    """Mean and (sample) standard deviation; ``None`` where there is none, or it passes the
+    float limit. Computed on values scaled by a power of two (exact): the plain sums overflow
+    for values near the limit (1.8e308), which the service accepts."""
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    numbers = numbers[np.isfinite(numbers)]
+    if not len(numbers):
+        return None, None
+    _, exponent = np.frexp(np.abs(numbers).max())
+    scaled = np.ldexp(numbers, -exponent)
+    spread = scaled.std(ddof=1) if len(scaled) > 1 else np.nan
+    with np.errstate(over="ignore"):
+        found = [float(np.ldexp(value, exponent)) for value in (scaled.mean(), spread)]
+    mean, std = (value if math.isfinite(value) else None for value in found)
+    return mean, std
+
+
+def _numeric_summary(values: pd.Series) -> dict[str, float | None]:
+    mean, std = moments(values)
+    return {
+        "min": float(values.min()),
+        "max": float(values.max()),
+        "mean": mean,
+        "std": std,
+        "missing": float(values.isna().mean()),
+    }
+
+
 def summarize(sample: pd.DataFrame, schema: DataSchema, task: str) -> dict[str, Any]:
     """Ranges, missing shares and category frequencies: what the live checks compare against."""
-    numeric = {
-        name: {
-            "min": float(sample[name].min()),
-            "max": float(sample[name].max()),
-            "mean": float(sample[name].mean()),
-            "std": float(sample[name].std()),
-            "missing": float(sample[name].isna().mean()),
-        }
-        for name in schema.numeric_features
-    }
+    numeric = {name: _numeric_summary(sample[name]) for name in schema.numeric_features}
     categorical = {
         name: {
             "frequencies": {

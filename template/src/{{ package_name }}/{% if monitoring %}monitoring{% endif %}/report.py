@@ -11,12 +11,13 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sklearn import metrics as skm
 
 from ..config import MonitorParams
 from ..core.metrics import improvement
-from .drift import ColumnDrift, Kind, column_drift
+from .drift import LARGEST, ColumnDrift, Kind, column_drift
+from .prediction_log import Unreadable
 from .reference import PREDICTION, Reference
 
 CHALLENGER = "challenger_prediction"
@@ -88,6 +89,8 @@ class MonitorSummary(BaseModel):
     shadow: ShadowComparison | None
     canary: CanaryComparison | None = None
     drifted_features: list[str]
+    # Prediction log lines skipped and values read as missing (a table: none).
+    unreadable: Unreadable = Field(default_factory=Unreadable)
     alerts: list[str]
     # Labelled rows that later got a different label (the first stands): see feedback.py.
     feedback_conflicts: int = 0
@@ -138,16 +141,29 @@ def _model_quality(
     labelled = current[current[target].notna() & current[PREDICTION].notna()]
     if labelled.empty:
         return None
-    y_true, y_pred = labelled[target].to_numpy(), labelled[PREDICTION].to_numpy()
+    y_true, y_pred = labelled[target], labelled[PREDICTION]
     if metric in ("accuracy", "balanced_accuracy", "f1_macro"):
         y_true, y_pred = y_true.astype(str), y_pred.astype(str)  # "1" from a CSV == 1 from JSON
-    value = float(LABEL_METRICS[metric](y_true, y_pred))
+    else:  # labels or predictions that are not finite numbers cannot be scored
+        y_true, y_pred = _finite_pairs(y_true, y_pred)
+        if not len(y_true):
+            return None
+    with np.errstate(over="ignore", invalid="ignore"):  # near the float limit: inf, not a crash
+        value = float(LABEL_METRICS[metric](y_true.to_numpy(), y_pred.to_numpy()))
     return ModelQuality(
         metric=metric,
         reference=reference_metrics.get(metric),
         current=round(value, 6),
         labelled_rows=len(labelled),
     )
+
+
+def _finite_pairs(first: pd.Series, second: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """The rows where both are finite numbers, as floats."""
+    a = pd.to_numeric(first, errors="coerce").astype("float64")
+    b = pd.to_numeric(second, errors="coerce").astype("float64")
+    both = np.isfinite(a) & np.isfinite(b)
+    return a[both], b[both]
 
 
 def _shadow(
@@ -168,9 +184,10 @@ def _shadow(
     if kind == "categorical":
         agreement = round(float((champion.astype(str) == challenger.astype(str)).mean()), 6)
     else:
-        difference = round(
-            float((champion.astype(float) - challenger.astype(float)).abs().mean()), 6
-        )
+        first, second = _finite_pairs(champion, challenger)
+        with np.errstate(over="ignore"):  # values near the float limit
+            mean = float((first - second).abs().mean()) if len(first) else None
+        difference = None if mean is None else round(min(mean, LARGEST), 6)
     return ShadowComparison(
         rows=len(both),
         agreement=agreement,
@@ -190,7 +207,8 @@ def _canary(
     arms = []
     for role in ("champion", CANARY):
         rows = current[current[SERVED_BY] == role]
-        versions = sorted(rows["model_version"].dropna().astype(str).unique().tolist())
+        logged = rows.get("model_version", pd.Series(dtype=object))
+        versions = sorted(logged.dropna().astype(str).unique().tolist())
         arms.append(
             ArmQuality(
                 served_by=role,
@@ -240,6 +258,13 @@ def _alerts(
             )
     if summary.canary is not None:
         alerts.extend(_canary_alerts(summary.canary, alert.max_metric_drop))
+    unreadable = summary.unreadable
+    lines = unreadable.lines_read + unreadable.lines_skipped
+    if lines and unreadable.lines_skipped / lines > alert.max_unreadable_lines:
+        alerts.append(
+            f"{unreadable.describe()} of the prediction log could not be read "
+            f"(allowed {_percent(alert.max_unreadable_lines)})"
+        )
     return alerts
 
 
@@ -264,10 +289,12 @@ def build_summary(
     target: str,
     reference_metrics: dict[str, float],
     skip: Collection[str] = (),
+    unreadable: Unreadable | None = None,
 ) -> MonitorSummary:
     """Everything ``monitor`` reports about ``current`` (features and ``prediction`` columns).
 
-    ``skip`` names features not to check, e.g. those the prediction log drops or hashes.
+    ``skip`` names features not to check, e.g. those the prediction log drops or hashes;
+    ``unreadable``: what reading the prediction log skipped.
     """
     kinds: list[tuple[Kind, list[str]]] = [
         ("numeric", reference.numeric),
@@ -313,6 +340,7 @@ def build_summary(
         shadow=_shadow(reference, current, params),
         canary=_canary(current, target, params.quality_metric, reference_metrics),
         drifted_features=[column.column for column in features if column.drifted],
+        unreadable=unreadable or Unreadable(),
         alerts=[],
     )
     summary.alerts = _alerts(summary, params, quality)

@@ -9,8 +9,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A shorter key is within reach of a brute-force search.
+MIN_HASH_KEY_CHARS = 16
 
 
 class MonitoringSettings(BaseSettings):
@@ -24,9 +27,11 @@ class MonitoringSettings(BaseSettings):
     feedback_path: Path = Path("logs/feedback.jsonl")
     log_max_bytes: int = Field(default=50_000_000, ge=1_000)
     log_backups: int = Field(default=10, ge=0)
-    # Privacy: input columns never written to the log, and columns written only as a hash.
+    # Privacy: input columns never written to the log, and columns written only as a hash,
+    # keyed by hash_key (HMAC-SHA-256): without the key, nobody can hash a guess and compare.
     drop_columns: list[str] = Field(default_factory=list)
     hash_columns: list[str] = Field(default_factory=list)
+    hash_key: SecretStr | None = None
     # Rows waiting to be logged, per worker (a waiting row of 30 numbers holds about 250 B, one
     # kept as a dict, for text inputs or a shadow challenger, about 2 kB); a request that would
     # pass this is dropped (and counted), never slowing down the service.
@@ -45,6 +50,26 @@ class MonitoringSettings(BaseSettings):
     # Share of requests (drawn at random for each one, never from anything the client sends)
     # that the challenger answers instead of the champion: a canary release. 0 turns it off.
     canary_share: float = Field(default=0.0, ge=0.0, le=1.0)
+
+    def hash_key_bytes(self) -> bytes | None:
+        """The key of ``hash_columns`` (``None`` when there are none); raises
+        :class:`HashKeyError` when they are set without a key that can keep them private."""
+        if not self.hash_columns:
+            return None
+        key = self.hash_key.get_secret_value() if self.hash_key is not None else ""
+        if len(key) < MIN_HASH_KEY_CHARS:
+            problem = f"is shorter than {MIN_HASH_KEY_CHARS} characters" if key else "is not set"
+            raise HashKeyError(
+                f"MONITORING_HASH_COLUMNS is set but MONITORING_HASH_KEY {problem}: without a "
+                "secret key, a hashed value is found again by hashing guesses. Set it from a "
+                "secret (e.g. `openssl rand -hex 32`), or drop the columns instead "
+                "(MONITORING_DROP_COLUMNS)"
+            )
+        return key.encode()
+
+
+class HashKeyError(ValueError):
+    """Hash columns without a usable key: the prediction log refuses to start."""
 
 
 @lru_cache
