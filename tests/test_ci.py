@@ -396,16 +396,16 @@ def github_write_jobs(project: Project) -> dict[str, dict[str, Any]]:
 
 def test_github_write_jobs_run_no_project_code(github_project: Project) -> None:
     writers = github_write_jobs(github_project)
-    assert "ci/comment" in writers and "propose/propose" in writers
 
     for name, job in writers.items():
         if "uses" in job:  # a reusable workflow: checked as its own job (propose/propose)
-            assert job["uses"] == "./.github/workflows/propose.yml", name
+            assert job["uses"].startswith("./.github/workflows/propose.yml"), name
             continue
         for step in job["steps"]:
             action = step.get("uses", "").split("@")[0]
             assert not action or action in ACTIONS_FOR_WRITERS, f"{name} uses {action}"
             assert runs_project_code(step.get("run", "")) == [], f"{name}: {step.get('run')}"
+    assert {"ci/comment", "propose/propose"} <= set(writers)
 
 
 def test_github_pull_request_jobs_get_only_read_only_dvc_credentials(
