@@ -706,7 +706,6 @@ def github_propose(tmp_path: Path, own_token: bool) -> tuple[str, str, str]:
         "ARTIFACT": "retrain",
         "BRANCH": "ci/retrain",
         "TITLE": "Retrain after drift",
-        "BASE": "main",
         "RUN_URL": "https://github.example/o/r/actions/runs/1",
     }
     assert set(step["env"]) <= set(env), "the test sets every variable the step gets"
@@ -727,7 +726,7 @@ def test_github_propose_with_its_own_token_leaves_workflows_out_and_says_so(
     pushed, gh_calls, summary = github_propose(tmp_path, own_token=True)
 
     assert pushed.split() == ["params.yaml"], "a workflow change cannot be pushed: left out"
-    assert "gh pr create --base main --head ci/retrain" in gh_calls
+    assert "gh pr create --head ci/retrain --title Retrain after drift" in gh_calls
     for text in (gh_calls, summary):
         assert "Left out" in text and "- `.github/workflows/ci.yml`" in text, text
         assert "git apply change.patch" in text and "runs/1" in text
@@ -778,6 +777,20 @@ def test_gitlab_propose_pushes_the_patch_with_merge_request_options(tmp_path: Pa
         in options
     )
     assert "glpat-secret-value" not in result.stdout + result.stderr
+
+
+def test_gitlab_propose_jobs_receive_the_patch_only(gitlab_project: Project) -> None:
+    """Any other artifact file would land in the propose job's checkout, where a changed
+    tracked file (reports/metrics.json) makes `git apply --index` refuse the patch."""
+    jobs = gitlab_resolved_jobs(gitlab_project)
+    proposers = {name: job for name, job in jobs.items() if name.endswith("-propose")}
+
+    assert set(proposers) == {"template-propose"} | (
+        {"retrain-propose"} if gitlab_project.answers["monitoring"] else set()
+    )
+    for name, job in proposers.items():
+        (source,) = job["needs"]
+        assert jobs[source]["artifacts"] == {"paths": ["proposal/"], "expire_in": "14 days"}, name
 
 
 def test_gitlab_propose_without_a_patch_proposes_nothing(tmp_path: Path) -> None:
