@@ -118,7 +118,7 @@ FEATURES = (
     Feature(
         "ci scripts",
         lambda a: a["ci"] != "none",
-        ("ci/README.md", "ci/pipeline.sh", "ci/plots_markdown.py", "ci/propose.sh", "ci/report.sh"),
+        ("ci/README.md", "ci/pipeline.sh", "ci/plots_markdown.py", "ci/report.sh"),
     ),
     Feature(
         "ci image smoke test", lambda a: a["ci"] != "none" and a["serving"], ("ci/smoke-image.sh",)
@@ -129,7 +129,11 @@ FEATURES = (
     Feature(
         "github workflows",
         lambda a: a["ci"] == "github",
-        (".github/workflows/ci.yml", ".github/workflows/template-update.yml"),
+        (
+            ".github/workflows/ci.yml",
+            ".github/workflows/propose.yml",
+            ".github/workflows/template-update.yml",
+        ),
     ),
     Feature(
         "github image workflows",

@@ -20,6 +20,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +40,15 @@ PINNED_ACTIONS = {
     "actions/upload-artifact": ("ea165f8d65b6e75b540449e92b4886f43607fa02", "v4.6.2"),
     "actions/download-artifact": ("d3f86a106a0bac45b974a628896c90dbdf5c8093", "v4.3.0"),
     "actions/cache": ("5a3ec84eff668545956fd18022155c47e93e2684", "v4.2.3"),
+    # Read from the tag in a clone of actions/create-github-app-token (git rev-parse v3.1.1).
+    "actions/create-github-app-token": ("1b10c78c7865c340bc4f6099eb2f838309f1e8c3", "v3.1.1"),
 }
 
 # The same jobs on both providers: (what it does, GitHub "workflow/job", GitLab job, needs).
 PARITY = (
     ("lint: ruff, format, mypy, pre-commit hooks", "ci/lint", "lint", None),
     ("tests", "ci/test", "test", None),
-    ("dvc pull (with credentials) + dvc repro, model report", "ci/pipeline", "pipeline", None),
+    ("dvc pull (read-only) + dvc repro, model report", "ci/pipeline", "pipeline", None),
     ("comment the model report on the PR/MR", "ci/comment", "mr-comment", None),
     ("build the image, smoke-test /ready", "image/smoke", "image-smoke", "serving"),
     (
@@ -55,17 +58,28 @@ PARITY = (
         "serving",
     ),
     ("scheduled: make monitor", "monitor/monitor", "monitor", "monitoring"),
-    ("on drift: retrain, open a PR/MR", "monitor/retrain", "retrain", "monitoring"),
+    (
+        "on drift: retrain, dvc push, the change as a patch",
+        "monitor/retrain",
+        "retrain",
+        "monitoring",
+    ),
+    ("push the retrain patch, open a PR/MR", "monitor/propose", "retrain-propose", "monitoring"),
     ("weekly: copier check-update", "template-update/check", "template-check", None),
-    ("copier update, open a PR/MR", "template-update/update", "template-update", None),
+    ("copier update, the change as a patch", "template-update/update", "template-update", None),
+    ("push the update patch, open a PR/MR", "template-update/propose", "template-propose", None),
+    # GitHub's propose jobs call one reusable workflow; GitLab's extend the hidden `.propose`.
+    ("apply a patch, push, open the PR", "propose/propose", None, None),
 )
 
-# Jobs that may write (everything else gets read-only contents at most).
+# Jobs that may write (everything else gets read-only contents at most). None of them runs
+# code of the project (test_write_jobs_run_no_project_code).
 GITHUB_WRITERS = {
     "ci/comment": {"pull-requests": "write"},
     "image-release/push": {"contents": "read", "packages": "write"},
-    "monitor/retrain": {"contents": "write", "pull-requests": "write"},
-    "template-update/update": {"contents": "write", "pull-requests": "write"},
+    "monitor/propose": {"contents": "write", "pull-requests": "write"},
+    "template-update/propose": {"contents": "write", "pull-requests": "write"},
+    "propose/propose": {"contents": "write", "pull-requests": "write"},
 }
 
 CASES = {
@@ -207,7 +221,7 @@ def gitlab_scripts(project: Project) -> str:
 
 def test_shell_passes_shellcheck(project: Project, tmp_path: Path) -> None:
     scripts = list(map(str, project.scripts))
-    assert len(scripts) >= 3, "the CI scripts must be rendered"
+    assert len(scripts) >= 2, "the CI scripts must be rendered"
     if project.answers["ci"] == "gitlab":
         inline = tmp_path / "gitlab-ci-scripts.sh"
         inline.write_text(gitlab_scripts(project))
@@ -248,6 +262,8 @@ def test_actions_are_pinned_to_known_full_shas(github_project: Project) -> None:
     assert uses, "the workflows use actions"
 
     for line in uses:
+        if line.startswith("uses: ./.github/workflows/"):
+            continue  # a reusable workflow of this repository, resolved from the same commit
         match = re.search(r"uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # (v[\d.]+)$", line)
         assert match, f"not pinned to a full SHA with a version comment: {line}"
         action, sha, version = match.groups()
@@ -294,7 +310,11 @@ def test_jobs_are_at_parity_between_providers(project: Project) -> None:
     else:
         present = set(project.gitlab_jobs())
         column = 2
-    expected = {row[column] for row in PARITY if row[3] is None or project.answers[row[3]]}
+    expected = {
+        row[column]
+        for row in PARITY
+        if row[column] is not None and (row[3] is None or project.answers[row[3]])
+    }
 
     assert present == expected, f"missing {expected - present}, unexpected {present - expected}"
 
@@ -302,7 +322,14 @@ def test_jobs_are_at_parity_between_providers(project: Project) -> None:
 def test_gitlab_rules_split_changes_tags_and_schedules(gitlab_project: Project) -> None:
     project = gitlab_project
     jobs = project.gitlab_jobs()
-    scheduled = {"monitor", "retrain", "template-check", "template-update"}
+    scheduled = {
+        "monitor",
+        "retrain",
+        "retrain-propose",
+        "template-check",
+        "template-update",
+        "template-propose",
+    }
 
     for name, job in jobs.items():
         rules = yaml.safe_dump(job.get("rules", []))
@@ -312,6 +339,224 @@ def test_gitlab_rules_split_changes_tags_and_schedules(gitlab_project: Project) 
             assert "$CI_COMMIT_TAG" in rules and "docker push" in " ".join(job["script"])
     pushes = [n for n, j in jobs.items() if "docker push" in " ".join(j.get("script", []))]
     assert pushes == (["image-release"] if project.answers["serving"] else [])
+
+
+# ---------------------------------------------------------------- the credentials
+#
+# Item 9 of issue 14: write credentials never reach a job that runs code under review (a pull
+# or merge request, or a template update's tasks). "Project code" is anything that runs what
+# the repository or the template brings: make, uv/uvx (and so copier's tasks), python, dvc,
+# pre-commit, docker build, or a script of the repository.
+
+PROJECT_COMMAND = re.compile(
+    r"(?:^|[;&|(]|\$\(|\bthen\b|\bdo\b|\belse\b)\s*"
+    r"(make|uvx?|python3?|dvc|pip|pre-commit|copier|pytest|docker|bash|sh|source|\.)\s",
+    re.MULTILINE,
+)
+PROJECT_SCRIPT = re.compile(r"(?:^|[\s;&|(])((?:\./|ci/)[\w./-]+\.(?:sh|py))\b", re.MULTILINE)
+# What a write job may use: check out, fetch an artifact, mint an App token. Nothing that runs
+# code of the repository (a local action, setup-uv, a cache that others could have written).
+ACTIONS_FOR_WRITERS = {
+    "actions/checkout",
+    "actions/download-artifact",
+    "actions/create-github-app-token",
+}
+# A use of the write credentials: a secret a GitHub job names, a variable a shell expands.
+GITHUB_WRITE_DVC = re.compile(r"secrets\.DVC_CONFIG_LOCAL(?!\w)")
+WRITE_DVC = re.compile(r"\$\{?DVC_CONFIG_LOCAL(?!\w)")
+BOT_TOKEN = re.compile(r"\$\{?GITLAB_BOT_TOKEN(?!\w)")
+
+
+def runs_project_code(shell: str) -> list[str]:
+    """The commands in ``shell`` that run code of the project or the template."""
+    matches = (*PROJECT_COMMAND.finditer(shell), *PROJECT_SCRIPT.finditer(shell))
+    return [m.group(1) for m in matches]
+
+
+def test_project_code_detector_knows_the_old_jobs() -> None:
+    """The detector the checks below rely on flags what the old write jobs ran."""
+    old_update = 'uvx --from "$COPIER" copier update --trust .\nci/propose.sh b "t" body.md'
+    old_retrain = "make setup\nif true; then uv run --no-sync dvc push; fi"
+
+    assert runs_project_code(old_update) == ["uvx", "ci/propose.sh"]
+    assert runs_project_code(old_retrain) == ["make", "uv"]
+    assert runs_project_code('git apply --index "$patch"\ngh pr create --body-file b') == []
+    assert runs_project_code('echo "see ci/README.md, make sure"') == []
+
+
+def github_write_jobs(project: Project) -> dict[str, dict[str, Any]]:
+    jobs = project.github_jobs()
+    return {
+        name: job
+        for name, job in jobs.items()
+        if {"contents", "pull-requests"}
+        & {k for k, v in job.get("permissions", {}).items() if v == "write"}
+    }
+
+
+def test_github_write_jobs_run_no_project_code(github_project: Project) -> None:
+    writers = github_write_jobs(github_project)
+
+    for name, job in writers.items():
+        if "uses" in job:  # a reusable workflow: checked as its own job (propose/propose)
+            assert job["uses"].startswith("./.github/workflows/propose.yml"), name
+            continue
+        for step in job["steps"]:
+            action = step.get("uses", "").split("@")[0]
+            assert not action or action in ACTIONS_FOR_WRITERS, f"{name} uses {action}"
+            assert runs_project_code(step.get("run", "")) == [], f"{name}: {step.get('run')}"
+    assert {"ci/comment", "propose/propose"} <= set(writers)
+
+
+def test_github_pull_request_jobs_get_only_read_only_dvc_credentials(
+    github_project: Project,
+) -> None:
+    """Only the scheduled retrain job gets the DVC write credential; nothing triggered by a
+    pull request references it (GitHub gives a same-repository pull request every secret its
+    workflow names)."""
+    holders = set()
+    for workflow in github_project.workflows:
+        data = yaml.safe_load(workflow.read_text())
+        for job_id, job in data["jobs"].items():
+            if GITHUB_WRITE_DVC.search(yaml.safe_dump(job)):
+                holders.add(f"{workflow.stem}/{job_id}")
+                assert "pull_request" not in data[True], f"{workflow.name}/{job_id}"
+
+    assert holders == ({"monitor/retrain"} if github_project.answers["monitoring"] else set())
+
+
+def test_copier_is_pinned_exactly_and_trusted_only_without_a_write_token(project: Project) -> None:
+    lock = tomllib.loads((TEMPLATE_ROOT / "uv.lock").read_text())
+    version = next(p["version"] for p in lock["package"] if p["name"] == "copier")
+    if project.answers["ci"] == "github":
+        texts = {p.name: p.read_text() for p in project.workflows}
+        jobs = project.github_jobs()
+    else:
+        texts = {".gitlab-ci.yml": project.gitlab.read_text()}
+        jobs = gitlab_resolved_jobs(project)
+
+    requirements = [
+        r for text in texts.values() for r in re.findall(r"copier\s*[=<>~!]=?[^\s\"']*", text)
+    ]
+    assert requirements and set(requirements) == {f"copier=={version}"}, requirements
+    trusting = {name for name, job in jobs.items() if "--trust" in yaml.safe_dump(job)}
+    assert trusting == {
+        "template-update/update" if project.answers["ci"] == "github" else "template-update"
+    }
+    for name in trusting:
+        job = jobs[name]
+        if project.answers["ci"] == "github":
+            assert job["permissions"] == {"contents": "read"}, name
+        else:
+            assert "environment" not in job, f"{name} must not see an environment's write variables"
+
+
+def gitlab_resolved_jobs(project: Project) -> dict[str, dict[str, Any]]:
+    """Every job with its ``extends`` templates merged in (a job's own keys win)."""
+    data = yaml.safe_load(project.gitlab.read_text())
+
+    def resolve(job: dict[str, Any]) -> dict[str, Any]:
+        parents = job.get("extends", [])
+        merged: dict[str, Any] = {}
+        for parent in [parents] if isinstance(parents, str) else parents:
+            merged.update(resolve(data[parent]))
+        variables = {**merged.get("variables", {}), **job.get("variables", {})}
+        merged.update(job)
+        merged["variables"] = variables
+        return merged
+
+    return {name: resolve(job) for name, job in project.gitlab_jobs().items()}
+
+
+def gitlab_shell(project: Project, job: dict[str, Any]) -> str:
+    """What a job runs: its script lines and the text of every ci/ script it calls."""
+    lines = [line for key in ("before_script", "script") for line in job.get(key, [])]
+    shell = "\n".join(lines)
+    called = set(re.findall(r"ci/[\w.-]+\.sh", shell))
+    return shell + "".join("\n" + (project.path / script).read_text() for script in sorted(called))
+
+
+def runs_on_merge_requests(job: dict[str, Any]) -> bool:
+    for rule in job.get("rules", [{}]):
+        if rule.get("when") == "never":
+            continue
+        condition = rule.get("if", "")
+        if (
+            '$CI_PIPELINE_SOURCE == "schedule"' not in condition
+            and "$CI_COMMIT_TAG" not in condition
+        ):
+            return True
+    return False
+
+
+def environment(job: dict[str, Any]) -> str | None:
+    env = job.get("environment")
+    return env.get("name") if isinstance(env, dict) else env
+
+
+def test_gitlab_bot_token_only_reaches_jobs_that_run_no_project_code(
+    gitlab_project: Project,
+) -> None:
+    """GITLAB_BOT_TOKEN is Protected and scoped to the `ci-bot` environment (ci/README.md): the
+    jobs that use it must declare that environment, and those jobs run no project code, or the
+    merge request's (or the new template's) code could read the token."""
+    jobs = gitlab_resolved_jobs(gitlab_project)
+    users = {
+        name for name, job in jobs.items() if BOT_TOKEN.search(gitlab_shell(gitlab_project, job))
+    }
+    bot_jobs = {name for name, job in jobs.items() if environment(job) == "ci-bot"}
+
+    assert users == bot_jobs, f"use the token without the environment: {users - bot_jobs}"
+    assert {"mr-comment", "template-propose"} <= bot_jobs
+    for name in bot_jobs:
+        job = jobs[name]
+        assert runs_project_code(gitlab_shell(gitlab_project, job)) == [], name
+        assert "before_script" not in job and ".uv" not in str(job.get("extends")), name
+
+
+def test_gitlab_write_dvc_credential_stays_out_of_merge_request_pipelines(
+    gitlab_project: Project,
+) -> None:
+    """DVC_CONFIG_LOCAL (write) is Protected and scoped to `dvc-write`: only a scheduled job that
+    declares that environment uses it; every job of a merge request pipeline pulls with
+    DVC_CONFIG_LOCAL_READONLY."""
+    jobs = gitlab_resolved_jobs(gitlab_project)
+    users = {
+        name for name, job in jobs.items() if WRITE_DVC.search(gitlab_shell(gitlab_project, job))
+    }
+
+    assert users == ({"retrain"} if gitlab_project.answers["monitoring"] else set())
+    for name in users:
+        assert environment(jobs[name]) == "dvc-write", name
+        assert not runs_on_merge_requests(jobs[name]), name
+    assert "DVC_CONFIG_LOCAL_READONLY" in gitlab_shell(gitlab_project, jobs["pipeline"])
+    assert runs_on_merge_requests(jobs["pipeline"]) and runs_on_merge_requests(jobs["mr-comment"])
+
+
+def test_ci_readme_says_how_to_protect_each_write_credential(project: Project) -> None:
+    readme = (project.path / "ci" / "README.md").read_text()
+    rows = {
+        line.split("|")[2].strip(): line for line in readme.splitlines() if line.startswith("| ")
+    }
+
+    assert (
+        "`DVC_CONFIG_LOCAL_READONLY`" in rows and "read-only" in rows["`DVC_CONFIG_LOCAL_READONLY`"]
+    )
+    if project.answers["ci"] == "gitlab":
+        assert (
+            "**Protected**" in rows["`GITLAB_BOT_TOKEN`"]
+            and "**`ci-bot`**" in rows["`GITLAB_BOT_TOKEN`"]
+        )
+        # The write credential exists where a job uses it: the retrain job (monitoring).
+        write = rows.get("`DVC_CONFIG_LOCAL`", "")
+        assert bool(write) is project.answers["monitoring"], write
+        assert not write or ("**Protected**" in write and "**`dvc-write`**" in write)
+        assert "fork" in readme and "model report** artifact" in readme
+    else:
+        assert (
+            "`CI_BOT_APP_CLIENT_ID`, `CI_BOT_APP_PRIVATE_KEY`" in rows and "`CI_BOT_TOKEN`" in rows
+        )
+        assert "**without those files**" in readme and "**without checks**" in readme
 
 
 # ---------------------------------------------------------------- bad input is rejected
@@ -390,51 +635,143 @@ def test_monitor_script_tells_a_breach_from_a_failure(
 
 
 # ---------------------------------------------------------------- proposing a change
+#
+# The propose jobs' own shell, taken from the rendered CI files and run against a real (local,
+# bare) remote: what the write job does with a patch it did not compute.
+
+FAKE_GH = """\
+#!/usr/bin/env bash
+# gh stand-in: records each call (and the body it would post); no pull request exists yet.
+echo "gh $*" >>"$GH_LOG"
+while (($#)); do
+  if [[ "$1" == --body-file ]]; then cat "$2" >>"$GH_LOG"; fi
+  shift
+done
+case "$*" in pr\\ view*) exit 1 ;; esac
+exit 0
+"""
 
 
-def test_propose_pushes_a_branch_with_merge_request_options(tmp_path: Path) -> None:
-    """The GitLab path of ci/propose.sh against a real (local, bare) remote: the branch with
-    the change arrives, pushed with the merge-request push options; the token is not logged."""
-    project = render(tmp_path / "project", {"ci": "gitlab"}, skip_tasks=True)
+def git_in(repo: Path, *args: str) -> str:
+    identity = ["-c", "user.name=t", "-c", "user.email=t@t"]
+    return subprocess.run(
+        ["git", "-C", str(repo), *identity, *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def base_and_patch(tmp_path: Path, project: Path) -> tuple[Path, Path, str]:
+    """A bare remote holding the rendered project, a clone of it (the propose job's checkout)
+    and a patch computed elsewhere that changes params.yaml and a CI file."""
     remote = tmp_path / "server" / "group" / "project.git"
-    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(project)], check=True)
+    git_in(project, "add", "-A")
+    git_in(project, "commit", "-qm", "init", "--no-verify")
+    git_in(project, "push", "-q", str(remote), "main")
+    ci_file = ".github/workflows/ci.yml" if (project / ".github").exists() else ".gitlab-ci.yml"
+    (project / "params.yaml").write_text("seed: 7\n")
+    with (project / ci_file).open("a") as handle:
+        handle.write("# changed by the template\n")
+    git_in(project, "add", "-A")
+    patch = tmp_path / "proposal" / "change.patch"
+    patch.parent.mkdir()
+    patch.write_text(git_in(project, "diff", "--cached", "--binary"))
+    (patch.parent / "body.md").write_text("Retrain after drift\n\n| metric | before | after |\n")
+    checkout = tmp_path / "checkout"
+    subprocess.run(["git", "clone", "-q", str(remote), str(checkout)], check=True)
+    return remote, checkout, ci_file
+
+
+def github_propose(tmp_path: Path, own_token: bool) -> tuple[str, str, str]:
+    """Run propose.yml's step; the files pushed, the gh calls (with bodies), the summary."""
+    project = render(tmp_path / "project", {"ci": "github"}, skip_tasks=True)
+    workflow = yaml.safe_load((project / ".github" / "workflows" / "propose.yml").read_text())
+    (step,) = [s for s in workflow["jobs"]["propose"]["steps"] if "run" in s]
+    remote, checkout, _ = base_and_patch(tmp_path, project)
+    (tmp_path / "runner").mkdir()
+    (tmp_path / "runner" / "proposal").symlink_to(tmp_path / "proposal")
+    fake = tmp_path / "bin" / "gh"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_GH)
+    fake.chmod(0o755)
+    summary, log = tmp_path / "summary.md", tmp_path / "gh.log"
+    env = {
+        **os.environ,
+        "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}",
+        "GH_LOG": str(log),
+        "RUNNER_TEMP": str(tmp_path / "runner"),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GH_TOKEN": "ghs_secret-value",
+        "OWN_TOKEN": "true" if own_token else "false",
+        "ARTIFACT": "retrain",
+        "BRANCH": "ci/retrain",
+        "TITLE": "Retrain after drift",
+        "RUN_URL": "https://github.example/o/r/actions/runs/1",
+    }
+    assert set(step["env"]) <= set(env), "the test sets every variable the step gets"
+
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        cwd=checkout, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    pushed = git_in(remote, "diff", "--name-only", "main", "ci/retrain")
+    return pushed, log.read_text(), summary.read_text()
+
+
+def test_github_propose_with_its_own_token_leaves_workflows_out_and_says_so(
+    tmp_path: Path,
+) -> None:
+    pushed, gh_calls, summary = github_propose(tmp_path, own_token=True)
+
+    assert pushed.split() == ["params.yaml"], "a workflow change cannot be pushed: left out"
+    assert "gh pr create --head ci/retrain --title Retrain after drift" in gh_calls
+    for text in (gh_calls, summary):
+        assert "Left out" in text and "- `.github/workflows/ci.yml`" in text, text
+        assert "git apply change.patch" in text and "runs/1" in text
+        assert "runs no checks" in text and "close and reopen it" in text
+
+
+def test_github_propose_with_an_app_or_token_pushes_workflows_too(tmp_path: Path) -> None:
+    pushed, gh_calls, _ = github_propose(tmp_path, own_token=False)
+
+    assert pushed.split() == [".github/workflows/ci.yml", "params.yaml"]
+    assert "Left out" not in gh_calls and "runs no checks" not in gh_calls
+
+
+def test_gitlab_propose_pushes_the_patch_with_merge_request_options(tmp_path: Path) -> None:
+    project = render(tmp_path / "project", {"ci": "gitlab"}, skip_tasks=True)
+    jobs = yaml.safe_load((project / ".gitlab-ci.yml").read_text())
+    remote, checkout, ci_file = base_and_patch(tmp_path, project)
     subprocess.run(
         ["git", "-C", str(remote), "config", "receive.advertisePushOptions", "true"], check=True
     )
     hook = remote / "hooks" / "pre-receive"  # records the push options the server received
     hook.write_text('#!/bin/sh\nenv | grep ^GIT_PUSH_OPTION_ | sort > "$GIT_DIR/options"\n')
     hook.chmod(0o755)
-    git = ["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run(["git", "init", "-q", "-b", "main", str(project)], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-qm", "init", "--no-verify"], check=True)
-    (project / "params.yaml").write_text("seed: 7\n")
-    body = tmp_path / "body.md"
-    body.write_text("Retrain after drift\n\n| metric | before | after |\n")
+    (checkout / "proposal").symlink_to(tmp_path / "proposal")  # the compute job's artifact
     env = {
         **os.environ,
-        "GITLAB_CI": "true",
         "GITLAB_BOT_TOKEN": "glpat-secret-value",
         "CI_SERVER_URL": f"file://{tmp_path / 'server'}",
         "CI_PROJECT_PATH": "group/project",
         "CI_DEFAULT_BRANCH": "main",
         "CI_PIPELINE_URL": "https://gitlab.example/p/1",
+        **jobs["retrain-propose"]["variables"],
     }
-    env.pop("GITHUB_ACTIONS", None)
 
     result = subprocess.run(
-        ["ci/propose.sh", "ci/retrain", "Retrain after drift", str(body)],
-        cwd=project, env=env, capture_output=True, text=True, check=False,
+        ["sh", "-e", "-c", "\n".join(jobs[".propose"]["script"])],
+        cwd=checkout, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
 
     assert result.returncode == 0, result.stdout + result.stderr
-    pushed = subprocess.run(
-        ["git", "-C", str(remote), "show", "ci/retrain:params.yaml"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    assert pushed.stdout == "seed: 7\n"
+    pushed = git_in(remote, "diff", "--name-only", "main", "ci/retrain")
+    assert pushed.split() == sorted([ci_file, "params.yaml"]), "GitLab has no workflow rule"
     options = (remote / "options").read_text()
     assert "merge_request.create" in options and "merge_request.target=main" in options
+    assert "merge_request.title=Retrain after drift (scheduled monitor)" in options
     assert (
         "merge_request.description=Retrain after drift (opened by https://gitlab.example/p/1)"
         in options
@@ -442,17 +779,30 @@ def test_propose_pushes_a_branch_with_merge_request_options(tmp_path: Path) -> N
     assert "glpat-secret-value" not in result.stdout + result.stderr
 
 
-def test_propose_refuses_to_run_outside_ci(tmp_path: Path) -> None:
-    project = render(tmp_path / "project", {"ci": "github"}, skip_tasks=True)
-    env = {k: v for k, v in os.environ.items() if k not in {"GITHUB_ACTIONS", "GITLAB_CI"}}
+def test_gitlab_propose_jobs_receive_the_patch_only(gitlab_project: Project) -> None:
+    """Any other artifact file would land in the propose job's checkout, where a changed
+    tracked file (reports/metrics.json) makes `git apply --index` refuse the patch."""
+    jobs = gitlab_resolved_jobs(gitlab_project)
+    proposers = {name: job for name, job in jobs.items() if name.endswith("-propose")}
+
+    assert set(proposers) == {"template-propose"} | (
+        {"retrain-propose"} if gitlab_project.answers["monitoring"] else set()
+    )
+    for name, job in proposers.items():
+        (source,) = job["needs"]
+        assert jobs[source]["artifacts"] == {"paths": ["proposal/"], "expire_in": "14 days"}, name
+
+
+def test_gitlab_propose_without_a_patch_proposes_nothing(tmp_path: Path) -> None:
+    project = render(tmp_path / "project", {"ci": "gitlab"}, skip_tasks=True)
+    jobs = yaml.safe_load((project / ".gitlab-ci.yml").read_text())
 
     result = subprocess.run(
-        ["ci/propose.sh", "b", "t", "body.md"], cwd=project, env=env, capture_output=True,
-        text=True, check=False,
+        ["sh", "-e", "-c", "\n".join(jobs[".propose"]["script"])],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
     )  # fmt: skip
 
-    assert result.returncode == 1
-    assert "run me in GitHub Actions or GitLab CI" in result.stderr
+    assert result.returncode == 0 and "nothing to propose" in result.stdout
 
 
 # ---------------------------------------------------------------- plots in the report
@@ -581,7 +931,7 @@ def test_ci_pipeline_stops_with_a_clear_error_when_dvc_data_is_unreachable(
 
     assert result.returncode == 1
     assert "./data/raw/dataset.csv is tracked by DVC but not here" in result.stderr
-    assert "DVC_CONFIG_LOCAL" in result.stderr
+    assert "DVC_CONFIG_LOCAL_READONLY" in result.stderr
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .helpers import DATA, TEMPLATE_ROOT, project_env
 
@@ -55,15 +56,88 @@ BAD_ANSWERS = {
         {"description": "one\x85two"},
         "description must not contain U+0085",
     ),
+    # Issue 14: answers that land in a line-wise config file, or in committed files.
+    "carriage return that injects DVC config": (
+        {"dvc_remote": "s3", "dvc_remote_url": "s3://bucket/x\r[cache]\r    dir = /tmp/evil"},
+        "dvc_remote_url must not contain control characters",
+    ),
+    "line feed in a local remote": (
+        {"dvc_remote_url": "../storage\n[cache]"},
+        "dvc_remote_url must not contain control characters",
+    ),
+    "tab in a remote": (
+        {"dvc_remote": "gcs", "dvc_remote_url": "gs://bucket/a\tb"},
+        "dvc_remote_url must not contain control characters",
+    ),
+    "DEL and C1 control characters in a remote": (
+        {"dvc_remote": "s3", "dvc_remote_url": "s3://bucket/a\x7f\x9bb"},
+        "dvc_remote_url must not contain control characters",
+    ),
+    "comment sign that cuts the remote short": (
+        {"dvc_remote": "s3", "dvc_remote_url": "s3://bucket/x#y"},
+        "dvc_remote_url must not contain '\"', '#' or ','",
+    ),
+    "comma that makes the remote a list": (
+        {"dvc_remote": "s3", "dvc_remote_url": "s3://bucket/a,b"},
+        "dvc_remote_url must not contain '\"', '#' or ','",
+    ),
+    "remote with a password": (
+        {"dvc_remote": "s3", "dvc_remote_url": "s3://AKIAEXAMPLE:s3cr3t@bucket/x"},
+        "dvc_remote_url must not hold credentials",
+    ),
+    "remote with a bare token": (
+        {"dvc_remote": "gcs", "dvc_remote_url": "gs://ya29.token@bucket/x"},
+        "dvc_remote_url must not hold credentials",
+    ),
+    "azure remote with a SAS token": (
+        {
+            "dvc_remote": "azure",
+            "dvc_remote_url": "azure://container/x?sv=2022-11-02&ss=b&sp=rl&sig=abc%3D",
+        },
+        "dvc_remote_url must not carry a secret in its query",
+    ),
+    "s3 remote with a presigned signature": (
+        {"dvc_remote": "s3", "dvc_remote_url": "s3://bucket/x?X-Amz-Signature=abcdef"},
+        "dvc_remote_url must not carry a secret in its query",
+    ),
+    "credential refused before the scheme, so the message never repeats it": (
+        {"dvc_remote": "s3", "dvc_remote_url": "gs://key:s3cr3t@bucket/x"},
+        "dvc_remote_url must not hold credentials",
+    ),
+    "tracking uri with a password": (
+        {"mlflow_tracking_uri": "https://alice:Pa55w0rd-x@mlflow.example.com"},
+        "mlflow_tracking_uri must not hold credentials",
+    ),
+    "tracking uri with a bare token": (
+        {"mlflow_tracking_uri": "https://dapi0123456789@mlflow.example.com"},
+        "mlflow_tracking_uri must not hold credentials",
+    ),
+    "database tracking uri with a password": (
+        {"mlflow_tracking_uri": "postgresql://mlflow:Pa55w0rd-x@db.internal/mlflow"},
+        "mlflow_tracking_uri must not hold credentials",
+    ),
+    "tracking uri with a token in its query": (
+        {"mlflow_tracking_uri": "https://mlflow.example.com/?token=abc123"},
+        "mlflow_tracking_uri must not carry a secret in its query",
+    ),
+    "tracking uri with a carriage return": (
+        {"mlflow_tracking_uri": "http://mlflow:5000\rX: y"},
+        "mlflow_tracking_uri must not contain control characters",
+    ),
 }
 
+# Messages that must not repeat the secret they refuse.
+SECRETS = ("s3cr3t", "Pa55w0rd-x", "abc123", "abc%3D", "abcdef", "ya29.token", "dapi0123456789")
 
-def copier_copy(dest: Path, answers: dict[str, str]) -> subprocess.CompletedProcess[str]:
+
+def copier_copy(
+    dest: Path, answers: dict[str, str], *extra: str
+) -> subprocess.CompletedProcess[str]:
     data = [arg for key, value in answers.items() for arg in ("--data", f"{key}={value}")]
     return subprocess.run(
         [
             sys.executable, "-m", "copier", "copy", "--trust", "--defaults", "--quiet",
-            "--vcs-ref", "HEAD", *data, str(TEMPLATE_ROOT), str(dest),
+            "--vcs-ref", "HEAD", *data, *extra, str(TEMPLATE_ROOT), str(dest),
         ],
         capture_output=True,
         text=True,
@@ -83,6 +157,29 @@ def test_bad_answer_is_refused_with_the_validator_message(case: str, tmp_path: P
     last_line = result.stderr.strip().splitlines()[-1]
     # Copier prints its own traceback for an invalid --data value; the last line is ours.
     assert message in last_line, result.stderr[-2000:]
+    leaked = [secret for secret in SECRETS if secret in last_line]
+    assert not leaked, f"the message repeats {leaked}"
+    assert not dest.exists() or not any(dest.iterdir()), "nothing may be generated"
+
+
+NUL_ANSWERS = {
+    "dvc_remote_url": {"dvc_remote": "s3", "dvc_remote_url": "s3://bucket/x\0y"},
+    "mlflow_tracking_uri": {"mlflow_tracking_uri": "http://host:5000\0"},
+}
+
+
+@pytest.mark.parametrize("question", list(NUL_ANSWERS))
+def test_nul_in_an_answer_is_refused(question: str, tmp_path: Path) -> None:
+    """A NUL cannot travel in a command-line argument: it comes in a data file."""
+    data = tmp_path / "answers.yml"
+    data.write_text(yaml.safe_dump(NUL_ANSWERS[question]))  # "\0" as a YAML escape
+    dest = tmp_path / "project"
+
+    result = copier_copy(dest, {}, "--data-file", str(data))
+
+    assert result.returncode != 0, "copier accepted a NUL"
+    message = f"{question} must not contain control characters"
+    assert message in result.stderr, result.stderr[-2000:]
     assert not dest.exists() or not any(dest.iterdir()), "nothing may be generated"
 
 

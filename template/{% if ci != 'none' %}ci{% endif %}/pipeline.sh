@@ -3,16 +3,19 @@
 # the DVC remote is reachable, so that unchanged stages are not run again.
 #
 # The remote counts as reachable when either is set (CI secrets/variables, never echoed):
-#   DVC_CONFIG_LOCAL  the text of a .dvc/config.local holding the remote's credentials,
-#                     e.g. from `dvc remote modify --local storage access_key_id ...`
-#   DVC_PULL=true     the runner already has credentials (OIDC role, workload identity)
+#   DVC_CONFIG_LOCAL_READONLY  the text of a .dvc/config.local holding READ-ONLY credentials
+#                              for the remote, e.g. from `dvc remote modify --local storage
+#                              access_key_id ...` with a key that may only read. Jobs that run
+#                              code under review get this one; the write credential
+#                              (DVC_CONFIG_LOCAL) is used only by the retrain job's `dvc push`.
+#   DVC_PULL=true              the runner already has credentials (OIDC role, workload identity)
 # Without either, the pipeline runs from the data in git (the built-in example dataset).
 set -euo pipefail
 
 dvc() { uv run --no-sync dvc "$@"; }
 
-if [[ -n "${DVC_CONFIG_LOCAL:-}" ]]; then
-  (umask 077 && printf '%s\n' "$DVC_CONFIG_LOCAL" >.dvc/config.local)
+if [[ -n "${DVC_CONFIG_LOCAL_READONLY:-}" ]]; then
+  (umask 077 && printf '%s\n' "$DVC_CONFIG_LOCAL_READONLY" >.dvc/config.local)
   DVC_PULL=true
 fi
 
@@ -28,7 +31,8 @@ else
   done < <(find . -path ./.venv -prune -o -path ./.git -prune -o -name '*.dvc' -type f -print0)
   if ((${#missing[@]})); then
     echo "error: ${missing[*]} is tracked by DVC but not here, and no DVC remote credentials" >&2
-    echo "are set: add the DVC_CONFIG_LOCAL secret (or DVC_PULL=true) to this CI project." >&2
+    echo "are set: add DVC_CONFIG_LOCAL_READONLY (or DVC_PULL=true) to this CI project" >&2
+    echo "(see ci/README.md)." >&2
     exit 1
   fi
 fi
