@@ -16,17 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from .attacks import (
-    CLI_CASES,
-    SERVICE_ATTACKS,
-    Attack,
-    Check,
-    Lab,
-    Result,
-    Sent,
-    canary_ids,
-    service_table,
-)
+from .attack_lab import Attack, Check, Lab, Result, Sent, service_table
+from .attacks import CLI_CASES, SERVICE_ATTACKS, canary_ids
 from .hostile import parse_raw, pickle_model
 
 
