@@ -397,8 +397,12 @@ class Lab:
         running = self.server(attack.server)
         if running.server is None:
             result.up = "refused to start"
-            result.notes.append(running.refused.strip().splitlines()[-1][:300])
-            attack.action(Context(self, running, result))
+            said = running.refused.strip().splitlines() or [""]
+            errors = [line for line in said if "Error" in line and "http" not in line] or said
+            result.notes.append("start-up: " + errors[-1].strip()[:300])
+            context = Context(self, running, result)
+            context.scan("start-up output", running.refused)
+            attack.action(context)
             return
         log_start = 0 if running.fresh else running.server.log.stat().st_size
         running.fresh = False

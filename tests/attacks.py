@@ -192,7 +192,7 @@ def header_injection(context: Context) -> None:
     context.check("echoed ids are safe", not echoed, repr(echoed))
 
 
-def feedback_labels(count: int, prefix: str, size: int = 400) -> dict[str, Any]:
+def feedback_labels(count: int, prefix: str, size: int = 370) -> dict[str, Any]:
     pad = "z" * (size - 70)
     return {
         "labels": [
@@ -320,10 +320,12 @@ def slow_clients(context: Context, start: bytes, label: str) -> None:
             answer = waiting.pop(connection)
             closed.append(time.monotonic() - opened)
             if answer:
-                context.record(label, parse_raw(answer, time.monotonic() - opened))
+                context.record(label, parse_raw(answer, closed[-1]))
+            else:
+                context.result.sent.append(Sent(label, None, 0, False, "closed", closed[-1]))
     for connection in connections:
         connection.close()
-    if not closed:
+    for _ in waiting:
         context.result.sent.append(Sent(label, None, 0, False, "held open", SLOW_WAIT))
     detail = f"{len(closed)}/{SLOW_CONNECTIONS} closed in {SLOW_WAIT:.0f} s"
     if closed:
@@ -434,7 +436,8 @@ def marker_absent(context: Context, marker: Path) -> None:
     if context.running is not None and context.running.server is not None:
         ready = context.send("GET", "/ready")
         context.send("POST", "/predict", predict_body(context))
-        context.note(f"/ready {status_of(ready)}: {(ready.json() or {}).get('reason')!s:.120}")
+        reason = (ready.json() or {}).get("reason")
+        context.note(f"/ready {status_of(ready)}" + (f": {reason!s:.120}" if reason else ""))
     context.check("pickle not loaded (no marker file)", not marker.exists(), str(marker.name))
 
 

@@ -8,16 +8,20 @@ memory (``KILL_ABOVE_MB``). The fast tests check the suite's own judgement and t
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from .attack_lab import Attack, Check, Lab, Result, Sent, service_table
-from .attacks import CLI_CASES, SERVICE_ATTACKS, canary_ids
+from . import attacks
+from .attack_lab import Attack, Check, Context, Lab, Result, Sent, service_table
+from .attacks import CLI_CASES, SERVICE_ATTACKS, canary_ids, slow_headers
 from .hostile import parse_raw, pickle_model
 
 
@@ -147,3 +151,61 @@ def test_the_hostile_model_runs_code_when_unpickled(tmp_path: Path) -> None:
     mlmodel = (folder / "MLmodel").read_text()
     assert "cloudpickle" in mlmodel and "skops_trusted_types" not in mlmodel
     assert not (folder / "model.skops").exists()
+
+
+class FakeServer:
+    """Accepts connections on 127.0.0.1 and closes each after ``close_after`` seconds
+    (None: never), reading whatever is sent."""
+
+    def __init__(self, close_after: float | None) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.close_after = close_after
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.held.append(connection)
+            if self.close_after is not None:
+                threading.Timer(self.close_after, connection.close).start()
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self.held:
+            connection.close()
+
+
+def slow_client_result(server: FakeServer) -> Result:
+    result = Result("slow", "10", "", False)
+    lab = SimpleNamespace(secrets={}, project=None, key="k")
+    context = Context(lab, SimpleNamespace(port=server.port), result)  # type: ignore[arg-type]
+    slow_headers(context)
+    return result
+
+
+def test_slow_clients_closed_by_the_server_pass() -> None:
+    server = FakeServer(close_after=0.3)
+    try:
+        result = slow_client_result(server)
+    finally:
+        server.close()
+
+    assert verdicts(result)["closed by the server"] is True, result.report()
+    assert verdicts(result)["exercised"] is True, "closed connections count as answered"
+
+
+def test_slow_clients_held_open_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(attacks, "SLOW_WAIT", 0.5)
+    server = FakeServer(close_after=None)
+    try:
+        result = slow_client_result(server)
+    finally:
+        server.close()
+
+    assert verdicts(result)["closed by the server"] is False, result.report()
+    assert {s.error for s in result.sent} == {"held open"}
