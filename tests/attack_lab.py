@@ -7,6 +7,7 @@ growth. The limits it is judged by are the issue's (``HEALTH_LIMIT_S`` and the o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -49,9 +50,13 @@ SCOPES = ("score", "feedback", "metrics", "docs")
 
 
 def api_keys_env(keys: dict[str, Sequence[str]]) -> dict[str, str]:
-    """The service setting that gives it these API keys (key -> scopes). The format is the
-    auth design's: adapt this one function if it differs. The old service ignores it."""
-    return {"SERVING_API_KEYS": json.dumps({key: list(scopes) for key, scopes in keys.items()})}
+    """The service setting that gives it these API keys (key -> scopes): one entry a key,
+    ``name:scope,scope:sha256:<digest of the key>``. The old service ignores it."""
+    entries = [
+        f"attack{n}:{','.join(scopes)}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+        for n, (key, scopes) in enumerate(keys.items())
+    ]
+    return {"SERVING_API_KEYS": " ".join(entries)}
 
 
 def bearer(key: str) -> dict[str, str]:
