@@ -341,6 +341,29 @@ def test_gitlab_rules_split_changes_tags_and_schedules(gitlab_project: Project) 
     assert pushes == (["image-release"] if project.answers["serving"] else [])
 
 
+def release_shell(project: Project) -> tuple[str, str]:
+    """(what runs before the release build, the release job's script) for either provider."""
+    if project.answers["ci"] == "github":
+        steps = project.github_jobs()["image-release/push"]["steps"]
+        runs = [step.get("run", "") for step in steps]
+        build = next(i for i, run in enumerate(runs) if "docker build" in run)
+        return "\n".join(runs[:build]), runs[build]
+    jobs = project.gitlab_jobs()
+    return " ".join(jobs["pipeline"]["script"]), " ".join(jobs["image-release"]["script"])
+
+
+def test_release_images_carry_the_champion_not_the_candidate(project: Project) -> None:
+    # models/candidate is written before the quality gate; only an exported alias passed it
+    if not project.answers["serving"]:
+        pytest.skip("no image without serving")
+    before, release = release_shell(project)
+
+    assert "docker build" in release
+    assert "candidate" not in release, release
+    assert "MODEL_DIR" not in release, "the Dockerfile's default (models/champion) is the one"
+    assert "make export-model" in before, before
+
+
 # ---------------------------------------------------------------- the credentials
 #
 # Item 9 of issue 14: write credentials never reach a job that runs code under review (a pull
