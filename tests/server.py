@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,3 +113,69 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
 def stop_server(server: Server) -> None:
     """Stop the server and its workers: the process group of the process we started."""
     stop_process(server.process)
+
+
+def nginx_binary() -> str | None:
+    """The nginx executable (Debian package `nginx`; .ci/run installs it), if installed."""
+    return shutil.which("nginx") or next(
+        (path for path in ("/usr/sbin/nginx",) if os.access(path, os.X_OK)), None
+    )
+
+
+@contextmanager
+def front_proxy(
+    project: Path, upstream: str, folder: Path, header_timeout: int | None = None
+) -> Iterator[str]:
+    """The project's ops/nginx.conf, as compose runs it, in front of ``upstream``
+    (``host:port``): only the upstream address, the port and, if given, the header timeout
+    differ. Yields its base URL."""
+    nginx = nginx_binary()
+    if nginx is None:
+        raise FileNotFoundError("nginx is not installed (apt-get install nginx)")
+    config = (project / "ops" / "nginx.conf").read_text()
+    port = free_port()
+    site = config.replace("server api:8000;", f"server {upstream};")
+    site = site.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    if site.count("127.0.0.1:") != 2:
+        raise ValueError("ops/nginx.conf: the upstream and listen lines were not found")
+    if header_timeout is not None:
+        setting = f"client_header_timeout {header_timeout}s;"
+        site = re.sub(r"client_header_timeout \d+s;", setting, site)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "site.conf").write_text(site)
+    # The official image's main configuration, reduced to what the site needs.
+    temp = "".join(
+        f"    {kind}_temp_path {folder / kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (folder / "nginx.conf").write_text(
+        f"daemon off;\nmaster_process off;\npid {folder / 'nginx.pid'};\n"
+        f"error_log {folder / 'error.log'} info;\nevents {{ worker_connections 256; }}\n"
+        f"http {{\n{temp}    access_log {folder / 'access.log'};\n"
+        f"    include {folder / 'site.conf'};\n}}\n"
+    )
+    check = subprocess.run(
+        [nginx, "-t", "-c", str(folder / "nginx.conf"), "-p", str(folder)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if check.returncode != 0:
+        raise RuntimeError(f"nginx -t: {check.stderr}")
+    process = subprocess.Popen(
+        [nginx, "-c", str(folder / "nginx.conf"), "-p", str(folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if call(base, "/health").status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError((folder / "error.log").read_text())
+            time.sleep(0.2)
+        yield base
+    finally:
+        stop_process(process)

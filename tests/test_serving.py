@@ -29,8 +29,9 @@ from .server import (
     Server,
     call,
     free_port,
+    front_proxy,
+    nginx_binary,
     start_server,
-    stop_process,
     stop_server,
 )
 
@@ -574,64 +575,21 @@ def test_above_max_concurrency_the_service_answers_503_with_retry_after(
     assert health.status == 200, "/health is answered at any load"
 
 
-def nginx_binary() -> str:
-    """The nginx executable (Debian package `nginx`; .ci/run installs it)."""
-    found = shutil.which("nginx") or next(
-        (path for path in ("/usr/sbin/nginx",) if os.access(path, os.X_OK)), None
-    )
-    if found is None:
+def nginx() -> None:
+    """Skip without nginx (Debian package `nginx`), but never in CI: .ci/run installs it."""
+    if nginx_binary() is None:
         message = "nginx is not installed (apt-get install nginx)"
         if os.environ.get("CI"):
             pytest.fail(message + "; .ci/run installs it")  # CI must not pass by skipping
         pytest.skip(message)
-    return found
 
 
 @pytest.fixture
 def proxy(default_project: Path, service: Server, tmp_path: Path) -> Iterator[str]:
-    """The project's ops/nginx.conf, as compose runs it, in front of the service: only the
-    upstream address and the port differ. Its base URL."""
-    config = (default_project / "ops" / "nginx.conf").read_text()
-    port = free_port()
-    site = config.replace("server api:8000;", f"server {service.base.removeprefix('http://')};")
-    site = site.replace("listen 8080;", f"listen 127.0.0.1:{port};")
-    assert site.count("127.0.0.1:") == 2, "the upstream and listen lines were found"
-    (tmp_path / "site.conf").write_text(site)
-    # The official image's main configuration, reduced to what the site needs.
-    temp = "".join(
-        f"    {kind}_temp_path {tmp_path / kind};\n"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (tmp_path / "nginx.conf").write_text(
-        f"daemon off;\nmaster_process off;\npid {tmp_path / 'nginx.pid'};\n"
-        f"error_log {tmp_path / 'error.log'} info;\nevents {{ worker_connections 256; }}\n"
-        f"http {{\n{temp}    access_log {tmp_path / 'access.log'};\n"
-        f"    include {tmp_path / 'site.conf'};\n}}\n"
-    )
-    nginx = nginx_binary()
-    check = subprocess.run(
-        [nginx, "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert check.returncode == 0, check.stderr
-    process = subprocess.Popen(
-        [nginx, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if call(base, "/health").status == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "error.log").read_text()
-            time.sleep(0.2)
+    """The project's ops/nginx.conf, as compose runs it, in front of the service. Its base URL."""
+    nginx()
+    with front_proxy(default_project, service.base.removeprefix("http://"), tmp_path) as base:
         yield base
-    finally:
-        stop_process(process)
 
 
 def test_the_front_proxy_closes_partial_headers_while_health_answers_through_it(

@@ -50,8 +50,9 @@ class ModelFolder:
     """A model's files on this machine, and what was asked for.
 
     ``uri`` pins a registry alias to the version it pointed at when fetched, so what is
-    reported is what was loaded. ``version``: the registry version of a ``models:/`` URI, the
-    URI itself for other URIs, ``None`` for a local folder.
+    reported is what was loaded. ``version``: the registry version of a ``models:/`` URI,
+    ``run:<id>`` for a ``runs:/`` URI, ``None`` otherwise (a folder, or a URI that may carry
+    credentials and is never echoed as a version).
     """
 
     path: Path
@@ -72,13 +73,15 @@ def fetch_model(uri: str) -> ModelFolder:
 
     # The project's one tracking server, for the registry lookups inside MLflow too.
     mlflow.set_tracking_uri(get_settings().mlflow_tracking_uri)
-    version = uri
+    version = None
     name, at, alias = uri.removeprefix("models:/").partition("@")
     if uri.startswith("models:/") and at:
         version = str(MlflowClient().get_model_version_by_alias(name, alias).version)
         uri = f"models:/{name}/{version}"
     elif uri.startswith("models:/"):
         version = uri.rstrip("/").rpartition("/")[2]
+    elif uri.startswith("runs:/"):
+        version = "run:" + uri.removeprefix("runs:/").partition("/")[0]
     path = mlflow.artifacts.download_artifacts(artifact_uri=uri)
     return ModelFolder(Path(path), uri, version)
 
