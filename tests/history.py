@@ -6,7 +6,8 @@ like. Add a release tag (or a commit) here when a release changes what users hav
 
 ``template_clone`` makes a throwaway clone in which the working tree (HEAD plus uncommitted
 changes, as ``helpers.render`` sees it) is one more commit, tagged with the version the
-changelog is preparing, so copier sees a real version number and runs ``_migrations``.
+changelog is preparing, and every released version is tagged at its release commit, so copier
+sees real version numbers and runs ``_migrations``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .changelog import parse_changelog
+from .changelog import missing_tags, parse_changelog
 from .helpers import TEMPLATE_ROOT
 
 
@@ -41,6 +42,10 @@ RECORDED = {
     "ci-and-serving": Recorded(
         "b90329245d917da5231e4532ef7bfcea07122472", "CI workflows and the serving skeleton"
     ),
+    # Release 0.5.0 (its release commit by the changelog's rule), the last before the
+    # hardening of 0.6.0: paths.raw becomes a folder, feedback closes, the loader refuses
+    # pickle. Most users have a project from here.
+    "0.5.0": Recorded("fe965fd1ecfbfedb8d9506238c462deff4516cda", "release 0.5.0"),
 }
 
 
@@ -78,7 +83,11 @@ def template_clone(dest: Path) -> Path:
             f"recorded version {name} ({recorded.ref}) is not in this clone's history: "
             "the update tests need the full history (git fetch --unshallow --tags)"
         )
+    # Tags do not travel with every clone: released versions are tagged at their release
+    # commits (the changelog's rule), so that copier reports real versions, not 0.0.0.postN.
+    for command in missing_tags(dest):
+        git(*command.split()[1:], cwd=dest)
     version = next_version()
     if not git("tag", "--list", version, cwd=dest).strip():
-        git("tag", version, cwd=dest)  # the release being prepared; released ones exist
+        git("tag", version, cwd=dest)  # the release being prepared
     return dest

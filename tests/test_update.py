@@ -197,6 +197,7 @@ def render_version(template: Path, ref: str, dest: Path, data: dict[str, str]) -
 OLD_ANSWERS = {
     "question-model": {"model": "linear"},
     "ci-and-serving": {"estimator": "random_forest"},
+    "0.5.0": {"estimator": "hist_gradient_boosting"},
 }
 
 
