@@ -47,10 +47,23 @@ def edit_workflow(text: str) -> str:
     return f"# {MARK}: required check for the main branch\n{text}"
 
 
+def edit_route(text: str) -> str:
+    old = 'router = APIRouter(tags=["predict"])\n'
+    return text.replace(old, f'router = APIRouter(tags=["predict", "scoring"])  # {MARK}\n')
+
+
+def edit_setting(text: str) -> str:
+    old = "    max_batch_size: int = Field(1000,"
+    return text.replace(old, f"    # {MARK}: our clients send at most 500 rows\n{old[:-5]}500,")
+
+
 GENERATED_EDITS: dict[str, Callable[[str], str]] = {
     "params.yaml": edit_params,
     "README.md": edit_readme,
-    ".github/workflows/ci.yml": edit_workflow,  # only when the old version has one
+    # only when the old version has them: a workflow, a route and a settings value
+    ".github/workflows/ci.yml": edit_workflow,
+    f"src/{PACKAGE}/serving/routes/predict.py": edit_route,
+    f"src/{PACKAGE}/serving/settings.py": edit_setting,
 }
 
 # New files: a module and its test, and a data file tracked with `dvc add`.
@@ -305,6 +318,9 @@ def test_update_from_an_older_version_keeps_user_edits(
     assert README_NOTE in (project / "README.md").read_text(encoding="utf-8")
     for name in edited:
         assert MARK in (project / name).read_text(encoding="utf-8"), f"{name} lost its edit"
+    if f"src/{PACKAGE}/serving/settings.py" in edited:  # the value, not only the comment
+        settings = (project / f"src/{PACKAGE}/serving/settings.py").read_text(encoding="utf-8")
+        assert "max_batch_size: int = Field(500," in settings, settings
     if conflict:
         assert CONFLICT_NOTE in (project / conflict[0]).read_text(encoding="utf-8")
 
