@@ -21,7 +21,7 @@ import pytest
 
 from . import attacks
 from .attack_lab import Attack, Check, Context, Lab, Result, Sent, service_table
-from .attacks import CLI_CASES, SERVICE_ATTACKS, canary_ids, slow_headers
+from .attacks import CLI_CASES, SERVICE_ATTACKS, canary_ids, slow_clients
 from .hostile import parse_raw, pickle_model
 
 
@@ -184,7 +184,7 @@ def slow_client_result(server: FakeServer) -> Result:
     result = Result("slow", "10", "", False)
     lab = SimpleNamespace(secrets={}, project=None, key="k")
     context = Context(lab, SimpleNamespace(port=server.port), result)  # type: ignore[arg-type]
-    slow_headers(context)
+    slow_clients(context, b"POST / HTTP/1.1\r\nX-A: ", "partial headers")
     return result
 
 
