@@ -243,13 +243,16 @@ def feedback_overwrite(context: Context) -> None:
     ]
     # Held when the second label is refused, never recorded, or recorded but not the one the
     # project's monitor joins to the prediction (its own join_feedback decides, not the suite).
-    joined = project_python(
-        context,
-        context.project.root,
-        JOIN_SCRIPT.format(package=context.project.package),
-        str(context.lab.logs / "feedback.jsonl"),
-        request_id,
-    )
+    try:
+        joined = project_python(
+            context,
+            context.project.root,
+            JOIN_SCRIPT.format(package=context.project.package),
+            str(context.lab.logs / "feedback.jsonl"),
+            request_id,
+        )
+    except RuntimeError:  # no monitoring.feedback (before 0.6.0): the file decides
+        joined = "unknown"
     kept = client_error(replaced) or 0 not in labels or joined == "1"
     context.check(
         "second label does not replace it",
