@@ -98,9 +98,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if extension is not None:
         extension.attach(app)
     install_log_redaction()  # on handlers the libraries loaded meanwhile added
-    # Everything loaded so far (libraries, models) lives as long as the process: keep it out
-    # of the garbage collector's full passes, which otherwise walk it all and stalled
-    # requests for tens of milliseconds (p99 latency).
+    # Full collections walking the libraries and models, which live as long as us, stall requests.
     gc.collect()
     gc.freeze()
     model = holder.active
