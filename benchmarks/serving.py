@@ -7,9 +7,8 @@ The champion is exported once (``<package> export-model``) and both servers load
 with 2 workers each. ``wrk`` drives each with the same JSON bodies (1 row and 100 rows of the
 test split, MLflow's ``dataframe_records`` on ``/invocations``) at 8 and 32 connections, after a
 warm-up; ours runs as generated (monitoring on, when the project has it) and again with
-``MONITORING_ENABLED=false``. It also runs our app under plain ``uvicorn --workers 2`` (uvloop,
-then asyncio), without our TCP_NODELAY protocol class, to show what that fix is worth; then the
-in-process prediction rate (scikit-learn and the compiled copy) and the batch CLI's rows/s.
+``MONITORING_ENABLED=false``. Then the in-process prediction rate (scikit-learn and the
+compiled copy) and the batch CLI's rows/s.
 
 All the servers run at once, and each case (rows, connections) is a number of rounds in which
 every server is driven in turn, the order rotating: the figures are medians, and a ratio to
@@ -172,30 +171,6 @@ def benchmark(args: argparse.Namespace, work: Path) -> None:
             "/ready",
             ("/predict",),
         ),
-        **{
-            f"uvicorn --loop {loop}": (
-                [
-                    str(venv / "uvicorn"),
-                    f"{pkg}.serving.app:create_app",
-                    "--factory",
-                    "--port",
-                    str(port),
-                    "--workers",
-                    str(args.workers),
-                    "--loop",
-                    loop,
-                    "--http",
-                    "httptools",
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
-                ],
-                f"http://127.0.0.1:{port}",
-                "/ready",
-                ("/invocations",),
-            )
-            for loop, port in (("uvloop", 8702), ("asyncio", 8704))
-        },
         "mlflow models serve": (
             [
                 str(venv / "mlflow"),
@@ -233,7 +208,7 @@ def benchmark(args: argparse.Namespace, work: Path) -> None:
         for name, (_, base, ready, routes) in servers.items():
             wait_ready(base + ready, processes[name])
             for route in routes:
-                for rows in (1,) if name.startswith("uvicorn") else (1, 100):
+                for rows in (1, 100):
                     wrk(base + route, payload(work, route, rows), script, 8, 2)  # warm-up
                     for connections in (8, 32):
                         cases.setdefault((rows, connections), []).append((name, route))
@@ -274,10 +249,6 @@ def benchmark(args: argparse.Namespace, work: Path) -> None:
     print(
         "x req/s: throughput / mlflow models serve's; x p99: mlflow's p99 / this p99 "
         "(each the median of the rounds' ratios)"
-    )
-    print(
-        "uvicorn --loop X: our app under plain `uvicorn --workers N`, without our protocol class "
-        "that sets TCP_NODELAY (and with uvicorn's access log off)"
     )
 
     print("\nin-process (one worker, one thread):")

@@ -178,6 +178,7 @@ FEATURES = (
             "tests/test_compiled.py",
             "tests/test_limits.py",
             "tests/test_middleware.py",
+            "tests/test_server.py",
         ),
         ("src/{pkg}/serving/",),
     ),

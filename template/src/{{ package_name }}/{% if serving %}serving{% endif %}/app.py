@@ -72,17 +72,13 @@ def load_holder(settings: ServingSettings) -> ModelHolder:
 
 
 def limit_threads() -> None:
-    """One thread per worker for scikit-learn's native code, and no repeated input checks.
+    """One thread per worker for scikit-learn's native code.
 
-    Workers are one per core: OpenMP/BLAS pools would fight the other workers (under load,
-    a one-row prediction took 100 times longer), and cost more than they save on request-sized
-    batches. The limit only reaches libraries already loaded, hence after the model. The
-    contract has already checked that every value is finite.
+    Workers are one per core: OpenMP/BLAS pools would fight the other workers, and cost more
+    than they save on request-sized batches. The limit only reaches libraries already loaded,
+    hence after the model.
     """
-    import sklearn
-
     threadpool_limits(1)
-    sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
 
 
 def _extension() -> ModuleType | None:
@@ -102,9 +98,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if extension is not None:
         extension.attach(app)
     install_log_redaction()  # on handlers the libraries loaded meanwhile added
-    # Everything loaded so far (libraries, models) lives as long as the process: keep it out
-    # of the garbage collector's full passes, which otherwise walk it all and stalled
-    # requests for tens of milliseconds (p99 latency).
+    # Full collections walking the libraries and models, which live as long as us, stall requests.
     gc.collect()
     gc.freeze()
     model = holder.active
