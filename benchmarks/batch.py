@@ -10,7 +10,9 @@ straight from the project's ``.venv`` (no ``uv run`` in the timing). Projects ru
 A, B, A, B..., the order rotating each round, so that drift of a shared machine's load hits
 all alike; a 10-row run beside each gives the command's start-up (imports, model load). Prints
 medians of the rounds: seconds, rows/s with and without start-up, peak RSS of the process, and
-each project's rows/s as a share of the first project's. Figures only, no pass/fail.
+CPU seconds of the run (rows per CPU second, start-up's CPU taken off, moves less than wall
+time when other jobs share the machine), and each project's rows/s as a share of the first
+project's. Figures only, no pass/fail.
 """
 
 from __future__ import annotations
@@ -49,8 +51,9 @@ def command_name(project: Path) -> str:
     return str(next(iter(scripts)))
 
 
-def score(project: Path, source: Path, output: Path, threads: int | None) -> tuple[float, float]:
-    """Seconds and peak RSS (MiB) of one ``predict`` run; raises with its output on failure."""
+def score(project: Path, source: Path, output: Path, threads: int | None) -> list[float]:
+    """Wall-clock seconds, CPU seconds (user + system) and peak RSS (MiB) of one ``predict``
+    run; raises with its output on failure."""
     command = [str(project / ".venv" / "bin" / command_name(project)), "predict"]
     command += ["--input", str(source), "--output", str(output)]
     command += ["--threads", str(threads)] if threads else []
@@ -65,7 +68,7 @@ def score(project: Path, source: Path, output: Path, threads: int | None) -> tup
         if process.returncode != 0:
             log.seek(0)
             raise SystemExit(f"{' '.join(command)} failed:\n{log.read().decode()[-3000:]}")
-    return elapsed, usage.ru_maxrss / 1024  # Linux reports KiB
+    return [elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024]  # RSS in KiB
 
 
 def main() -> None:
@@ -95,31 +98,32 @@ def main() -> None:
     print(f"{args.rows:,} rows ({size / 2**20:,.0f} MiB), {args.rounds} rounds, {os.cpu_count()} "
           f"CPUs, load average {os.getloadavg()[0]:.2f} at start")  # fmt: skip
 
-    runs: dict[Path, list[tuple[float, float, float]]] = {project: [] for project in args.project}
+    runs: dict[Path, list[tuple[list[float], list[float]]]] = {path: [] for path in args.project}
     for round_ in range(args.rounds):
         shift = round_ % len(args.project)
         for project in args.project[shift:] + args.project[:shift]:
             folder = folders[project]
-            startup, _ = score(project, folder / "tiny.csv", folder / "tiny-out.csv", args.threads)
-            total, peak = score(project, folder / "batch.csv", folder / "out.csv", args.threads)
+            startup = score(project, folder / "tiny.csv", folder / "tiny-out.csv", args.threads)
+            total = score(project, folder / "batch.csv", folder / "out.csv", args.threads)
             lines = sum(1 for _ in (folder / "out.csv").open("rb"))
             if not args.quote_all and lines != args.rows + 1:
                 raise SystemExit(f"{project}: {lines} output lines for {args.rows} rows")
-            runs[project].append((total, startup, peak))
+            runs[project].append((total, startup))
 
     baseline = None
-    print(f"{'project':<28} {'seconds':>8} {'rows/s':>10} {'w/o start-up':>13} "
-          f"{'start-up':>9} {'peak RSS':>9} {'share':>6}")  # fmt: skip
+    print(f"{'project':<24} {'seconds':>8} {'rows/s':>8} {'w/o start-up':>13} {'start-up':>9} "
+          f"{'CPU s':>6} {'rows/CPU s':>10} {'peak RSS':>9} {'share':>6}")  # fmt: skip
     for project, measured in runs.items():
-        total = statistics.median(run[0] for run in measured)
-        startup = statistics.median(run[1] for run in measured)
-        peak = max(run[2] for run in measured)
+        total, cpu = (statistics.median(run[0][i] for run in measured) for i in (0, 1))
+        startup, startup_cpu = (statistics.median(run[1][i] for run in measured) for i in (0, 1))
+        peak = max(run[0][2] for run in measured)
         rate = args.rows / total
         baseline = baseline or rate
+        net, net_cpu = total - startup, cpu - startup_cpu
         print(
-            f"{str(project):<28} {total:>8.2f} {rate:>10,.0f} "
-            f"{args.rows / max(total - startup, 1e-9):>13,.0f} {startup:>8.2f}s "
-            f"{peak:>6,.0f} MiB {rate / baseline:>6.0%}"
+            f"{project!s:<24} {total:>8.2f} {rate:>8,.0f} {args.rows / max(net, 1e-9):>13,.0f} "
+            f"{startup:>8.2f}s {cpu:>6.1f} {args.rows / max(net_cpu, 1e-9):>10,.0f} "
+            f"{peak:>5,.0f} MiB {rate / baseline:>6.0%}"
         )
     print(f"load average {os.getloadavg()[0]:.2f} at end; inputs in {work}")
 
