@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -98,16 +98,14 @@ def read_table(data: bytes, types: dict[str, Any], first_line: int, **options: A
 
 
 def read_features(data: bytes, schema: DataSchema, first_line: int) -> pd.DataFrame:
-    """The model's columns of ``data`` with the types pandas' reader infers (dates stay text)."""
+    """The model's columns of ``data``, typed as pandas' reader would: dates stay text, and text
+    that is not UTF-8 is refused (read as text), not scored as bytes."""
     options = {"include_columns": schema.feature_names, "strings_can_be_null": True}
     table = read_table(data, {}, first_line, **options)
-    # Text that is not UTF-8 is refused (read as text), not scored as bytes.
     kinds = (pa.types.is_temporal, pa.types.is_binary)
-    text = {field.name: pa.string() for field in table.schema if any(k(field.type) for k in kinds)}
-    if text:
+    if text := {col.name: pa.string() for col in table.schema if any(k(col.type) for k in kinds)}:
         table = read_table(data, text, first_line, **options)
-    frame: pd.DataFrame = table.to_pandas()
-    return frame
+    return cast(pd.DataFrame, table.to_pandas())
 
 
 def csv_bytes(table: pa.Table) -> bytes:
