@@ -1,16 +1,11 @@
-"""Batch scoring: stream a CSV through the model in blocks, with the API's validation.
-
-The file is read as blocks of raw lines. Each block is parsed, validated, scored and turned
-back into CSV by one of ``threads`` scoring threads (parsing and the model's native code run
-without the GIL, so the cores are used without starting processes that would each load the
-model); the main thread writes the blocks in order. Where a block's lines are its records, the
-output line is the input line, byte for byte, plus the prediction: the input is neither
-re-parsed into a different spelling nor re-formatted, which was most of the cost before.
+"""Batch scoring: a CSV through the model in blocks of whole records, read by pyarrow, scored
+by threads that share one model (the reader and the model's native code release the GIL).
+A reader gives values, not their spelling ("007", quotes, line endings): each output line is
+its input record byte for byte, the prediction inserted before its line ending.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import re
@@ -19,18 +14,19 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from threadpoolctl import threadpool_limits
 
 from .core.schema import DataSchema, DataValidationError, feature_frame
 from .io.data import output_file
 
 PREDICTION = "prediction"
-QUOTE = b'"'
+QUOTE, NEWLINE = b'"', b"\n"
 
 
 def resolve_model_uri(model: str | None, model_name: str) -> str:
@@ -44,136 +40,147 @@ def available_cores() -> int:
     return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
-def predict_frame(model: Any, frame: pd.DataFrame, schema: DataSchema) -> pd.Series:
-    """Predictions for ``frame``; raises :class:`DataValidationError` on bad input."""
-    features = feature_frame(frame, schema)
-    return pd.Series(model.predict(features), index=frame.index, name=PREDICTION)
+def complete(source: IO[bytes], block: bytes) -> bytes:
+    """``block`` read on to the end of its line and of any quoted field it opened (CSV doubles
+    a quote inside quotes, so a record ends where its quotes are balanced)."""
+    if block and not block.endswith(b"\n"):
+        block += source.readline()
+    quotes = block.count(QUOTE)
+    while quotes % 2 and (line := source.readline()):
+        block += line
+        quotes += line.count(QUOTE)
+    return block
 
 
 def read_blocks(source: IO[bytes], rows: int) -> Iterator[bytes]:
-    """Blocks of about ``rows`` lines that never cut a record.
-
-    The first block is read line by line; the next ones by size (the first block's), then to
-    the end of the line: splitting lines one by one was the reading thread's main cost. A
-    quoted field may hold line breaks, so a block also grows until its quotes are balanced
-    (CSV escapes ``"`` as ``""``).
-    """
-    block = b"".join(islice(source, rows))
+    """Blocks of about ``rows`` lines that never cut a record: the first read line by line,
+    the next ones by its size (splitting every line costs the reading thread more)."""
+    block = complete(source, b"".join(islice(source, rows)))
     size = len(block)
     while block:
-        quotes = block.count(QUOTE)
-        while quotes % 2 and (line := source.readline()):
-            block += line
-            quotes += line.count(QUOTE)
         yield block
-        block = source.read(size)
-        if block and not block.endswith(b"\n"):
-            block += source.readline()
+        block = complete(source, source.read(size))
 
 
-def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """``frame`` as CSV lines without a header, by Arrow's writer: C++ number formatting,
-    about four times faster than ``DataFrame.to_csv``. Each block gets its own Arrow schema,
-    so a column may be all-missing in one block and filled in the next."""
+def record_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Where each record of ``data`` starts and ends (before its LF or CRLF), by the rule of
+    :func:`complete`. A blank line is an empty record."""
+    array = np.frombuffer(data, np.uint8)
+    breaks = np.flatnonzero(array == ord("\n"))
+    if QUOTE in data:
+        breaks = breaks[np.searchsorted(np.flatnonzero(array == ord(QUOTE)), breaks) % 2 == 0]
+    if not data.endswith(b"\n"):
+        breaks = np.append(breaks, len(data))
+    starts = np.append(0, breaks[:-1] + 1)
+    return starts, breaks - ((breaks > starts) & (array[breaks - 1] == ord("\r")))
+
+
+def read_table(data: bytes, types: dict[str, Any], first_line: int, **options: Any) -> pa.Table:
+    """``data`` (a header on line ``first_line``, then records) read by pyarrow; a record it
+    cannot read is named by its line, and the reason cut short (it quotes the record)."""
+    try:
+        return pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=len(data) + 1),
+            convert_options=pacsv.ConvertOptions(column_types=types, **options),
+        )
+    except pa.ArrowInvalid as error:
+        starts, ends = record_bounds(data)
+        starts = starts[ends > starts]  # pyarrow counts records from 1, blank lines aside
+
+        def line(found: re.Match[str]) -> str:
+            if (record := int(found[1])) > len(starts):  # an open quote hides the lines
+                return f"record {record} counted from line {first_line}"
+            return f"line {first_line + data.count(NEWLINE, 0, int(starts[record - 1]))}"
+
+        reason = re.sub(r"Row #(\d+)", line, str(error))[:300]
+        raise DataValidationError([f"not readable as CSV: {reason}"]) from None
+
+
+def read_features(data: bytes, schema: DataSchema, first_line: int) -> pd.DataFrame:
+    """The model's columns of ``data``, typed as pandas' reader would: dates stay text, and text
+    that is not UTF-8 is refused (read as text), not scored as bytes."""
+    options = {"include_columns": schema.feature_names, "strings_can_be_null": True}
+    table = read_table(data, {}, first_line, **options)
+    kinds = (pa.types.is_temporal, pa.types.is_binary)
+    if text := {col.name: pa.string() for col in table.schema if any(k(col.type) for k in kinds)}:
+        table = read_table(data, text, first_line, **options)
+    return cast(pd.DataFrame, table.to_pandas())
+
+
+def csv_bytes(table: pa.Table) -> bytes:
+    """``table`` as CSV lines without a header, by Arrow's writer."""
     sink = pa.BufferOutputStream()
-    table = pa.Table.from_pandas(frame, preserve_index=False)
     pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-    data: bytes = sink.getvalue().to_pybytes()
-    return data
+    return bytes(sink.getvalue())
 
 
-def header_line(columns: list[str]) -> bytes:
-    """A header line quoted only where needed (Arrow would quote every column name)."""
-    line = io.StringIO()
-    csv.writer(line, lineterminator="\n").writerow(columns)
-    return line.getvalue().encode()
-
-
-def append_column(block: bytes, values: bytes, rows: int) -> bytes | None:
-    """Each line of ``block`` followed by ``,`` and the matching line of ``values``; ``None``
-    when the lines are not the records (quoted line breaks, blank or CRLF-ended lines)."""
-    if QUOTE in block or b"\r" in block:
-        return None
-    lines = block.removesuffix(b"\n").split(b"\n")
-    cells = values.removesuffix(b"\n").split(b"\n")
-    if len(lines) != rows or len(cells) != rows:
-        return None
-    out = np.empty((rows, 4), dtype=object)
-    out[:, 0], out[:, 1], out[:, 2], out[:, 3] = lines, b",", cells, b"\n"
-    return b"".join(out.ravel().tolist())
+def splice(block: bytes, cells: bytes, first_line: int) -> bytes:
+    """``block`` with ``,`` and a line of ``cells`` before each record's line ending."""
+    starts, ends = record_bounds(block)
+    ends = ends[ends > starts]  # blank lines stay as they are
+    cell_starts, cell_ends = record_bounds(cells)
+    if len(ends) != len(cell_ends):
+        reason = f"{len(cell_ends)} records read, {len(ends)} ended outside quotes"
+        rule = 'a field holding a quote (") must be quoted, the quote doubled (RFC 4180)'
+        raise DataValidationError([f"rows from line {first_line}: {reason}: {rule}"])
+    out = np.empty(2 * len(ends) + 1, dtype=object)
+    pieces = zip(np.append(0, ends).tolist(), np.append(ends, len(block)).tolist(), strict=True)
+    out[0::2] = [block[start:end] for start, end in pieces]
+    cell_bounds = zip(cell_starts.tolist(), cell_ends.tolist(), strict=True)
+    out[1::2] = [b"," + cells[start:end] for start, end in cell_bounds]
+    return b"".join(out.tolist())
 
 
 def score_block(
-    model: Any,
-    schema: DataSchema,
-    header: bytes,
-    block: bytes,
-    first_line: int,
-    *,
-    keep_lines: bool,
+    model: Any, schema: DataSchema, header: bytes, columns: list[str], block: bytes, first_line: int
 ) -> tuple[bytes, int]:
-    """Score one block: its output CSV lines and its row count. Errors name the block's first
-    line in the file."""
+    """Score one block (its first record on line ``first_line``): its output CSV lines and its
+    row count. An input's own prediction column is replaced where it stands."""
+    data = header + block
+    top = first_line - header.count(b"\n")  # the header's line, as read_table counts
+    features = read_features(data, schema, top)
+    if features.empty:
+        return block, 0  # blank lines only
     try:
-        frame = pd.read_csv(io.BytesIO(header + block))
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        # pandas numbers the lines of header + block: line 2 is the block's first line
-        reason = re.sub(
-            r"line (\d+)",
-            lambda found: f"line {first_line + int(found[1]) - 2}",
-            str(error).strip() or type(error).__name__,
-        )
-        raise DataValidationError([f"not readable as CSV: {reason}"]) from None
-    try:
-        predictions = predict_frame(model, frame, schema)
+        predictions = pa.array(model.predict(feature_frame(features, schema)))
     except DataValidationError as error:
         raise DataValidationError(
             [f"rows from line {first_line}: {problem}" for problem in error.problems]
         ) from None
-    if keep_lines:
-        scored = append_column(block, csv_bytes(predictions.to_frame()), len(frame))
-        if scored is not None:
-            return scored, len(frame)
-    return csv_bytes(frame.assign(**{PREDICTION: predictions})), len(frame)
-
-
-def limit_native_threads() -> None:
-    """One OpenMP thread for models called from this thread (OpenMP's limit is per thread)."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1, user_api="openmp")
+    if PREDICTION not in columns:
+        cells = csv_bytes(pa.table({PREDICTION: predictions}))
+        return splice(block, cells, first_line), len(predictions)
+    # Every column read as text keeps its values' spelling; the lines are written anew.
+    text = read_table(data, dict.fromkeys(columns, pa.string()), top)
+    text = text.set_column(columns.index(PREDICTION), PREDICTION, predictions.cast(pa.string()))
+    return csv_bytes(text), len(predictions)
 
 
 def score_csv(
-    model: Any,
-    schema: DataSchema,
-    source: Path,
-    destination: Path,
-    chunk_size: int,
-    threads: int = 1,
+    model: Any, schema: DataSchema, source: Path, output: Path, chunk_size: int, threads: int = 1
 ) -> Iterator[int]:
-    """Score ``source`` into ``destination`` block by block, yielding rows done per block.
-
-    At most ``threads + 1`` blocks are in memory, so memory stays bounded by ``chunk_size``
-    whatever the file's size. Each scoring thread runs the model's native code on one core;
-    the caller limits BLAS, whose limit is process-wide. The output goes to a temporary file
-    renamed at the end, so a failure never leaves a half-written result.
-    """
+    """Score ``source`` into ``output``, yielding rows done per block. At most ``threads +
+    1`` blocks are in memory, whatever the file's size; the output is renamed into place once
+    complete. Each thread runs the model on one core (the caller limits BLAS, process-wide)."""
     with (
-        output_file(destination) as partial,
+        output_file(output) as partial,
         source.open("rb") as reader,
         partial.open("wb") as sink,
-        ThreadPoolExecutor(threads, initializer=limit_native_threads) as pool,
+        # OpenMP's thread limit is per thread: set in each scoring thread
+        ThreadPoolExecutor(threads, initializer=threadpool_limits, initargs=(1, "openmp")) as pool,
     ):
-        header = reader.readline()
+        header = complete(reader, reader.readline())
         if not header.strip():
             raise DataValidationError([f"{source.name}: empty file, no header line"])
-        columns = list(pd.read_csv(io.BytesIO(header), nrows=0).columns)
-        keep_lines = PREDICTION not in columns
-        if keep_lines:
-            sink.write(header.rstrip(b"\r\n") + b"," + PREDICTION.encode() + b"\n")
-        else:  # the input's own 'prediction' column is replaced, where it stands
-            sink.write(header_line(columns))
+        end = len(header.rstrip(b"\r\n"))
+        heading = read_table(header[:end] + b"\n", {}, 1)
+        if heading.num_rows:  # pyarrow ends a line at a lone CR too, which this file uses
+            raise DataValidationError([f"{source.name}: lines must end with LF or CRLF"])
+        columns = heading.column_names
+        feature_frame(pd.DataFrame(columns=columns), schema)  # names the missing columns
+        added = b"" if PREDICTION in columns else f",{PREDICTION}".encode()
+        sink.write(header[:end] + added + header[end:])
         pending: deque[Future[tuple[bytes, int]]] = deque()
 
         def write_done(waiting: int) -> Iterator[int]:
@@ -183,19 +190,10 @@ def score_csv(
                 sink.write(scored)
                 yield rows
 
-        first_line = 2  # the header is line 1
+        first_line = 1 + header.count(b"\n")
         for block in read_blocks(reader, chunk_size):
-            pending.append(
-                pool.submit(
-                    score_block,
-                    model,
-                    schema,
-                    header,
-                    block,
-                    first_line,
-                    keep_lines=keep_lines,
-                )
-            )
+            scoring = pool.submit(score_block, model, schema, header, columns, block, first_line)
+            pending.append(scoring)
             first_line += block.count(b"\n") + (not block.endswith(b"\n"))
             yield from write_done(threads)
         yield from write_done(0)
