@@ -39,8 +39,8 @@ def run_stage(name: str, body: Callable[[Params, Settings], None]) -> None:
 def exit_now() -> None:
     """Let a stage process that succeeded end without tearing the interpreter down.
 
-    Freeing every object of pandas, scikit-learn and MLflow at exit takes longer than many a
-    stage's own work (figures: docs/pipeline.md). The exit still goes as usual: other threads
+    Freeing every object of pandas, scikit-learn and MLflow at exit is slow, and every stage
+    pays it (figures: the template's docs/tour.md). The exit still goes as usual: other threads
     finish (MLflow's uploads), the exit hooks run (MLflow ends its run); then the one
     ``run_stage`` registered first flushes the output and ends the process with code 0. Every
     file a stage writes is closed by then. Only for ``python -m <stage>``, after ``main()``.
