@@ -14,7 +14,7 @@ from ..redaction import install_log_redaction, redact
 
 log = logging.getLogger(__name__)
 
-# Set by exit_now(): the process ends once its exit hooks have run (see _end_process).
+# Set by exit_now(): the process ends once the other exit hooks have run (see _end_process).
 _SKIP_TEARDOWN = threading.Event()
 
 
@@ -24,8 +24,6 @@ class StageError(Exception):
 
 def run_stage(name: str, body: Callable[[Params, Settings], None]) -> None:
     """Run ``body`` with validated params; exit 1 with a readable message on known errors."""
-    # Registered before MLflow and the rest load: exit hooks run last-registered first.
-    atexit.register(_end_process)
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     install_log_redaction()
@@ -41,9 +39,9 @@ def exit_now() -> None:
 
     Freeing every object of pandas, scikit-learn and MLflow at exit is slow, and every stage
     pays it (figures: the template's docs/tour.md). The exit still goes as usual: other threads
-    finish (MLflow's uploads), the exit hooks run (MLflow ends its run); then the one
-    ``run_stage`` registered first flushes the output and ends the process with code 0. Every
-    file a stage writes is closed by then. Only for ``python -m <stage>``, after ``main()``.
+    finish (MLflow's uploads), the exit hooks run (MLflow ends its run); the last of them, this
+    module's, flushes the output and ends the process with code 0. Every file a stage writes
+    is closed by then. Only for ``python -m <stage>``, after ``main()``.
     """
     _SKIP_TEARDOWN.set()
 
@@ -55,3 +53,8 @@ def _end_process() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+# Exit hooks run last-registered first. This one is registered as the stages package loads
+# (stages/__init__.py imports this module), before MLflow and the other libraries add theirs.
+atexit.register(_end_process)
