@@ -59,6 +59,7 @@ CORE = (
     "tests/data/tiny.csv",
     "tests/test_config.py",
     "tests/test_figures.py",
+    "tests/test_imports.py",
     "tests/test_metrics.py",
     "tests/test_model_card.py",
     "tests/test_model_loader.py",

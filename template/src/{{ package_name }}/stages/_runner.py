@@ -14,6 +14,9 @@ from ..redaction import install_log_redaction, redact
 
 log = logging.getLogger(__name__)
 
+# Set by exit_now(): the process ends once the other exit hooks have run (see _end_process).
+_SKIP_TEARDOWN = threading.Event()
+
 
 class StageError(Exception):
     """A stage cannot go on; the message is shown to the user without a traceback."""
@@ -32,23 +35,26 @@ def run_stage(name: str, body: Callable[[Params, Settings], None]) -> None:
 
 
 def exit_now() -> None:
-    """End a stage process that succeeded without tearing the interpreter down.
+    """Let a stage process that succeeded end without tearing the interpreter down.
 
-    With pandas, scikit-learn and MLflow loaded, Python's shutdown (freeing every module) takes
-    0.5-1 s per stage. This does the rest of a normal exit, in the same order: wait for other
-    threads (MLflow's artifact thread pools finish their work), run the exit hooks, flush the
-    output; every file a stage writes is already closed. Only for ``python -m <stage>``.
+    Freeing every object of pandas, scikit-learn and MLflow at exit is slow, and every stage
+    pays it (figures: the template's docs/tour.md). The exit still goes as usual: other threads
+    finish (MLflow's uploads), the exit hooks run (MLflow ends its run); the last of them, this
+    module's, flushes the output and ends the process with code 0. Every file a stage writes
+    is closed by then. Only for ``python -m <stage>``, after ``main()``.
     """
-    # CPython's own first exit step (private, so only used where it exists).
-    wait_for_threads = getattr(threading, "_shutdown", None)
-    main = threading.main_thread()
-    others = [t for t in threading.enumerate() if t is not main and not t.daemon and t.is_alive()]
-    if wait_for_threads is None and others:
-        return  # a normal exit waits for them
-    if wait_for_threads is not None:
-        wait_for_threads()
-    atexit._run_exitfuncs()
-    logging.shutdown()
+    _SKIP_TEARDOWN.set()
+
+
+def _end_process() -> None:
+    if not _SKIP_TEARDOWN.is_set():
+        return  # a failed stage, or main() called from tests: a normal exit
+    logging.shutdown()  # its own exit hook was registered before this one, so it would not run
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+# Exit hooks run last-registered first. This one is registered as the stages package loads
+# (stages/__init__.py imports this module), before MLflow and the other libraries add theirs.
+atexit.register(_end_process)

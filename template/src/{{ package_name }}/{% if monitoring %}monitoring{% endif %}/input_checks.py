@@ -11,15 +11,31 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .log_writer import Step
-
 # Metric -> label value -> count, e.g. {"missing": {"age": 3}}.
 Counts = dict[str, dict[str, int]]
+
+
+class CountedStep(Protocol):
+    """What :meth:`InputChecks.count` reads of a step of logged requests (``log_writer.Step``,
+    which imports this module, not the other way round)."""
+
+    @property
+    def numeric(self) -> tuple[str, ...]: ...
+    @property
+    def others(self) -> dict[str, list[Any]]: ...
+    @property
+    def served_by(self) -> list[str]: ...
+    @property
+    def sizes(self) -> list[int]: ...
+    @property
+    def predictions(self) -> list[Any]: ...
+    @property
+    def challenger(self) -> list[Any] | None: ...
+    def read_numbers(self) -> np.ndarray[Any, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -42,7 +58,7 @@ class InputChecks:
             deciles=tuple(deciles[1:-1]) if deciles else None,
         )
 
-    def count(self, step: Step) -> Counts:
+    def count(self, step: CountedStep) -> Counts:
         """The metric counts of the rows of ``step`` (numbers checked as one array)."""
         missing: Counter[str] = Counter()
         outside: Counter[str] = Counter()

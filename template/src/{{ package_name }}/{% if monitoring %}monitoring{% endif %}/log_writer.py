@@ -18,19 +18,21 @@ every row: for requests of 100 rows of 30 features, this layout takes about a fi
 bytes and of the writer's CPU. :func:`read_log` (in ``prediction_log.py``) gives back one table
 row per scored row.
 
-This module imports only NumPy and orjson (the process starts in about half a second), and
-several workers' writers may share one log file: :func:`append_rotating` takes a file lock.
+This module imports only NumPy, orjson and filelock (the process starts in about half a
+second), and several workers' writers may share one log file: :func:`append_rotating` takes a
+file lock.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import hmac
 import math
 import os
+import shutil
 import signal
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from filelock import lock_descriptor, unlock_descriptor
 
 from ..core.rows import Row, numeric_block
 from ..io.files import narrow_to_private, open_private_append
@@ -63,8 +66,8 @@ CHALLENGER_PREDICTIONS = "challenger_predictions"
 JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
 # The shared block for a step's numbers: a full step (4096 rows) of up to 128 numeric features.
 SLAB_BYTES = 4 << 20
-# Where Linux keeps shared memory; only its free room is read (no file is made there by path).
-SHM_DIR = Path("/dev/shm")  # noqa: S108
+# Seconds between tries while another worker's writer holds the log's lock (an append is short).
+LOCK_POLL_SECONDS = 0.002
 
 
 @dataclass(frozen=True)
@@ -140,10 +143,9 @@ class Slab:
         """A new block; ``None`` where shared memory is missing or short of room (a container's
         ``/dev/shm`` is 64 MB unless set otherwise). Every page is written now: writing to a
         page that a full tmpfs cannot back would kill the process (SIGBUS), not raise."""
-        if SHM_DIR.is_dir():
-            stats = os.statvfs(SHM_DIR)
-            if stats.f_bavail * stats.f_frsize < 4 * size:  # leave room for the others
-                return None
+        room = shared_memory_room()
+        if room is not None and room < 4 * size:  # leave room for the others
+            return None
         try:
             memory = shared_memory.SharedMemory(create=True, size=size)
         except OSError:
@@ -168,6 +170,14 @@ class Slab:
         if unlink:  # the name goes even if the mapping could not close
             with contextlib.suppress(FileNotFoundError):  # gone already
                 self.memory.unlink()
+
+
+def shared_memory_room() -> int | None:
+    """Free bytes for shared memory where the system tells (Linux: the tmpfs ``/dev/shm``)."""
+    with contextlib.suppress(OSError):  # not mounted
+        if sys.platform == "linux":
+            return shutil.disk_usage("/dev/shm").free  # noqa: S108 (read, never written by path)
+    return None
 
 
 def layout(request: ScoredRequest) -> tuple[str, ...] | None:
@@ -311,20 +321,23 @@ def append_rotating(path: Path, data: bytes, max_bytes: int, backups: int) -> No
     The log and its backups are not readable by all (:func:`open_private_append`).
     """
     with open_private_append(path.with_name(path.name + ".lock")) as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        size = path.stat().st_size if path.exists() else 0
-        if size and size + len(data) > max_bytes:
-            for number in range(backups - 1, 0, -1):
-                older = path.with_name(f"{path.name}.{number}")
-                if older.exists():
-                    narrow_to_private(older)  # e.g. written by an earlier version
-                    older.replace(path.with_name(f"{path.name}.{number + 1}"))
-            if backups:
-                path.replace(path.with_name(f"{path.name}.1"))
-            else:
-                path.unlink()
-        with open_private_append(path) as handle:
-            handle.write(data)
+        lock_descriptor(lock.fileno(), poll_interval=LOCK_POLL_SECONDS)
+        try:
+            size = path.stat().st_size if path.exists() else 0
+            if size and size + len(data) > max_bytes:
+                for number in range(backups - 1, 0, -1):
+                    older = path.with_name(f"{path.name}.{number}")
+                    if older.exists():
+                        narrow_to_private(older)  # e.g. written by an earlier version
+                        older.replace(path.with_name(f"{path.name}.{number + 1}"))
+                if backups:
+                    path.replace(path.with_name(f"{path.name}.1"))
+                else:
+                    path.unlink()
+            with open_private_append(path) as handle:
+                handle.write(data)
+        finally:  # Windows frees a lock some time after its file closes
+            unlock_descriptor(lock.fileno())
 
 
 def write_step(step: Step, settings: MonitoringSettings, checks: InputChecks) -> Written:
@@ -358,7 +371,7 @@ def run(
     # us after its last step (or we stop when its end of the pipe closes).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if settings.writer_nice:
+    if settings.writer_nice and hasattr(os, "nice"):  # Windows has no niceness
         os.nice(settings.writer_nice)
     slab = Slab.attach(slab_name) if slab_name is not None else None
     try:
