@@ -83,19 +83,28 @@ def start_server(
             start_new_session=True,
         )
     server = Server(f"http://127.0.0.1:{port}", process, log)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"server exited {process.returncode}:\n{server.output()}"
-        try:
-            if call(server.base, "/health").status == 200:
-                return server
-        except OSError:
-            pass
-        time.sleep(0.5)
+    if wait_healthy(server.base, process, START_TIMEOUT, interval=0.5):
+        return server
+    assert process.poll() is None, f"server exited {process.returncode}:\n{server.output()}"
     stop_server(server)
     raise AssertionError(
         f"no answer on {server.base}/health in {START_TIMEOUT} s:\n{server.output()}"
     )
+
+
+def wait_healthy(
+    base: str, process: subprocess.Popen[bytes], timeout: float, interval: float
+) -> bool:
+    """Whether ``GET base/health`` answers 200 within ``timeout`` s while ``process`` runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if call(base, "/health").status == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(interval)
+    return False
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -166,16 +175,8 @@ def front_proxy(
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if call(base, "/health").status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError((folder / "error.log").read_text())
-            time.sleep(0.2)
+        if not wait_healthy(base, process, 30, interval=0.2):
+            raise TimeoutError((folder / "error.log").read_text())
         yield base
     finally:
         stop_process(process)
