@@ -1,7 +1,7 @@
 """Monitoring benchmark: request throughput of the service with monitoring on and off.
 
-    uv run python benchmarks/monitoring.py [--project PATH] [--duration 10] [--rounds 2]
-        [--workers 1]
+    uv run python benchmarks/monitoring.py [--project PATH] [--baseline PATH] [--duration 10]
+        [--rounds 2] [--workers 1]
 
 Without ``--project`` a default project is rendered and its pipeline run first (a few minutes).
 The same server command runs with ``MONITORING_ENABLED=false`` and ``=true`` (prediction log
@@ -11,6 +11,10 @@ written by a separate process per worker, input and prediction metrics), alterna
 Servers run with one worker by default (``--workers 2`` on two cores shows the log's CPU
 competing with serving) and bytecode caching on (``PYTHONDONTWRITEBYTECODE`` removed, as on a
 laptop). Prints requests/s, p50/p99 latency, and on/off ratios; figures only, no pass/fail.
+
+``--baseline PATH`` (a second project, e.g. of the last release) runs the same measurements on
+it within each round, ours and the baseline's in turn, and adds "x base": ours over the
+baseline's throughput, the median of the rounds' ratios.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=2, help="off/on alternations")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--baseline", type=Path, help="a second project to compare with")
     parser.add_argument(
         "--workers", type=int, default=1, help="2 on 2 cores: the log's CPU competes with serving"
     )
@@ -81,61 +86,109 @@ def main() -> None:
     script = work / "post.lua"
     script.write_text(WRK_SCRIPT)
 
-    results: dict[tuple[int, bool], list[dict[str, float]]] = {}
-    for _ in range(args.rounds):
-        for monitoring in (False, True):
-            logs = work / f"logs-{monitoring}"
-            port = free_port()
-            server = serve(project, port, monitoring, logs, args.workers)
-            try:
-                for rows in (1, 100):
-                    body = work / f"instances_{rows}.json"
-                    url = f"http://127.0.0.1:{port}/predict"
-                    wrk(url, body, script, args.connections, 2)  # warm-up
-                    got = wrk(url, body, script, args.connections, args.duration)
-                    figures = {
-                        "rps": got.rps, "p50": got.p50_ms, "p99": got.p99_ms,
-                        "errors": float(got.errors),
-                    }  # fmt: skip
-                    if monitoring:
-                        figures["dropped"] = metric(port, "monitoring_log_dropped_total")
-                    results.setdefault((rows, monitoring), []).append(figures)
-            finally:
-                stop_process(server)
+    projects = {"ours": project}
+    if args.baseline is not None:
+        projects["baseline"] = args.baseline
+    results: dict[tuple[str, int, bool], list[dict[str, float]]] = {}
+    for round_number in range(args.rounds):
+        # The order of the two projects alternates with the rounds.
+        names = list(projects) if round_number % 2 == 0 else list(projects)[::-1]
+        for name in names:
+            for monitoring in (False, True):
+                logs = work / name / f"logs-{monitoring}"
+                measure(projects[name], logs, monitoring, args, work, script, results, name)
 
     print(
         f"\n/predict, {args.workers} worker(s), {args.connections} connections, "
         f"{args.duration} s x {args.rounds} rounds, bytecode cached; median over rounds"
     )
-    print(f"{'rows':>5} {'monitoring':>10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for name in projects:
+        print(f"\n{name}: {projects[name]}")
+        table(results, name, "baseline" if name == "ours" and len(projects) > 1 else None)
+        logged(work / name / "logs-True", results, name)
+    print(
+        json.dumps({f"{k[0]} {k[1]}rows_{'on' if k[2] else 'off'}": v for k, v in results.items()})
+    )
+
+
+def measure(
+    project: Path,
+    logs: Path,
+    monitoring: bool,
+    args: argparse.Namespace,
+    work: Path,
+    script: Path,
+    results: dict[tuple[str, int, bool], list[dict[str, float]]],
+    name: str,
+) -> None:
+    """One server of ``project`` (monitoring on or off), 1 and 100 rows, into ``results``."""
+    port = free_port()
+    server = serve(project, port, monitoring, logs, args.workers)
+    try:
+        for rows in (1, 100):
+            body = work / f"instances_{rows}.json"
+            url = f"http://127.0.0.1:{port}/predict"
+            wrk(url, body, script, args.connections, 2)  # warm-up
+            got = wrk(url, body, script, args.connections, args.duration)
+            figures = {
+                "rps": got.rps, "p50": got.p50_ms, "p99": got.p99_ms,
+                "errors": float(got.errors),
+            }  # fmt: skip
+            if monitoring:
+                figures["dropped"] = metric(port, "monitoring_log_dropped_total")
+            results.setdefault((name, rows, monitoring), []).append(figures)
+    finally:
+        stop_process(server)
+
+
+def table(
+    results: dict[tuple[str, int, bool], list[dict[str, float]]], name: str, base: str | None
+) -> None:
+    """The project's medians, its on/off ratio and, with ``base``, its ratio to that one's."""
+    print(
+        f"{'rows':>5} {'monitoring':>10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}"
+        + (f" {'x base':>7}" if base else "")
+    )
     for rows in (1, 100):
         medians = {}
         for monitoring in (False, True):
-            runs = results[(rows, monitoring)]
+            runs = results[(name, rows, monitoring)]
             medians[monitoring] = statistics.median(r["rps"] for r in runs)
-            print(
+            line = (
                 f"{rows:>5} {'on' if monitoring else 'off':>10} {medians[monitoring]:>9.1f} "
                 f"{statistics.median(r['p50'] for r in runs):>8.2f} "
                 f"{statistics.median(r['p99'] for r in runs):>8.2f} "
                 f"{sum(r['errors'] for r in runs):>8.0f}"
             )
+            if base:
+                other = results[(base, rows, monitoring)]
+                ratio = statistics.median(
+                    a["rps"] / b["rps"] for a, b in zip(runs, other, strict=True)
+                )
+                line += f" {ratio:>7.3f}"
+            print(line)
         ratio = medians[True] / medians[False]
         print(
             f"{rows:>5} {'on/off':>10} {ratio:>9.3f}  ({(1 - ratio) * 100:+.1f}% throughput cost)"
         )
+
+
+def logged(
+    folder: Path, results: dict[tuple[str, int, bool], list[dict[str, float]]], name: str
+) -> None:
+    """Lines and rows in the prediction log, and the requests the log dropped."""
     lines = rows_logged = 0
-    for path in (work / "logs-True").glob("predictions.jsonl*"):
+    for path in folder.glob("predictions.jsonl*"):
         if path.suffix == ".lock":
             continue
         for text in path.read_text().splitlines():
             lines += 1
             rows_logged += len(json.loads(text).get("predictions", [None]))  # one line per request
-    dropped = sum(r.get("dropped", 0) for r in results[(100, True)])
+    dropped = sum(r.get("dropped", 0) for r in results[(name, 100, True)])
     print(
         f"prediction log: {lines} lines ({rows_logged} rows) written; "
         f"requests dropped (queue full): {dropped:.0f}"
     )
-    print(json.dumps({f"{k[0]}rows_{'on' if k[1] else 'off'}": v for k, v in results.items()}))
 
 
 if __name__ == "__main__":
