@@ -102,6 +102,31 @@ def wrk(url: str, body: Path, script: Path, connections: int, duration: int) -> 
     )
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its live descendants,
+    read from /proc (Linux). Per request, it moves less than throughput when other jobs share
+    the machine."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+    tree, grown = {pid}, True
+    while grown:
+        grown = False
+        for child, parent in parents.items():
+            if parent in tree and child not in tree:
+                tree.add(child)
+                grown = True
+    return sum(ticks.get(member, 0) for member in tree) / os.sysconf("SC_CLK_TCK")
+
+
 def start(command: list[str], cwd: Path, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start a server in its own process group (so that ``stop_process`` reaches its workers)."""
     with log.open("wb") as handle:

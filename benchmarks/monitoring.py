@@ -14,7 +14,8 @@ laptop). Prints requests/s, p50/p99 latency, and on/off ratios; figures only, no
 
 ``--baseline PATH`` (a second project, e.g. of the last release) runs the same measurements on
 it within each round, ours and the baseline's in turn, and adds "x base": ours over the
-baseline's throughput, the median of the rounds' ratios.
+baseline's throughput, the median of the rounds' ratios, and "x CPU": ours over the baseline's
+CPU time per request (the server's process tree, from /proc), which a busy machine moves less.
 """
 
 from __future__ import annotations
@@ -31,7 +32,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _http import PAYLOADS, WRK_SCRIPT, ensure_wrk, start, stop_process, wait_ready, wrk
+from _http import (
+    PAYLOADS,
+    WRK_SCRIPT,
+    ensure_wrk,
+    start,
+    stop_process,
+    tree_cpu_seconds,
+    wait_ready,
+    wrk,
+)
 
 from tests.helpers import PACKAGE, project_env, render, run
 from tests.server import free_port
@@ -129,10 +139,13 @@ def measure(
             body = work / f"instances_{rows}.json"
             url = f"http://127.0.0.1:{port}/predict"
             wrk(url, body, script, args.connections, 2)  # warm-up
+            cpu = tree_cpu_seconds(server.pid)
             got = wrk(url, body, script, args.connections, args.duration)
+            cpu = tree_cpu_seconds(server.pid) - cpu
             figures = {
                 "rps": got.rps, "p50": got.p50_ms, "p99": got.p99_ms,
                 "errors": float(got.errors),
+                "cpu_us": cpu / max(got.rps * args.duration, 1) * 1e6,
             }  # fmt: skip
             if monitoring:
                 figures["dropped"] = metric(port, "monitoring_log_dropped_total")
@@ -147,7 +160,8 @@ def table(
     """The project's medians, its on/off ratio and, with ``base``, its ratio to that one's."""
     print(
         f"{'rows':>5} {'monitoring':>10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}"
-        + (f" {'x base':>7}" if base else "")
+        + f" {'CPU us/req':>10}"
+        + (f" {'x base':>7} {'x CPU':>6}" if base else "")
     )
     for rows in (1, 100):
         medians = {}
@@ -158,14 +172,14 @@ def table(
                 f"{rows:>5} {'on' if monitoring else 'off':>10} {medians[monitoring]:>9.1f} "
                 f"{statistics.median(r['p50'] for r in runs):>8.2f} "
                 f"{statistics.median(r['p99'] for r in runs):>8.2f} "
-                f"{sum(r['errors'] for r in runs):>8.0f}"
+                f"{sum(r['errors'] for r in runs):>8.0f} "
+                f"{statistics.median(r['cpu_us'] for r in runs):>10.0f}"
             )
             if base:
-                other = results[(base, rows, monitoring)]
-                ratio = statistics.median(
-                    a["rps"] / b["rps"] for a, b in zip(runs, other, strict=True)
-                )
-                line += f" {ratio:>7.3f}"
+                pairs = list(zip(runs, results[(base, rows, monitoring)], strict=True))
+                ratio = statistics.median(a["rps"] / b["rps"] for a, b in pairs)
+                cost = statistics.median(a["cpu_us"] / b["cpu_us"] for a, b in pairs)
+                line += f" {ratio:>7.3f} {cost:>6.3f}"
             print(line)
         ratio = medians[True] / medians[False]
         print(
