@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 
 Row = dict[str, Any]
+# The column of a row's prediction: in batch output, the reference sample and the prediction log.
+PREDICTION = "prediction"
 
 
 def numeric_block(rows: Sequence[Row], names: list[str]) -> np.ndarray[Any, Any]:

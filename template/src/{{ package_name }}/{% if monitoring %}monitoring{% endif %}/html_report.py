@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from .drift import ColumnDrift, Numbers, finite_numbers
 from .prediction_log import Unreadable
-from .reference import Reference
+from .profile import Reference
 from .report import MonitorSummary
 
 MAX_CATEGORIES = 12

@@ -14,13 +14,13 @@ import pandas as pd
 from pydantic import BaseModel, Field
 from sklearn import metrics as skm
 
-from ..config import MonitorParams
+from ..config import CHAMPION, MonitorParams
 from ..core.metrics import improvement
+from ..core.rows import PREDICTION
 from .drift import LARGEST, ColumnDrift, Kind, column_drift
-from .prediction_log import Unreadable
-from .reference import PREDICTION, Reference
+from .prediction_log import CHALLENGER, Unreadable
+from .profile import Reference
 
-CHALLENGER = "challenger_prediction"
 SERVED_BY = "served_by"
 CANARY = "canary"
 
@@ -205,7 +205,7 @@ def _canary(
     if SERVED_BY not in current.columns or not (current[SERVED_BY] == CANARY).any():
         return None
     arms = []
-    for role in ("champion", CANARY):
+    for role in (CHAMPION, CANARY):
         rows = current[current[SERVED_BY] == role]
         logged = rows.get("model_version", pd.Series(dtype=object))
         versions = sorted(logged.dropna().astype(str).unique().tolist())

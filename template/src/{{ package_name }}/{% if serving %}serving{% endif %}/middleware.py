@@ -23,9 +23,9 @@ from typing import Any
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import metrics
+from . import telemetry
 from .access_log import AccessLog
-from .logs import REQUEST_ID
+from .logs import CURRENT_REQUEST_ID
 
 logger = logging.getLogger(__name__)
 HEADER = b"x-request-id"
@@ -162,7 +162,7 @@ class RequestMiddleware:
         headers = dict(scope["headers"])
         given = headers.get(HEADER, b"")
         request_id = given.decode() if VALID_ID.fullmatch(given) else uuid.uuid4().hex
-        token = REQUEST_ID.set(request_id)
+        token = CURRENT_REQUEST_ID.set(request_id)
         status = 500
         started = False
 
@@ -192,7 +192,7 @@ class RequestMiddleware:
             self.in_flight -= counted
             body.close()
             self._record(scope, status, time.perf_counter() - start, request_id)
-            REQUEST_ID.reset(token)
+            CURRENT_REQUEST_ID.reset(token)
 
     async def _serve(
         self,
@@ -222,8 +222,8 @@ class RequestMiddleware:
         route = scope.get("route")
         template = getattr(route, "path", "unmatched")
         labels = {"route": template, "method": scope["method"], "status": str(status)}
-        metrics.REQUESTS.labels(**labels).inc()
-        metrics.LATENCY.labels(**labels).observe(elapsed)
+        telemetry.REQUESTS.labels(**labels).inc()
+        telemetry.LATENCY.labels(**labels).observe(elapsed)
         if self.access_log is not None:
             method, path = scope["method"], scope["path"]
             self.access_log.add(request_id, method, path, template, status, elapsed)

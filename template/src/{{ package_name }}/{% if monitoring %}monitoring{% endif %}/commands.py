@@ -120,7 +120,7 @@ def feedback(
     typer.echo(f"recorded {count} label(s) in {settings.feedback_path}")
 
 
-def register(app: typer.Typer) -> None:
+def add_commands(app: typer.Typer) -> None:
     """Add the monitoring commands to ``app``."""
     app.command()(monitor)
     app.command()(feedback)
