@@ -1,7 +1,7 @@
 """Quality metrics and the data behind the evaluation plots.
 
 scikit-learn is imported inside the functions that use it: the register stage needs only
-:func:`improvement`, and importing scikit-learn costs it a second.
+:func:`improvement`, and does not wait for scikit-learn to import.
 """
 
 from __future__ import annotations

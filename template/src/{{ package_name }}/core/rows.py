@@ -17,7 +17,7 @@ def numeric_block(rows: Sequence[Row], names: list[str]) -> np.ndarray[Any, Any]
     """The ``names`` columns of ``rows`` as one float array; ``None`` and absent keys are NaN."""
     if not names or not rows:
         return np.zeros((len(rows), len(names)))
-    try:  # one C call a row: twice the speed of a nested comprehension
+    try:  # itemgetter reads a row's values in one call, not one lookup per name
         values = list(map(itemgetter(*names), rows))
     except KeyError:  # a row without one of the columns
         values = [[row.get(name) for name in names] for row in rows]

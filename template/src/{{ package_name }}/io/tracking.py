@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from ..config import CHAMPION, Settings
 from ..redaction import install_log_redaction
 
-# Pinned from the running environment: MLflow's own inference of requirements costs seconds.
+# Pinned from the running environment: MLflow would infer them by loading the model again.
 RUNTIME_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "skops")
 
 

@@ -1,13 +1,8 @@
 """One ASGI middleware for every HTTP request: request id, limits, unexpected errors, metrics
 and access log.
 
-Limits: the body's size (413) and the time it takes to arrive (408, connection closed); the
-requests in flight in this worker (503 with ``Retry-After`` above ``SERVING_MAX_CONCURRENCY``;
-``/health`` and ``/metrics`` are always answered). An exception no route handled becomes a
-503 with ``Retry-After`` and a log line (redacted by the log handler's filter), never a 500.
-
-Written as plain ASGI (not ``BaseHTTPMiddleware``), which would cost a task and a queue per
-request on the hot path.
+An exception no route handled becomes a 503 with ``Retry-After`` and a redacted log line, never
+a 500. Written as plain ASGI: ``BaseHTTPMiddleware`` adds a task and a queue to every request.
 """
 
 from __future__ import annotations
