@@ -73,8 +73,9 @@ test.head(10).to_csv(f"{sys.argv[1]}/tiny.csv", index=False)
 IN_PROCESS = """
 import json, sys, time
 from {pkg}.serving.app import limit_threads
-from {pkg}.serving.model import load_model
-model = load_model(sys.argv[1], max_batch_size=1000, allow_missing=True, compiled_max_rows=256)
+from {pkg}.serving import model as served
+load = getattr(served, "load_served_model", None) or served.load_model  # 0.5.0: load_model
+model = load(sys.argv[1], max_batch_size=1000, allow_missing=True, compiled_max_rows=256)
 assert model.compiled is not None, "the compiled copy was not accepted"
 limit_threads()
 for n in (1, 100):

@@ -122,4 +122,4 @@ def rollback() -> None:
 # Optional features add their own commands when the project was generated with them.
 for _feature in ("monitoring", "serving"):
     if importlib.util.find_spec(f"{__package__}.{_feature}") is not None:
-        importlib.import_module(f"{__package__}.{_feature}.cli").register(app)
+        importlib.import_module(f"{__package__}.{_feature}.commands").add_commands(app)

@@ -22,16 +22,17 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from threadpoolctl import threadpool_limits
 
+from .config import CHAMPION
+from .core.rows import PREDICTION
 from .core.schema import DataSchema, DataValidationError, feature_frame
 from .io.data import output_file
 
-PREDICTION = "prediction"
 QUOTE, NEWLINE = b'"', b"\n"
 
 
 def resolve_model_uri(model: str | None, model_name: str) -> str:
     """``model`` as given (a path or an MLflow URI), or the registry's champion."""
-    return model or f"models:/{model_name}@champion"
+    return model or f"models:/{model_name}@{CHAMPION}"
 
 
 def available_cores() -> int:
@@ -75,7 +76,7 @@ def record_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     return starts, breaks - ((breaks > starts) & (array[breaks - 1] == ord("\r")))
 
 
-def read_table(data: bytes, types: dict[str, Any], first_line: int, **options: Any) -> pa.Table:
+def read_csv_bytes(data: bytes, types: dict[str, Any], first_line: int, **options: Any) -> pa.Table:
     """``data`` (a header on line ``first_line``, then records) read by pyarrow; a record it
     cannot read is named by its line, and the reason cut short (it quotes the record)."""
     try:
@@ -101,10 +102,10 @@ def read_features(data: bytes, schema: DataSchema, first_line: int) -> pd.DataFr
     """The model's columns of ``data``, typed as pandas' reader would: dates stay text, and text
     that is not UTF-8 is refused (read as text), not scored as bytes."""
     options = {"include_columns": schema.feature_names, "strings_can_be_null": True}
-    table = read_table(data, {}, first_line, **options)
+    table = read_csv_bytes(data, {}, first_line, **options)
     kinds = (pa.types.is_temporal, pa.types.is_binary)
     if text := {col.name: pa.string() for col in table.schema if any(k(col.type) for k in kinds)}:
-        table = read_table(data, text, first_line, **options)
+        table = read_csv_bytes(data, text, first_line, **options)
     return cast(pd.DataFrame, table.to_pandas())
 
 
@@ -138,7 +139,7 @@ def score_block(
     """Score one block (its first record on line ``first_line``): its output CSV lines and its
     row count. An input's own prediction column is replaced where it stands."""
     data = header + block
-    top = first_line - header.count(b"\n")  # the header's line, as read_table counts
+    top = first_line - header.count(b"\n")  # the header's line, as read_csv_bytes counts
     features = read_features(data, schema, top)
     if features.empty:
         return block, 0  # blank lines only
@@ -152,7 +153,7 @@ def score_block(
         cells = csv_bytes(pa.table({PREDICTION: predictions}))
         return splice(block, cells, first_line), len(predictions)
     # Every column read as text keeps its values' spelling; the lines are written anew.
-    text = read_table(data, dict.fromkeys(columns, pa.string()), top)
+    text = read_csv_bytes(data, dict.fromkeys(columns, pa.string()), top)
     text = text.set_column(columns.index(PREDICTION), PREDICTION, predictions.cast(pa.string()))
     return csv_bytes(text), len(predictions)
 
@@ -174,7 +175,7 @@ def score_csv(
         if not header.strip():
             raise DataValidationError([f"{source.name}: empty file, no header line"])
         end = len(header.rstrip(b"\r\n"))
-        heading = read_table(header[:end] + b"\n", {}, 1)
+        heading = read_csv_bytes(header[:end] + b"\n", {}, 1)
         if heading.num_rows:  # pyarrow ends a line at a lone CR too, which this file uses
             raise DataValidationError([f"{source.name}: lines must end with LF or CRLF"])
         columns = heading.column_names

@@ -1,11 +1,9 @@
 """Credentials kept inside the process: redaction of answers, metric labels and log lines.
 
 Text is redacted by the form a credential takes, not by looking for known strings: a URI's
-userinfo, query parameters and ``name=value`` pairs whose name says secret (password, token,
-signature, API key...), ``Bearer`` values; and, wherever they appear, the current values of
-the environment variables named like secrets (``MLFLOW_TRACKING_PASSWORD``,
-``AWS_SECRET_ACCESS_KEY``, ``SERVING_API_KEYS``, ``MONITORING_HASH_KEY``, ...) and of the
-secrets registered with :func:`add_secret` (e.g. keys read from a file). Each becomes ``***``.
+userinfo, secret-named query parameters and ``name=value`` pairs, ``Bearer`` values. The values
+of secret-named environment variables and of :func:`add_secret` are replaced wherever they
+appear. Each becomes ``***``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Quality metrics and the data behind the evaluation plots.
 
 scikit-learn is imported inside the functions that use it: the register stage needs only
-:func:`improvement`, and importing scikit-learn costs it a second.
+:func:`improvement`, and does not wait for scikit-learn to import.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def regression_metrics(y_true: pd.Series, y_pred: np.ndarray) -> dict[str, float
     return {name: round(float(value), 6) for name, value in result.items()}
 
 
-def score(
+def model_metrics(
     task: Task, model: Any, X: pd.DataFrame, y: pd.Series
 ) -> tuple[dict[str, float], np.ndarray, np.ndarray | None]:
     """Metrics of a fitted ``model`` on ``X, y`` with its predictions (and probabilities)."""

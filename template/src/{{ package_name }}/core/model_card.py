@@ -89,6 +89,56 @@ def _table(rows: dict[str, dict[str, Any]], key: str) -> list[str]:
     return lines
 
 
+def _data_section(data_source: str, run: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    return [
+        "## Data",
+        "",
+        f"- source: `{data_source}`",
+        f"- data version (MD5 of the validated table, as DVC records it): `{run.get('data_md5')}`",
+        f"- MLflow run: `{run.get('run_id')}`",
+        f"- test rows: {report.get('test_rows')}",
+        "",
+    ]
+
+
+def _metrics_section(report: dict[str, Any]) -> list[str]:
+    metrics = {
+        name: {"model": value, "baseline": report["baseline"].get(name, "")}
+        for name, value in report["test"].items()
+    }
+    return [
+        "## Metrics on the test set, against the baseline",
+        "",
+        *_table(metrics, "metric"),
+        "",
+        f"Primary metric `{report['primary_metric']}` gains {report['gain_over_baseline']} "
+        "over the baseline (class priors or the training mean).",
+        "",
+    ]
+
+
+def _slices_section(slices: dict[str, Any]) -> list[str]:
+    lines = ["## Metrics per slice", ""]
+    if not slices:
+        lines.append(
+            "No `model_card.sensitive_columns` are set in `params.yaml`, so no slice was checked."
+        )
+    for column, info in slices.items():
+        gaps = ", ".join(f"{k} {v}" for k, v in info["gap"].items())
+        lines += [f"### `{column}`", "", *_table(info["slices"], "slice"), "", f"Gap: {gaps}", ""]
+    return lines
+
+
+def _statement(heading: str, text: str, setting: str) -> list[str]:
+    """A section the team writes in ``params.yaml``, or a note that it is missing."""
+    return [
+        f"## {heading}",
+        "",
+        text.strip() or f"Not stated yet (set `model_card.{setting}` in params.yaml).",
+        "",
+    ]
+
+
 def render_model_card(
     *,
     model_name: str,
@@ -104,52 +154,20 @@ def render_model_card(
 ) -> str:
     """The card as Markdown (one file, readable in the MLflow UI and in a pull request)."""
     title = f"{model_name} version {version}" if version else f"{model_name} (candidate)"
-    metrics = {
-        name: {"model": value, "baseline": report["baseline"].get(name, "")}
-        for name, value in report["test"].items()
-    }
     lines = [
         f"# Model card: {title}",
         "",
         f"**Status:** {status}",
         "",
-        "## Data",
-        "",
-        f"- source: `{data_source}`",
-        f"- data version (MD5 of the validated table, as DVC records it): `{run.get('data_md5')}`",
-        f"- MLflow run: `{run.get('run_id')}`",
-        f"- test rows: {report.get('test_rows')}",
-        "",
+        *_data_section(data_source, run, report),
         "## Parameters",
         "",
         *[f"- `{name}`: `{value}`" for name, value in sorted(parameters.items())],
         "",
-        "## Metrics on the test set, against the baseline",
+        *_metrics_section(report),
+        *_slices_section(slices),
         "",
-        *_table(metrics, "metric"),
-        "",
-        f"Primary metric `{report['primary_metric']}` gains {report['gain_over_baseline']} "
-        "over the baseline (class priors or the training mean).",
-        "",
-        "## Metrics per slice",
-        "",
-    ]
-    if not slices:
-        lines.append(
-            "No `model_card.sensitive_columns` are set in `params.yaml`, so no slice was checked."
-        )
-    for column, info in slices.items():
-        gaps = ", ".join(f"{k} {v}" for k, v in info["gap"].items())
-        lines += [f"### `{column}`", "", *_table(info["slices"], "slice"), "", f"Gap: {gaps}", ""]
-    lines += [
-        "",
-        "## Intended use",
-        "",
-        intended_use.strip() or "Not stated yet (set `model_card.intended_use` in params.yaml).",
-        "",
-        "## Limitations",
-        "",
-        limitations.strip() or "Not stated yet (set `model_card.limitations` in params.yaml).",
-        "",
+        *_statement("Intended use", intended_use, "intended_use"),
+        *_statement("Limitations", limitations, "limitations"),
     ]
     return "\n".join(lines)

@@ -12,11 +12,10 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from ..config import Settings
+from ..config import CHAMPION, Settings
 from ..redaction import install_log_redaction
 
-CHAMPION = "champion"
-# Pinned from the running environment: MLflow's own inference of requirements costs seconds.
+# Pinned from the running environment: MLflow would infer them by loading the model again.
 RUNTIME_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "skops")
 
 

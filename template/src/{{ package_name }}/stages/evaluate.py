@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import Params, Settings, Task
-from ..core.metrics import curve_points, improvement, score
+from ..core.metrics import curve_points, improvement, model_metrics
 from ..core.models import build_baseline
 from ..core.schema import DataSchema, load_schema
 from ..io.data import read_json, read_table, write_json, write_table
@@ -25,9 +25,9 @@ def evaluate_model(
     """Score ``model`` and a baseline fitted on ``train``; return metrics and plot tables."""
     features, target = schema.feature_names, schema.target.name
     X_test, y_test = test[features], test[target]
-    metrics, y_pred, proba = score(task, model, X_test, y_test)
+    metrics, y_pred, proba = model_metrics(task, model, X_test, y_test)
     baseline = build_baseline(task).fit(train[features], train[target])
-    baseline_metrics, _, _ = score(task, baseline, X_test, y_test)
+    baseline_metrics, _, _ = model_metrics(task, baseline, X_test, y_test)
     if primary_metric not in metrics:
         raise ValueError(
             f"evaluate.primary_metric {primary_metric!r} is not one of {list(metrics)}"

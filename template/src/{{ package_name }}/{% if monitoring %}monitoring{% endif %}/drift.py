@@ -2,13 +2,9 @@
 
 A column drifts when its test rejects "same distribution" (p-value below the threshold) *and*
 the effect is large enough to matter: with many rows a test flags shifts too small to care
-about, with few rows an effect size alone is noisy, and checking many columns at once makes a
-p-value alone raise false alarms.
-
-- numeric columns: Kolmogorov-Smirnov test; effect = Wasserstein distance in units of the
-  reference standard deviation (1.0 means "moved by one standard deviation").
-- categorical columns: chi-square test of the 2 x k contingency table; effect = Jensen-Shannon
-  distance between the category frequencies (0 = identical, 1 = disjoint).
+about, with few rows an effect size alone is noisy. Numeric columns: Kolmogorov-Smirnov, and the
+Wasserstein distance in reference standard deviations; categorical columns: chi-square, and the
+Jensen-Shannon distance between category frequencies (0 = identical, 1 = disjoint).
 """
 
 from __future__ import annotations

@@ -1,15 +1,10 @@
 """Late ground truth: the feedback file that ``POST /feedback`` and ``feedback --labels`` write,
 and its join to the prediction log.
 
-One JSON line per label: ``request_id``, ``row`` (the row's index in its request), ``label``,
-``written_by`` (the API key's name, or ``cli``) and ``timestamp``. The file is appended under
-the prediction log's lock and rotated by the same settings (``MONITORING_LOG_MAX_BYTES``,
-``MONITORING_LOG_BACKUPS``), so it stays bounded however much is posted.
-
-A label cannot be replaced: the first one received for a row stands. Every worker and the CLI
-append to the same file, so refusing a later label at write time would need an index of every
-label shared between processes; instead the file keeps it, and :func:`join_feedback` marks the
-row (``label_conflict``) for ``monitor`` to report.
+The file is appended under the prediction log's lock and rotated with it, so it stays bounded.
+A label cannot be replaced: the first one for a row stands. Refusing a later one at write time
+would need an index shared by every worker and the CLI; instead the file keeps it, and
+:func:`join_feedback` marks the row (``label_conflict``) for ``monitor`` to report.
 """
 
 from __future__ import annotations

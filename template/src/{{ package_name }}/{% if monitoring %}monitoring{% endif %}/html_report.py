@@ -18,8 +18,14 @@ from matplotlib.figure import Figure
 
 from .drift import ColumnDrift, Numbers, finite_numbers
 from .prediction_log import Unreadable
-from .reference import Reference
-from .report import MonitorSummary
+from .profile import Reference
+from .report import (
+    CanaryComparison,
+    DataQuality,
+    ModelQuality,
+    MonitorSummary,
+    ShadowComparison,
+)
 
 MAX_CATEGORIES = 12
 MAX_LABEL = 24  # characters of a category's tick label
@@ -115,6 +121,10 @@ def _cell(value: object) -> str:
     return f"<td>{html.escape(str(value))}</td>"
 
 
+def _row(*values: object) -> str:
+    return "<tr>" + "".join(_cell(value) for value in values) + "</tr>"
+
+
 def _head(*names: str) -> str:
     return "<tr>" + "".join(f"<th>{html.escape(name)}</th>" for name in names) + "</tr>"
 
@@ -130,7 +140,7 @@ def _drift_table(rows: list[ColumnDrift]) -> str:
     return f"<table>{head}{body}</table>"
 
 
-def _figure(drift: ColumnDrift, reference: pd.Series, current: pd.Series) -> str:
+def _figure_html(drift: ColumnDrift, reference: pd.Series, current: pd.Series) -> str:
     image = distribution_plot(reference, current, numeric=drift.kind == "numeric")
     caption = html.escape(drift.column) + (" (drifted)" if drift.drifted else "")
     return (
@@ -143,12 +153,8 @@ def _unreadable(unreadable: Unreadable) -> str:
     """What reading the prediction log skipped: lines by reason, values read as missing."""
     if not unreadable.lines and not unreadable.values:
         return ""
-    lines = "".join(
-        f"<tr>{_cell(reason)}{_cell(count)}</tr>" for reason, count in unreadable.lines.items()
-    )
-    values = "".join(
-        f"<tr>{_cell(column)}{_cell(count)}</tr>" for column, count in unreadable.values.items()
-    )
+    lines = "".join(_row(reason, count) for reason, count in unreadable.lines.items())
+    values = "".join(_row(column, count) for column, count in unreadable.values.items())
     examples = "".join(f"<li>{html.escape(where)}</li>" for where in unreadable.examples)
     return (
         f"<h3>Unreadable input</h3><p>{unreadable.lines_read} lines of the prediction log read, "
@@ -164,77 +170,78 @@ def _unreadable(unreadable: Unreadable) -> str:
     )
 
 
-def render_html(summary: MonitorSummary, reference: Reference, current: pd.DataFrame) -> str:
-    """The report page for ``summary``, with one distribution plot per tested column."""
-    status = (
-        '<p class="status good">no threshold crossed</p>'
-        if summary.passed
-        else '<p class="status bad">alerts:</p><ul>'
-        + "".join(f"<li>{html.escape(a)}</li>" for a in summary.alerts)
-        + "</ul>"
-    )
-    columns = list(summary.features) + ([summary.prediction] if summary.prediction else [])
+def _status(summary: MonitorSummary) -> str:
+    if summary.passed:
+        return '<p class="status good">no threshold crossed</p>'
+    alerts = "".join(f"<li>{html.escape(alert)}</li>" for alert in summary.alerts)
+    return f'<p class="status bad">alerts:</p><ul>{alerts}</ul>'
+
+
+def _plots(columns: list[ColumnDrift], reference: Reference, current: pd.DataFrame) -> str:
     # Drifted columns first, then by effect size; each plot takes a moment to draw.
     ranked = sorted(columns, key=lambda c: (not c.drifted, -(c.effect or 0.0)))[:MAX_PLOTS]
-    plots = "".join(_figure(c, reference.sample[c.column], current[c.column]) for c in ranked)
+    plots = "".join(_figure_html(c, reference.sample[c.column], current[c.column]) for c in ranked)
     if len(columns) > MAX_PLOTS:
         plots += f"<p>{len(columns) - MAX_PLOTS} more columns, not drifted, are not plotted.</p>"
-    quality = ""
-    if summary.quality is not None:
-        q = summary.quality
-        quality = (
-            "<h2>Model quality</h2><table><tr><th>metric</th><th>reference</th><th>current</th>"
-            f"<th>labelled rows</th></tr><tr>{_cell(q.metric)}{_cell(q.reference)}"
-            f"{_cell(q.current)}{_cell(q.labelled_rows)}</tr></table>"
+    return plots
+
+
+def _quality(quality: ModelQuality | None) -> str:
+    if quality is None:
+        return ""
+    head = _head("metric", "reference", "current", "labelled rows")
+    row = _row(quality.metric, quality.reference, quality.current, quality.labelled_rows)
+    return f"<h2>Model quality</h2><table>{head}{row}</table>"
+
+
+def _shadow(shadow: ShadowComparison | None) -> str:
+    if shadow is None:
+        return ""
+    head = _head("rows", "agreement", "mean |difference|")
+    row = _row(shadow.rows, shadow.agreement, shadow.mean_abs_difference)
+    drift = _drift_table([shadow.champion, shadow.challenger])
+    return f"<h2>Shadow model</h2><table>{head}{row}</table>{drift}"
+
+
+def _canary(canary: CanaryComparison | None) -> str:
+    if canary is None:
+        return ""
+    head = _head("served by", "versions", "rows", "metric", "value", "labelled rows")
+    rows = "".join(
+        _row(
+            arm.served_by,
+            ", ".join(arm.model_versions),
+            arm.rows,
+            *(
+                (arm.quality.metric, arm.quality.current, arm.quality.labelled_rows)
+                if arm.quality
+                else (None, None, None)
+            ),
         )
-    shadow = ""
-    if summary.shadow is not None:
-        s = summary.shadow
-        shadow = (
-            "<h2>Shadow model</h2><table><tr><th>rows</th><th>agreement</th>"
-            f"<th>mean |difference|</th></tr><tr>{_cell(s.rows)}{_cell(s.agreement)}"
-            f"{_cell(s.mean_abs_difference)}</tr></table>"
-            + _drift_table([s.champion, s.challenger])
-        )
-    canary = ""
-    if summary.canary is not None:
-        canary = (
-            f"<h2>Canary release ({100 * summary.canary.share:.1f}% of rows)</h2><table>"
-            + _head("served by", "versions", "rows", "metric", "value", "labelled rows")
-            + "".join(
-                "<tr>"
-                + "".join(
-                    _cell(v)
-                    for v in (
-                        arm.served_by,
-                        ", ".join(arm.model_versions),
-                        arm.rows,
-                        arm.quality.metric if arm.quality else None,
-                        arm.quality.current if arm.quality else None,
-                        arm.quality.labelled_rows if arm.quality else None,
-                    )
-                )
-                + "</tr>"
-                for arm in summary.canary.arms
-            )
-            + "</table>"
-        )
-    unreadable = _unreadable(summary.unreadable)
-    dq_head = _head("column", "missing (reference)", "missing (current)", "out of range / unseen")
-    dq_rows = "".join(
-        "<tr>"
-        + "".join(
-            _cell(v) for v in (d.column, d.missing_reference, d.missing_current, d.out_of_range)
-        )
-        + "</tr>"
-        for d in summary.data_quality
+        for arm in canary.arms
     )
+    return f"<h2>Canary release ({100 * canary.share:.1f}% of rows)</h2><table>{head}{rows}</table>"
+
+
+def _data_quality(rows: list[DataQuality]) -> str:
+    head = _head("column", "missing (reference)", "missing (current)", "out of range / unseen")
+    body = "".join(
+        _row(d.column, d.missing_reference, d.missing_current, d.out_of_range) for d in rows
+    )
+    return f"<h2>Data quality</h2><table>{head}{body}</table>"
+
+
+def render_html(summary: MonitorSummary, reference: Reference, current: pd.DataFrame) -> str:
+    """The report page for ``summary``, with one distribution plot per tested column."""
+    columns = list(summary.features) + ([summary.prediction] if summary.prediction else [])
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>Monitoring report</title><style>{STYLE}</style></head><body>"
         f"<h1>Monitoring report</h1><p>{summary.current_rows} current rows against "
         f"{summary.reference_rows} reference rows, {html.escape(summary.generated_at)}</p>"
-        f"{status}<h2>Drift</h2>{_drift_table(columns)}{quality}{shadow}{canary}"
-        f"<h2>Data quality</h2><table>{dq_head}{dq_rows}</table>{unreadable}"
-        f"<h2>Distributions</h2><div class='plots'>{plots}</div></body></html>\n"
+        f"{_status(summary)}<h2>Drift</h2>{_drift_table(columns)}{_quality(summary.quality)}"
+        f"{_shadow(summary.shadow)}{_canary(summary.canary)}{_data_quality(summary.data_quality)}"
+        f"{_unreadable(summary.unreadable)}"
+        f"<h2>Distributions</h2><div class='plots'>{_plots(columns, reference, current)}</div>"
+        "</body></html>\n"
     )

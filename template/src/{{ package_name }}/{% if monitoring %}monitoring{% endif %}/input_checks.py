@@ -48,7 +48,7 @@ class InputChecks:
 
     @classmethod
     def from_summary(cls, summary: dict[str, Any]) -> InputChecks:
-        """From a reference profile's summary (``monitoring/reference.py``); empty: no checks."""
+        """From a reference profile's summary (``monitoring/profile.py``); empty: no checks."""
         numeric: dict[str, Any] = summary.get("numeric", {})
         categorical: dict[str, Any] = summary.get("categorical", {})
         deciles = summary.get("prediction", {}).get("deciles")

@@ -9,12 +9,13 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import Params, Settings
+from ..core.rows import PREDICTION
 from ..core.schema import DataSchema, DataValidationError, feature_frame
 from ..io.data import read_json, read_table, write_json, write_text
 from .feedback import CONFLICT, join_feedback
 from .html_report import render_html
 from .prediction_log import Unreadable, read_log
-from .reference import PREDICTION, load_reference
+from .profile import load_reference
 from .report import MonitorSummary, build_summary
 from .settings import MonitoringSettings
 

@@ -54,7 +54,6 @@ from .settings import MonitoringSettings
 Array = np.ndarray[Any, Any]
 REQUEST_ID = "request_id"
 ROW = "row"
-PREDICTION = "prediction"
 CHALLENGER = "challenger_prediction"
 CHALLENGER_VERSION = "challenger_version"
 CHALLENGER_ERROR = "challenger_error"

@@ -42,7 +42,7 @@ import orjson
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from ..core.rows import Row
+from ..core.rows import PREDICTION, Row
 from . import log_writer
 from .input_checks import Counts, InputChecks
 from .log_writer import (
@@ -50,7 +50,6 @@ from .log_writer import (
     CHALLENGER_PREDICTIONS,
     CHALLENGER_VERSION,
     INPUTS,
-    PREDICTION,
     PREDICTIONS,
     REQUEST_ID,
     ROW,

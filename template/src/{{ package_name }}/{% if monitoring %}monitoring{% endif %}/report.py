@@ -14,13 +14,13 @@ import pandas as pd
 from pydantic import BaseModel, Field
 from sklearn import metrics as skm
 
-from ..config import MonitorParams
+from ..config import CHAMPION, MonitorParams
 from ..core.metrics import improvement
+from ..core.rows import PREDICTION
 from .drift import LARGEST, ColumnDrift, Kind, column_drift
-from .prediction_log import Unreadable
-from .reference import PREDICTION, Reference
+from .prediction_log import CHALLENGER, Unreadable
+from .profile import Reference
 
-CHALLENGER = "challenger_prediction"
 SERVED_BY = "served_by"
 CANARY = "canary"
 
@@ -177,7 +177,7 @@ def _shadow(
     if both.empty:
         return None
     kind: Kind = "categorical" if reference.prediction_type == "categorical" else "numeric"
-    effect = params.min_effect.categorical if kind == "categorical" else params.min_effect.numeric
+    effect = _min_effect(params, kind)
     ref_predictions = reference.sample[PREDICTION]
     champion, challenger = both[PREDICTION], both[CHALLENGER]
     agreement = difference = None
@@ -205,7 +205,7 @@ def _canary(
     if SERVED_BY not in current.columns or not (current[SERVED_BY] == CANARY).any():
         return None
     arms = []
-    for role in ("champion", CANARY):
+    for role in (CHAMPION, CANARY):
         rows = current[current[SERVED_BY] == role]
         logged = rows.get("model_version", pd.Series(dtype=object))
         versions = sorted(logged.dropna().astype(str).unique().tolist())
@@ -282,6 +282,48 @@ def _canary_alerts(canary: CanaryComparison, max_drop: float) -> list[str]:
     ]
 
 
+def _min_effect(params: MonitorParams, kind: Kind) -> float:
+    return params.min_effect.categorical if kind == "categorical" else params.min_effect.numeric
+
+
+def _feature_drift(
+    reference: Reference, current: pd.DataFrame, params: MonitorParams, skip: Collection[str]
+) -> list[ColumnDrift]:
+    kinds: list[tuple[Kind, list[str]]] = [
+        ("numeric", reference.numeric),
+        ("categorical", reference.categorical),
+    ]
+    return [
+        column_drift(
+            name,
+            kind,
+            reference.sample[name],
+            current[name],
+            params.p_value,
+            _min_effect(params, kind),
+        )
+        for kind, names in kinds
+        for name in names
+        if name not in skip
+    ]
+
+
+def _prediction_drift(
+    reference: Reference, current: pd.DataFrame, params: MonitorParams
+) -> ColumnDrift | None:
+    if PREDICTION not in current.columns:
+        return None
+    kind: Kind = "categorical" if reference.prediction_type == "categorical" else "numeric"
+    return column_drift(
+        PREDICTION,
+        kind,
+        reference.sample[PREDICTION],
+        current[PREDICTION],
+        params.p_value,
+        _min_effect(params, kind),
+    )
+
+
 def build_summary(
     reference: Reference,
     current: pd.DataFrame,
@@ -296,34 +338,7 @@ def build_summary(
     ``skip`` names features not to check, e.g. those the prediction log drops or hashes;
     ``unreadable``: what reading the prediction log skipped.
     """
-    kinds: list[tuple[Kind, list[str]]] = [
-        ("numeric", reference.numeric),
-        ("categorical", reference.categorical),
-    ]
-    features = [
-        column_drift(
-            name,
-            kind,
-            reference.sample[name],
-            current[name],
-            params.p_value,
-            params.min_effect.numeric if kind == "numeric" else params.min_effect.categorical,
-        )
-        for kind, names in kinds
-        for name in names
-        if name not in skip
-    ]
-    prediction = None
-    if PREDICTION in current.columns:
-        kind: Kind = "categorical" if reference.prediction_type == "categorical" else "numeric"
-        prediction = column_drift(
-            PREDICTION,
-            kind,
-            reference.sample[PREDICTION],
-            current[PREDICTION],
-            params.p_value,
-            params.min_effect.categorical if kind == "categorical" else params.min_effect.numeric,
-        )
+    features = _feature_drift(reference, current, params, skip)
     quality = (
         _model_quality(current, target, params.quality_metric, reference_metrics)
         if PREDICTION in current.columns
@@ -334,7 +349,7 @@ def build_summary(
         current_rows=len(current),
         reference_rows=len(reference.sample),
         features=features,
-        prediction=prediction,
+        prediction=_prediction_drift(reference, current, params),
         data_quality=_data_quality(reference, current, skip),
         quality=quality,
         shadow=_shadow(reference, current, params),

@@ -24,16 +24,15 @@ from threadpoolctl import threadpool_limits
 from ..config import get_settings
 from ..predict import resolve_model_uri
 from ..redaction import install_log_redaction, redact
-from . import errors, metrics
+from . import errors, telemetry
 from .access_log import AccessLog
 from .auth import Guard, Scope
 from .deps import ApiKeyCheck
 from .logs import ACCESS_LOGGER
 from .middleware import RequestMiddleware
-from .model import ModelHolder, ModelUnavailableError, load_model
+from .model import ModelHolder, ModelUnavailableError, load_served_model
 from .predictor import Predictor, ScoringError
-from .routes import docs, health, invocations, predict
-from .routes import metrics as metrics_route
+from .routes import docs, health, invocations, predict, prometheus
 from .settings import ServingSettings
 
 logger = logging.getLogger(__name__)
@@ -49,7 +48,7 @@ def load_holder(settings: ServingSettings) -> ModelHolder:
     mlflow.set_tracking_uri(project.mlflow_tracking_uri)
     uri = resolve_model_uri(settings.model_uri or None, project.model_name)
     try:
-        model = load_model(
+        model = load_served_model(
             uri,
             max_batch_size=settings.max_batch_size,
             allow_missing=settings.allow_missing,
@@ -102,7 +101,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     gc.collect()
     gc.freeze()
     model = holder.active
-    metrics.set_model(
+    telemetry.set_model(
         model.version if model else None,
         model.uri if model else None,
         fallback=model is not None and model is holder.fallback,
@@ -168,7 +167,7 @@ def scoped_routers(extension: ModuleType | None) -> list[tuple[APIRouter, Scope 
         (health.router, None),
         (predict.router, "score"),
         (invocations.router, "score"),
-        (metrics_route.router, "metrics"),
+        (prometheus.router, "metrics"),
         (docs.router, "docs"),
     ]
     extra = extension.ROUTERS if extension else []

@@ -1,13 +1,9 @@
 """API keys and their rate limit: who may call which route, and how often.
 
-A key is a random token (``new_key``) that the client sends as ``Authorization: Bearer <key>``
-or ``X-API-Key: <key>``. The service holds only its SHA-256 digest, in entries
-``<name>:<scope>[,<scope>...]:sha256:<hex digest>`` separated by spaces or new lines
-(``SERVING_API_KEYS``, or the lines of the file ``SERVING_API_KEYS_FILE``, ``#`` comments
-allowed), so neither the environment nor a manifest holds a usable key. The keys are 256 random
-bits: a plain digest cannot be reversed, and a slow password hash would only slow requests.
-Digests are compared in constant time; answers and logs name a key by its name, never by its
-value.
+The service holds only each key's SHA-256 digest (``SERVING_API_KEYS``, ``SERVING_API_KEYS_FILE``),
+so neither the environment nor a manifest holds a usable key. Keys are 256 random bits: a plain
+digest cannot be reversed, and a slow password hash would only slow requests. Digests are
+compared in constant time; answers and logs name a key by its name, never by its value.
 """
 
 from __future__ import annotations
@@ -148,8 +144,8 @@ class RateLimiter:
     """A token bucket per key name, in this worker's memory.
 
     Written here rather than taken from ``limits``: that library has no token bucket (a rate
-    with a burst is what the setting says), its in-memory storage starts a timer thread every
-    10 ms while requests arrive, and its moving window keeps an entry per request. A bucket is
+    with a burst is what the setting says), its in-memory storage runs a timer thread while
+    requests arrive, and its moving window keeps an entry per request. A bucket is
     two numbers per key, and runs on the event loop, so it needs no lock.
     """
 

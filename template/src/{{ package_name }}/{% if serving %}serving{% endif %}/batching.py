@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..core.rows import Row
-from . import metrics
+from . import telemetry
 from .model import LoadedModel, Scored
 
 
@@ -46,7 +46,7 @@ class MicroBatcher:
 
     def _flush(self, key: int) -> None:
         model, batch = self._queues.pop(key)
-        metrics.BATCH_REQUESTS.observe(len(batch))
+        telemetry.BATCH_REQUESTS.observe(len(batch))
         if len(batch) > 1:
             try:
                 scored = model.score([row for w in batch for row in w.rows])

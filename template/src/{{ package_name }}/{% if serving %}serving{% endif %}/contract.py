@@ -1,7 +1,7 @@
 """The request contract, built from the model's signature: one typed field per feature.
 
 Validation runs in pydantic-core (JSON parsing included), so a bad request is rejected with
-the field and the reason before any pandas work, and a good one costs microseconds.
+the field and the reason before any pandas work is done for it.
 """
 
 from __future__ import annotations

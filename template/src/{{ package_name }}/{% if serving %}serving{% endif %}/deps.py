@@ -19,7 +19,7 @@ from .predictor import Predictor
 from .settings import ServingSettings
 
 
-async def get_settings(request: Request) -> ServingSettings:
+async def get_serving_settings(request: Request) -> ServingSettings:
     settings: ServingSettings = request.app.state.settings
     return settings
 
@@ -58,7 +58,7 @@ async def json_body(request: Request) -> None:
     media_type(request, JSON)
 
 
-SettingsDep = Annotated[ServingSettings, Depends(get_settings)]
+SettingsDep = Annotated[ServingSettings, Depends(get_serving_settings)]
 HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 

@@ -1,12 +1,9 @@
 """Request limits enforced while parsing, and large bodies parsed off the event loop.
 
-A body is at most ``SERVING_MAX_BODY_BYTES``, but a few megabytes of ``{},`` or ``[0],`` become
-millions of Python objects in a generic JSON parser (hundreds of MB, seconds of CPU) before
-any row count is checked. So a JSON body with more commas than a body within the limits can
-hold (rows x columns) is first read by a typed msgspec decoder that refuses, as it reads, any
-row that is not an object of about the model's width, any nested value and any oversized text:
-such a body is refused at its first row out of shape. Other bodies go straight to the usual
-validation. CSV is read row by row and stops one row past the limit (``protocol.py``).
+A few megabytes of ``{},`` or ``[0],`` become millions of Python objects in a generic JSON
+parser before any row count is checked. So a JSON body with more commas than the limits allow
+is first read by a typed msgspec decoder that refuses it at its first row out of shape; other
+bodies go straight to the usual validation. CSV stops one row past the limit (``protocol.py``).
 """
 
 from __future__ import annotations

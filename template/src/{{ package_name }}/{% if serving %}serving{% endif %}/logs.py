@@ -8,7 +8,7 @@ from typing import Any
 
 from ..redaction import RedactionFilter
 
-REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
+CURRENT_REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
 ACCESS_LOGGER = f"{__package__}.access"
 
 
@@ -16,7 +16,7 @@ class RequestIdFilter(logging.Filter):
     """Adds ``request_id`` to every record logged while a request is served."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = REQUEST_ID.get()
+        record.request_id = CURRENT_REQUEST_ID.get()
         record.__dict__.pop("color_message", None)  # uvicorn's ANSI-coloured copy
         return True
 

@@ -1,13 +1,8 @@
 """One ASGI middleware for every HTTP request: request id, limits, unexpected errors, metrics
 and access log.
 
-Limits: the body's size (413) and the time it takes to arrive (408, connection closed); the
-requests in flight in this worker (503 with ``Retry-After`` above ``SERVING_MAX_CONCURRENCY``;
-``/health`` and ``/metrics`` are always answered). An exception no route handled becomes a
-503 with ``Retry-After`` and a log line (redacted by the log handler's filter), never a 500.
-
-Written as plain ASGI (not ``BaseHTTPMiddleware``), which would cost a task and a queue per
-request on the hot path.
+An exception no route handled becomes a 503 with ``Retry-After`` and a redacted log line, never
+a 500. Written as plain ASGI: ``BaseHTTPMiddleware`` adds a task and a queue to every request.
 """
 
 from __future__ import annotations
@@ -23,9 +18,9 @@ from typing import Any
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import metrics
+from . import telemetry
 from .access_log import AccessLog
-from .logs import REQUEST_ID
+from .logs import CURRENT_REQUEST_ID
 
 logger = logging.getLogger(__name__)
 HEADER = b"x-request-id"
@@ -162,7 +157,7 @@ class RequestMiddleware:
         headers = dict(scope["headers"])
         given = headers.get(HEADER, b"")
         request_id = given.decode() if VALID_ID.fullmatch(given) else uuid.uuid4().hex
-        token = REQUEST_ID.set(request_id)
+        token = CURRENT_REQUEST_ID.set(request_id)
         status = 500
         started = False
 
@@ -192,7 +187,7 @@ class RequestMiddleware:
             self.in_flight -= counted
             body.close()
             self._record(scope, status, time.perf_counter() - start, request_id)
-            REQUEST_ID.reset(token)
+            CURRENT_REQUEST_ID.reset(token)
 
     async def _serve(
         self,
@@ -222,8 +217,8 @@ class RequestMiddleware:
         route = scope.get("route")
         template = getattr(route, "path", "unmatched")
         labels = {"route": template, "method": scope["method"], "status": str(status)}
-        metrics.REQUESTS.labels(**labels).inc()
-        metrics.LATENCY.labels(**labels).observe(elapsed)
+        telemetry.REQUESTS.labels(**labels).inc()
+        telemetry.LATENCY.labels(**labels).observe(elapsed)
         if self.access_log is not None:
             method, path = scope["method"], scope["path"]
             self.access_log.add(request_id, method, path, template, status, elapsed)

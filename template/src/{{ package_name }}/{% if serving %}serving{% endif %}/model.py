@@ -163,7 +163,7 @@ def compile_checked(pipeline: Any, contract: Contract) -> CompiledPipeline | Non
     return compiled
 
 
-def load_model(
+def load_served_model(
     uri: str,
     *,
     max_batch_size: int,

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..core.rows import Row
 from ..redaction import redact
-from . import metrics
+from . import telemetry
 from .batching import MicroBatcher
 from .model import LoadedModel, ModelHolder, Scored
 
@@ -128,5 +128,5 @@ class Predictor:
         logger.exception("model %s failed; the fallback answers from now on", model.version)
         holder.primary = None
         holder.error = redact(f"model {model.version} failed to predict: {error!r}")
-        metrics.FALLBACK.set(1)
+        telemetry.FALLBACK.set(1)
         return holder.fallback

@@ -1,1 +1,1 @@
-"""One router per file: health, predict, invocations, metrics (and feedback, with monitoring)."""
+"""One router per file: health, predict, invocations, prometheus (``/metrics``), feedback."""

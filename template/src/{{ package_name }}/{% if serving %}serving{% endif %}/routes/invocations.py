@@ -14,11 +14,11 @@ from ..contract import Contract
 from ..deps import CSV, JSON, PredictorDep, media_type
 from ..errors import located
 from ..limits import parse_large_in_thread
-from ..logs import REQUEST_ID
-from ..metrics import ROWS
+from ..logs import CURRENT_REQUEST_ID
 from ..plain_json import Array
 from ..protocol import records_from_csv, records_from_json
 from ..schemas import ERRORS, InvocationsResponse
+from ..telemetry import ROWS
 
 router = APIRouter(tags=["predict"])
 ROUTE = "/invocations"
@@ -42,7 +42,7 @@ BODY = {
 async def invocations(request: Request, predictor: PredictorDep) -> Response:
     """Score ``dataframe_records``, ``dataframe_split``, ``instances``, ``inputs`` or CSV."""
     media = media_type(request, JSON, CSV)
-    request_id = REQUEST_ID.get()
+    request_id = CURRENT_REQUEST_ID.get()
     model = predictor.model()
     contract = model.contract
     body = await request.body()

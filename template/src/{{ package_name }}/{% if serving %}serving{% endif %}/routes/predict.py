@@ -12,9 +12,9 @@ from pydantic import ValidationError
 from ..deps import JSON, PredictorDep, media_type
 from ..errors import located
 from ..limits import parse_large_in_thread
-from ..logs import REQUEST_ID
-from ..metrics import ROWS
+from ..logs import CURRENT_REQUEST_ID
 from ..schemas import ERRORS, PredictResponse
+from ..telemetry import ROWS
 
 router = APIRouter(tags=["predict"])
 ROUTE = "/predict"
@@ -38,7 +38,7 @@ BODY = {
 async def predict(request: Request, predictor: PredictorDep) -> Response:
     """Score a batch of rows; every feature of the model is required in each row."""
     media_type(request, JSON)
-    request_id = REQUEST_ID.get()
+    request_id = CURRENT_REQUEST_ID.get()
     model = predictor.model()
     body = await request.body()
     try:

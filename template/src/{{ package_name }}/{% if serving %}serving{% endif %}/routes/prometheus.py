@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from .. import metrics
+from .. import telemetry
 
 router = APIRouter(tags=["monitoring"])
 
@@ -12,4 +12,4 @@ router = APIRouter(tags=["monitoring"])
 @router.get("/metrics", response_class=Response)
 async def prometheus() -> Response:
     """Request counts, latency histograms, rows scored and the model version."""
-    return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
+    return Response(telemetry.exposition(), media_type=telemetry.CONTENT_TYPE)

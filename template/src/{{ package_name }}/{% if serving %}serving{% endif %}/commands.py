@@ -1,4 +1,4 @@
-"""The ``serve`` and ``export-model`` commands; ``register`` adds them to the project's CLI."""
+"""The ``serve``, ``export-model`` and ``api-key`` commands, added to the project's CLI."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 
-def serve(
+def serve_command(
     host: Annotated[str | None, typer.Option(help="Interface (default SERVING_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default SERVING_PORT)")] = None,
     workers: Annotated[
@@ -20,12 +20,12 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the model over HTTP (FastAPI + uvicorn); settings come from SERVING_* variables."""
-    from .server import serve as run_server
+    from .server import serve
     from .settings import ServingSettings
 
     overrides: dict[str, Any] = {"host": host, "port": port, "workers": workers, "model_uri": model}
     # Options given on the command line win over the environment.
-    run_server(ServingSettings(**{k: v for k, v in overrides.items() if v is not None}))
+    serve(ServingSettings(**{k: v for k, v in overrides.items() if v is not None}))
 
 
 def export_command(
@@ -37,17 +37,20 @@ def export_command(
             help="Folder to write; an existing one is replaced only if an export wrote it",
         ),
     ] = Path("models/champion"),
-    alias: Annotated[str, typer.Option(help="Registry alias to export")] = "champion",
+    alias: Annotated[
+        str | None, typer.Option(help="Registry alias to export (default: the champion)")
+    ] = None,
 ) -> None:
     """Copy the registered model with ALIAS into a folder (to bake into an image)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from ..config import get_settings
+    from ..config import CHAMPION, get_settings
     from ..io.model_loader import UnsafeModelError
     from ..redaction import redact
     from .export import export_model
 
+    alias = alias or CHAMPION
     settings = get_settings()
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     try:
@@ -86,8 +89,8 @@ def new_api_key(
     typer.echo(f"  {entry}")
 
 
-def register(app: typer.Typer) -> None:
+def add_commands(app: typer.Typer) -> None:
     """Add ``serve``, ``export-model`` and ``api-key`` to ``app``."""
-    app.command()(serve)
+    app.command("serve")(serve_command)
     app.command("export-model")(export_command)
     app.add_typer(api_keys, name="api-key")

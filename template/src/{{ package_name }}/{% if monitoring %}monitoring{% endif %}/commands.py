@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .report import MonitorSummary
 
 # 0: no threshold crossed. The scheduled job (ci/monitor.sh) retrains on 1 and fails on others.
 EXIT_ALERT = 1
@@ -49,6 +54,28 @@ def monitor(
     """
     from rich.console import Console
 
+    console = Console(stderr=True)
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    summary, html_path, json_path = _run(current, model, output_dir, since, console)
+    _print_outcome(summary)
+    typer.echo(f"report: {html_path}\nsummary: {json_path}")
+    if summary.alerts:
+        for alert in summary.alerts:
+            console.print(f"[red]ALERT[/red] {alert}", highlight=False)
+        raise typer.Exit(code=EXIT_ALERT)
+    typer.echo("no monitoring threshold crossed")
+
+
+def _run(
+    current: Path,
+    model: str | None,
+    output_dir: Path | None,
+    since: datetime | None,
+    console: Console,
+) -> tuple[MonitorSummary, Path, Path]:
+    """The summary and the paths of the report and summary files; exits 2 on unusable input,
+    3 on a failure of monitor itself."""
     from ..config import get_settings, load_params
     from ..core.schema import DataValidationError, load_schema
     from .job import UnusableInputError, run_monitor
@@ -57,9 +84,8 @@ def monitor(
     settings = get_settings()
     params = load_params(settings.params_file)
     monitoring = get_monitoring_settings()
-    console = Console(stderr=True)
     try:
-        summary, html_path, json_path = run_monitor(
+        return run_monitor(
             current,
             params,
             load_schema(params.paths.schema_file),
@@ -67,7 +93,7 @@ def monitor(
             monitoring,
             model=model,
             output_dir=output_dir or monitoring.report_dir,
-            since=since if since is None or since.tzinfo else since.replace(tzinfo=UTC),
+            since=since,
         )
     except (UnusableInputError, DataValidationError, FileNotFoundError) as error:
         console.print(f"[red]monitor:[/red] {current}: {error}", markup=True, highlight=False)
@@ -75,6 +101,10 @@ def monitor(
     except Exception:  # a bug; Python's exit code for it, 1, would read as a threshold breach
         console.print_exception()
         raise typer.Exit(code=EXIT_FAILED) from None
+
+
+def _print_outcome(summary: MonitorSummary) -> None:
+    """What was checked, and what could not be: conflicting labels, unreadable lines, values."""
     drifted = ", ".join(summary.drifted_features) or "none"
     typer.echo(f"{summary.current_rows} rows checked; drifted features: {drifted}")
     if summary.feedback_conflicts:
@@ -85,12 +115,6 @@ def monitor(
     if summary.unreadable.values:
         values = ", ".join(f"{name}: {n}" for name, n in summary.unreadable.values.items())
         typer.echo(f"values that are not finite numbers, read as missing: {values}")
-    typer.echo(f"report: {html_path}\nsummary: {json_path}")
-    if summary.alerts:
-        for alert in summary.alerts:
-            console.print(f"[red]ALERT[/red] {alert}", highlight=False)
-        raise typer.Exit(code=EXIT_ALERT)
-    typer.echo("no monitoring threshold crossed")
 
 
 def feedback(
@@ -120,7 +144,7 @@ def feedback(
     typer.echo(f"recorded {count} label(s) in {settings.feedback_path}")
 
 
-def register(app: typer.Typer) -> None:
+def add_commands(app: typer.Typer) -> None:
     """Add the monitoring commands to ``app``."""
     app.command()(monitor)
     app.command()(feedback)
