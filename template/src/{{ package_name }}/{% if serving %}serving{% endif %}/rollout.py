@@ -201,8 +201,11 @@ def install_fallback(
             holder.fallback = _load(f"models:/{model_name}/{previous}", serving)
         except Exception as error:  # then the baseline, if chosen
             logger.error("previous version not loadable", extra={"reason": redact(str(error))})
-    if holder.fallback is None and chosen == "baseline" and training is not None:
-        holder.fallback = baseline_model(training, serving)
+    if holder.fallback is None and chosen == "baseline":
+        if training is None:
+            logger.error("no baseline: it is fitted on the reference profile, and there is none")
+        else:
+            holder.fallback = baseline_model(training, serving)
     if holder.fallback is not None:
         logger.warning(
             "champion unavailable, serving the fallback",
