@@ -448,7 +448,7 @@ def registry_with_password(context: Context) -> None:
 
 
 def registry_with_password_baseline_chosen(context: Context) -> None:
-    """The operator chose the baseline (``SERVING_FALLBACK=baseline``): it may answer, and
+    """The operator chose the baseline (``SERVING_ROLLOUT_FALLBACK=baseline``): it may answer, and
     must say so; the password still stays in."""
     ready, scored = readiness_and_scoring(context)
     body = ready.json() or {}
@@ -532,8 +532,8 @@ def main_settings(lab: Lab) -> dict[str, str]:
     return {
         "SERVING_BODY_TIMEOUT": SERVER_TIMEOUT,
         "SERVING_TIMEOUT_KEEP_ALIVE": SERVER_TIMEOUT,
-        "MONITORING_CHALLENGER_URI": str(challenger),
-        "MONITORING_CANARY_SHARE": "0.5",
+        "SERVING_ROLLOUT_CHALLENGER_URI": str(challenger),
+        "SERVING_ROLLOUT_CANARY_SHARE": "0.5",
     }
 
 
@@ -584,7 +584,8 @@ def plain_settings(lab: Lab) -> dict[str, str]:
 MAIN = ServerSpec("main", main_settings)
 REGISTRY = ServerSpec("registry", registry_settings)
 REGISTRY_BASELINE = ServerSpec(
-    "registry-baseline", lambda lab: registry_settings(lab) | {"SERVING_FALLBACK": "baseline"}
+    "registry-baseline",
+    lambda lab: registry_settings(lab) | {"SERVING_ROLLOUT_FALLBACK": "baseline"},
 )
 MODEL_URI = ServerSpec("model-uri", model_uri_settings)
 PICKLE_SERVING = ServerSpec(
@@ -592,7 +593,7 @@ PICKLE_SERVING = ServerSpec(
 )
 PICKLE_CHALLENGER = ServerSpec(
     "pickle-challenger",
-    lambda lab: {"MONITORING_CHALLENGER_URI": str(pickle_folder(lab, "challenger"))},
+    lambda lab: {"SERVING_ROLLOUT_CHALLENGER_URI": str(pickle_folder(lab, "challenger"))},
 )
 PICKLE_ALIAS = ServerSpec("pickle-alias", alias_settings, copy="alias")
 HASH = ServerSpec("hash", hash_settings)
@@ -652,7 +653,7 @@ SERVICE_ATTACKS = [
     Attack(
         "secret-tracking-uri-baseline",
         "2, 3",
-        "the same, SERVING_FALLBACK=baseline chosen",
+        "the same, SERVING_ROLLOUT_FALLBACK=baseline chosen",
         registry_with_password_baseline_chosen,
         REGISTRY_BASELINE,
     ),
@@ -673,7 +674,7 @@ SERVICE_ATTACKS = [
     Attack(
         "pickle-challenger-uri",
         "6",
-        "MONITORING_CHALLENGER_URI: a cloudpickle model",
+        "SERVING_ROLLOUT_CHALLENGER_URI: a cloudpickle model",
         lambda c: marker_absent(c, marker(c.lab, "challenger")),
         PICKLE_CHALLENGER,
     ),

@@ -169,6 +169,7 @@ FEATURES = (
             "src/{pkg}/serving/model.py",
             "src/{pkg}/serving/plain_json.py",
             "src/{pkg}/serving/predictor.py",
+            "src/{pkg}/serving/rollout.py",
             "src/{pkg}/serving/routes/__init__.py",
             "src/{pkg}/serving/routes/docs.py",
             "src/{pkg}/serving/routes/invocations.py",
@@ -179,11 +180,12 @@ FEATURES = (
             "tests/test_compiled.py",
             "tests/test_limits.py",
             "tests/test_middleware.py",
+            "tests/test_rollout.py",
             "tests/test_server.py",
         ),
         ("src/{pkg}/serving/",),
     ),
-    # Monitoring inside the service (issue 5): prediction log, live metrics, shadow, fallback.
+    # Monitoring inside the service (issue 5): prediction log, live metrics, shadow scores.
     Feature(
         "live monitoring",
         lambda a: a["serving"] and a["monitoring"],

@@ -172,3 +172,112 @@ def test_interactive_update_with_skip_answered_does_not_ask_the_renamed_question
     assert "scikit-learn estimator" not in transcript.getvalue(), transcript.getvalue()[-2000:]
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers.get("estimator") == "random_forest", answers
+
+
+migrate_rename_setting = load_hook("migrate_rename_setting")
+RENAMES = {
+    "SERVING_FALLBACK": "SERVING_ROLLOUT_FALLBACK",
+    "MONITORING_CANARY_SHARE": "SERVING_ROLLOUT_CANARY_SHARE",
+}
+COMPOSE = """\
+services:
+  api:
+    environment:
+      SERVING_FALLBACK: baseline
+      MONITORING_CANARY_SHARE: "0.1"
+      MY_SERVING_FALLBACK: kept
+      SERVING_FALLBACK_NOTE: kept
+"""
+
+
+def test_setting_rename_replaces_whole_names_only() -> None:
+    migrated, kept = migrate_rename_setting.rename_settings(COMPOSE, RENAMES)
+
+    assert migrated == COMPOSE.replace(
+        "      SERVING_FALLBACK:", "      SERVING_ROLLOUT_FALLBACK:"
+    ).replace("MONITORING_CANARY_SHARE:", "SERVING_ROLLOUT_CANARY_SHARE:"), migrated
+    assert kept == []
+
+
+def test_setting_rename_is_idempotent() -> None:
+    once, _ = migrate_rename_setting.rename_settings(COMPOSE, RENAMES)
+
+    assert migrate_rename_setting.rename_settings(once, RENAMES) == (once, [])
+
+
+def test_setting_rename_keeps_an_old_name_beside_its_new_one() -> None:
+    """Renaming would set the same key twice in one mapping: the user decides."""
+    both = COMPOSE + "      SERVING_ROLLOUT_FALLBACK: none\n"
+
+    migrated, kept = migrate_rename_setting.rename_settings(both, RENAMES)
+
+    assert kept == ["SERVING_FALLBACK"]
+    assert "      SERVING_FALLBACK: baseline\n" in migrated
+    assert "SERVING_ROLLOUT_CANARY_SHARE" in migrated
+
+
+def test_setting_rename_script_touches_only_deployment_files(tmp_path: Path) -> None:
+    # given the old names in project files, one with Windows line endings, and in .env
+    (tmp_path / "compose.yaml").write_bytes(COMPOSE.replace("\n", "\r\n").encode())
+    (tmp_path / "deploy/k8s/base").mkdir(parents=True)
+    (tmp_path / "deploy/k8s/base/api.yaml").write_text("- name: MONITORING_CANARY_SHARE\n")
+    (tmp_path / ".env").write_text("SERVING_FALLBACK=none\n")
+    (tmp_path / "ops").mkdir()
+    (tmp_path / "ops/blob").write_bytes(b"\xff\xfeSERVING_FALLBACK")
+    argv = ["--root", str(tmp_path), *(f"{old}={new}" for old, new in RENAMES.items())]
+
+    # when the migration runs twice
+    assert migrate_rename_setting.main(argv) == 0
+    first = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    assert migrate_rename_setting.main(argv) == 0
+
+    # then the compose file and the manifest are renamed, line endings kept, and nothing else
+    compose = (tmp_path / "compose.yaml").read_bytes()
+    assert b"      SERVING_ROLLOUT_FALLBACK: baseline\r\n" in compose, compose
+    assert b"MY_SERVING_FALLBACK: kept\r\n" in compose
+    assert (tmp_path / "deploy/k8s/base/api.yaml").read_text() == (
+        "- name: SERVING_ROLLOUT_CANARY_SHARE\n"
+    )
+    assert (tmp_path / ".env").read_text() == "SERVING_FALLBACK=none\n", "not the template's"
+    assert (tmp_path / "ops/blob").read_bytes() == b"\xff\xfeSERVING_FALLBACK"
+    assert {path: path.read_bytes() for path in first} == first, "a second run changes nothing"
+
+
+def test_setting_rename_refuses_a_malformed_pair(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        migrate_rename_setting.main(["SERVING_FALLBACK"])
+
+    assert stopped.value.code == 2
+    assert "expected OLD=NEW" in capsys.readouterr().err
+
+
+def test_update_from_0_5_0_renames_the_settings_a_team_set_in_compose(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    # given a 0.5.0 project whose compose file sets a canary share and .env a fallback
+    project = tmp_path / "project"
+    copier.run_copy(
+        str(template_repo), str(project), defaults=True, unsafe=True, quiet=True,
+        vcs_ref=RECORDED["0.5.0"].ref, skip_tasks=True,
+    )  # fmt: skip
+    compose = project / "compose.yaml"
+    old = '      SERVING_WORKERS: "2"\n'
+    compose.write_text(
+        compose.read_text().replace(old, old + '      MONITORING_CANARY_SHARE: "0.1"\n')
+    )
+    (project / ".env").write_text("SERVING_FALLBACK=baseline\n")
+    git("init", "--quiet", "--initial-branch=main", cwd=project)
+    git("add", ".", cwd=project)
+    git("-c", "user.name=u", "-c", "user.email=u@example.com", "commit", "-qm", "old",
+        cwd=project)  # fmt: skip
+
+    # when it is updated to this version
+    copier.run_update(
+        str(project), defaults=True, overwrite=True, unsafe=True, quiet=True, skip_tasks=True
+    )
+
+    # then compose sets the new name with the team's value; .env, not the template's, is kept
+    text = compose.read_text()
+    assert '      SERVING_ROLLOUT_CANARY_SHARE: "0.1"\n' in text, text
+    assert "MONITORING_CANARY_SHARE" not in text and "<<<<<<<" not in text
+    assert (project / ".env").read_text() == "SERVING_FALLBACK=baseline\n"

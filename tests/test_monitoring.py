@@ -308,7 +308,7 @@ def api_key(project: Path, name: str, scopes: str) -> tuple[str, str]:
 def test_canary_share_is_drawn_by_the_service_and_keyed_feedback_reaches_monitor(
     monitored: tuple[Path, Server, Path, str],
 ) -> None:
-    """MONITORING_CANARY_SHARE=0.3: the challenger answers about 30% of the requests, drawn by
+    """SERVING_ROLLOUT_CANARY_SHARE=0.3: the challenger answers about 30% of the requests, drawn by
     the service; labels sent to /feedback with a key give each arm its measured quality, and a
     later, different label for a row is reported by ``monitor``, not used."""
     project, _, data, champion = monitored
@@ -319,7 +319,7 @@ def test_canary_share_is_drawn_by_the_service_and_keyed_feedback_reaches_monitor
     auth = {"Authorization": f"Bearer {key}"}
     log = project / "logs/predictions.jsonl"
     before = len(logged_rows(log))
-    env = {"MONITORING_CANARY_SHARE": "0.3", "SERVING_API_KEYS": entry}
+    env = {"SERVING_ROLLOUT_CANARY_SHARE": "0.3", "SERVING_API_KEYS": entry}
     server = serve(project, data / "canary.log", env)
     try:
         ready = call(server.base, "/ready")

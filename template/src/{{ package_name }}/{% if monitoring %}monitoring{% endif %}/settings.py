@@ -43,13 +43,6 @@ class MonitoringSettings(BaseSettings):
     # that falls behind fills the queue, and then drops and counts). 0: the workers' priority.
     writer_nice: int = Field(default=10, ge=0, le=19)
     report_dir: Path = Path("reports/monitoring")
-    # Score the challenger in the background and log it beside the champion.
-    shadow: bool = True
-    # The challenger: empty means the registry's `challenger` alias; or a model URI or folder.
-    challenger_uri: str = ""
-    # Share of requests (drawn at random for each one, never from anything the client sends)
-    # that the challenger answers instead of the champion: a canary release. 0 turns it off.
-    canary_share: float = Field(default=0.0, ge=0.0, le=1.0)
 
     def hash_key_bytes(self) -> bytes | None:
         """The key of ``hash_columns`` (``None`` when there are none); raises

@@ -22,52 +22,21 @@ from fastapi.openapi.utils import get_openapi
 from threadpoolctl import threadpool_limits
 
 from ..config import get_settings
-from ..predict import resolve_model_uri
-from ..redaction import install_log_redaction, redact
-from . import errors, telemetry
+from ..redaction import install_log_redaction
+from . import errors, rollout, telemetry
 from .access_log import AccessLog
 from .auth import Guard, Scope
 from .deps import ApiKeyCheck
 from .logs import ACCESS_LOGGER
 from .middleware import RequestMiddleware
-from .model import ModelHolder, ModelUnavailableError, load_served_model
+from .model import ModelUnavailableError
 from .predictor import Predictor, ScoringError
+from .rollout import ModelHolder
 from .routes import docs, health, invocations, predict, prometheus
-from .settings import ServingSettings
+from .settings import ServingSettings, renamed_in_use
 
 logger = logging.getLogger(__name__)
 API_VERSION = "1.0"
-
-
-def load_holder(settings: ServingSettings) -> ModelHolder:
-    """Load the configured model; on failure, keep the reason instead of raising."""
-    import mlflow
-
-    install_log_redaction()  # MLflow gave its loggers a handler of their own when imported
-    project = get_settings()
-    mlflow.set_tracking_uri(project.mlflow_tracking_uri)
-    uri = resolve_model_uri(settings.model_uri or None, project.model_name)
-    try:
-        model = load_served_model(
-            uri,
-            max_batch_size=settings.max_batch_size,
-            allow_missing=settings.allow_missing,
-            compiled_max_rows=settings.compiled_max_rows,
-            max_field_bytes=settings.max_field_bytes,
-        )
-    except Exception as error:  # any failure must leave the process up and say why
-        reason = redact(f"cannot load {uri}: {type(error).__name__}: {error}")
-        logger.error("model not loaded", extra={"reason": reason})
-        return ModelHolder(error=reason)
-    logger.info(
-        "model loaded",
-        extra={
-            "model_uri": model.uri,
-            "model_version": model.version,
-            "compiled": model.compiled is not None,
-        },
-    )
-    return ModelHolder(primary=model)
 
 
 def limit_threads() -> None:
@@ -81,7 +50,7 @@ def limit_threads() -> None:
 
 
 def _extension() -> ModuleType | None:
-    """This package's optional ``live_monitoring`` module (log, shadow, canary, fallback,
+    """This package's optional ``live_monitoring`` module (prediction log, live metrics,
     feedback), present when the project was generated with monitoring."""
     name = f"{__package__}.live_monitoring"
     return importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
@@ -89,13 +58,15 @@ def _extension() -> ModuleType | None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    holder = load_holder(app.state.settings)
+    extension = _extension()
+    # The reference profile (with monitoring): its rows fit the baseline, where chosen.
+    reference = extension.load_reference_profile() if extension is not None else None
+    holder = rollout.start(app.state.settings, reference)
     limit_threads()
     app.state.holder = holder
     app.state.predictor = Predictor(holder, coalesce_rows=app.state.settings.coalesce_rows)
-    extension = _extension()
     if extension is not None:
-        extension.attach(app)
+        extension.attach(app, reference)
     install_log_redaction()  # on handlers the libraries loaded meanwhile added
     # Full collections walking the libraries and models, which live as long as us, stall requests.
     gc.collect()
@@ -174,6 +145,16 @@ def scoped_routers(extension: ModuleType | None) -> list[tuple[APIRouter, Scope 
     return [*routers, *((router, None) for router in extra)]
 
 
+def _log_renamed_settings() -> None:
+    for old, new in renamed_in_use():
+        logger.warning(
+            "setting %s is deprecated (read until 0.7.0): use %s",
+            old,
+            new,
+            extra={"setting": old, "replacement": new},
+        )
+
+
 def _log_keys(guard: Guard) -> None:
     if not guard.keys:
         logger.info("no API keys: scoring, metrics and docs are open; /feedback refuses writes")
@@ -194,6 +175,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    _log_renamed_settings()
     app.state.guard = guard = Guard.from_settings(settings)
     _log_keys(guard)
     # Written only where the logging configuration lets INFO lines of the access logger out.

@@ -14,8 +14,8 @@ from fastapi.security.base import SecurityBase
 from starlette.datastructures import Headers
 
 from .auth import ApiKey, Guard, Scope
-from .model import ModelHolder
 from .predictor import Predictor
+from .rollout import ModelHolder
 from .settings import ServingSettings
 
 

@@ -1,10 +1,9 @@
-"""Loading the model the service scores with, and holding it for the app's lifetime."""
+"""Loading a model the service scores with, with its request contract and compiled copy."""
 
 from __future__ import annotations
 
 import json
 import logging
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,52 +86,6 @@ class LoadedModel:
         return Scored(
             np.asarray(self.pipeline.predict(frame)), frame[numeric].to_numpy(float), numeric
         )
-
-
-# The canary's share is drawn from the system's random source for each request. A draw from the
-# request id (even a keyed hash of it) would let a client that sees which model answered keep
-# the ids that reached the arm it wants, and send them again.
-_draw = random.SystemRandom().random
-
-
-@dataclass
-class ModelHolder:
-    """The model in service, or the reason there is none.
-
-    ``fallback`` is the seam for a second model that answers when the primary one is missing;
-    ``canary`` answers a ``canary_share`` of the requests while the primary one is healthy (the
-    monitoring feature fills both). ``active`` prefers the primary model.
-    """
-
-    primary: LoadedModel | None = None
-    error: str | None = None
-    fallback: LoadedModel | None = None
-    canary: LoadedModel | None = None
-    canary_share: float = 0.0
-
-    @property
-    def active(self) -> LoadedModel | None:
-        return self.primary or self.fallback
-
-    def require(self) -> LoadedModel:
-        """The model to score with; raises :class:`ModelUnavailableError` with the reason."""
-        model = self.active
-        if model is None:
-            raise ModelUnavailableError(self.error or "no model is loaded")
-        return model
-
-    def for_request(self) -> LoadedModel:
-        """The canary for its share of requests, drawn at random (only beside a healthy
-        primary), else :meth:`require`."""
-        if self.canary is not None and self.primary is not None and _draw() < self.canary_share:
-            return self.canary
-        return self.require()
-
-    def role(self, model: LoadedModel) -> str:
-        """How ``model`` serves: ``champion``, ``canary`` or ``fallback``."""
-        if model is self.canary:
-            return "canary"
-        return "fallback" if model is self.fallback else "champion"
 
 
 def _folder_version(folder: Path) -> str:

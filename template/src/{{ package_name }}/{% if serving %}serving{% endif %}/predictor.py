@@ -11,10 +11,9 @@ from typing import Any
 import numpy as np
 
 from ..core.rows import Row
-from ..redaction import redact
-from . import telemetry
 from .batching import MicroBatcher
-from .model import LoadedModel, ModelHolder, Scored
+from .model import LoadedModel, Scored
+from .rollout import ModelHolder
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +71,10 @@ class Predictor:
     ) -> tuple[list[Any], LoadedModel]:
         """Predictions for validated ``rows`` as JSON-ready values, and the model that made them.
 
-        If the model breaks (anything but a ``ValueError`` about the values), it is taken out
-        of service: a broken canary leaves the traffic to the champion; a broken champion to
-        the fallback, when there is one, and the holder says why. ``numbers``: the rows'
-        numeric inputs in ``model.contract.numeric`` order, when the parser read them.
+        If the model breaks (anything but a ``ValueError`` about the values), the holder takes
+        it out of service and names the model that answers instead (``ModelHolder.retire``).
+        ``numbers``: the rows' numeric inputs in ``model.contract.numeric`` order, when the
+        parser read them.
         """
         start = time.perf_counter()
         try:
@@ -83,7 +82,7 @@ class Predictor:
         except ValueError as error:
             raise ScoringError(f"the model could not score these rows: {error}") from None
         except Exception as error:
-            replacement = self._retire(model, error)
+            replacement = self.holder.retire(model, error)
             if replacement is None:
                 raise
             model = replacement
@@ -115,18 +114,3 @@ class Predictor:
         if len(rows) <= self.coalesce_rows:
             return await self.batcher.score(model, rows)
         return model.score(rows, numbers)
-
-    def _retire(self, model: LoadedModel, error: Exception) -> LoadedModel | None:
-        """Take a model that failed to predict out of service; the model that answers instead."""
-        holder = self.holder
-        if model is holder.canary:
-            logger.exception("canary %s failed; the champion answers its share", model.version)
-            holder.canary = None
-            return holder.active
-        if holder.fallback is None or model is holder.fallback:
-            return None
-        logger.exception("model %s failed; the fallback answers from now on", model.version)
-        holder.primary = None
-        holder.error = redact(f"model {model.version} failed to predict: {error!r}")
-        telemetry.FALLBACK.set(1)
-        return holder.fallback

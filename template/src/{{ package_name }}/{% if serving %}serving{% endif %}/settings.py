@@ -4,8 +4,71 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    SettingsConfigDict,
+)
+
+# Settings renamed in 0.6.0, and their old names. The old names are read until 0.7.0, with a
+# warning at start-up: `copier update` cannot rename them in `.env` files, manifests or CI
+# variables.
+RENAMED = {
+    "SERVING_ROLLOUT_FALLBACK": "SERVING_FALLBACK",
+    "SERVING_ROLLOUT_CHALLENGER_URI": "MONITORING_CHALLENGER_URI",
+    "SERVING_ROLLOUT_CANARY_SHARE": "MONITORING_CANARY_SHARE",
+    "SERVING_ROLLOUT_SHADOW": "MONITORING_SHADOW",
+}
+
+
+def renamed(name: str) -> AliasChoices:
+    """Setting ``name``, read under its old name too (where both are set, ``name`` wins)."""
+    return AliasChoices(name, RENAMED[name])
+
+
+class RolloutSettings(BaseSettings):
+    """Which model answers (``serving/rollout.py``); e.g. ``SERVING_ROLLOUT_CANARY_SHARE=0.1``."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", validate_by_name=True, hide_input_in_errors=True
+    )
+
+    fallback: Literal["previous", "baseline", "none"] = Field(
+        "previous",
+        validation_alias=renamed("SERVING_ROLLOUT_FALLBACK"),
+        description="what answers when the champion cannot: its previous registered version, "
+        "also the trivial baseline (only by choice), or nothing",
+    )
+    challenger_uri: str = Field(
+        "",
+        validation_alias=renamed("SERVING_ROLLOUT_CHALLENGER_URI"),
+        description="the challenger's model URI or folder; empty: models:/<MODEL_NAME>@challenger",
+    )
+    canary_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        validation_alias=renamed("SERVING_ROLLOUT_CANARY_SHARE"),
+        description="share of requests the challenger answers, drawn by the service; 0: none",
+    )
+    shadow: bool = Field(
+        True,
+        validation_alias=renamed("SERVING_ROLLOUT_SHADOW"),
+        description="score the challenger beside every request, never answering, where the "
+        "prediction log records it (monitoring)",
+    )
+
+
+def renamed_in_use() -> list[tuple[str, str]]:
+    """(old name, new name) of each renamed setting given by its old name, in the environment
+    or ``.env``."""
+    given = {
+        **DotEnvSettingsSource(RolloutSettings).env_vars,
+        **EnvSettingsSource(RolloutSettings).env_vars,
+    }
+    return [(old, name) for name, old in RENAMED.items() if old.lower() in given]
 
 
 class ServingSettings(BaseSettings):
@@ -42,10 +105,8 @@ class ServingSettings(BaseSettings):
     cors_origins: str = Field(
         "", description="origins allowed to call from a browser, comma-separated; empty: none"
     )
-    fallback: Literal["previous", "baseline", "none"] = Field(
-        "previous",
-        description="what answers when the champion cannot: its previous registered version, "
-        "also the trivial baseline (only by choice), or nothing",
+    rollout: RolloutSettings = Field(
+        default_factory=RolloutSettings, description="release strategies: SERVING_ROLLOUT_*"
     )
     coalesce_rows: int = Field(
         64, ge=0, description="requests up to this many rows share model calls; 0: never"
