@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from ..config import get_settings
+from ..config import CHAMPION, get_settings
 from ..core.models import build_baseline
 from ..predict import resolve_model_uri
 from ..redaction import install_log_redaction, redact
@@ -138,8 +138,6 @@ def load_primary(serving: ServingSettings) -> ModelHolder:
 def previous_version(model_name: str) -> str | None:
     """The newest registered version older than the one holding the champion alias."""
     from mlflow.tracking import MlflowClient
-
-    from ..io.tracking import CHAMPION
 
     client = MlflowClient()
     try:
