@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 
@@ -105,6 +104,6 @@ def run_monitor(
     html_path, json_path = output_dir / "report.html", output_dir / "summary.json"
     write_text(render_html(summary, reference, current), html_path)
     # Through JSON text: a statistic that is not a finite number becomes null, as JSON allows.
-    written = json.loads(summary.model_dump_json())
+    written = summary.model_dump(mode="json")
     write_json({**written, "passed": summary.passed}, json_path)
     return summary, html_path, json_path
