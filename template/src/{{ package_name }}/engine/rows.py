@@ -45,6 +45,7 @@ class Rows(Sequence[Row]):
         self._count = len(rows) if rows is not None else count
         self._make = make
         self._parts: Sequence[Sequence[Row]] = ()
+        self._columns: tuple[str, ...] | None = None  # every row's keys, when known
         self.block = block
 
     @classmethod
@@ -56,7 +57,9 @@ class Rows(Sequence[Row]):
         def make() -> list[Row]:
             return [dict(zip(names, row, strict=True)) for row in values]
 
-        return cls(count=len(values), make=make, block=(tuple(names), numbers))
+        rows = cls(count=len(values), make=make, block=(tuple(names), numbers))
+        rows._columns = tuple(names)
+        return rows
 
     @classmethod
     def joined(cls, parts: Sequence[Sequence[Row]]) -> Rows:
@@ -91,6 +94,17 @@ class Rows(Sequence[Row]):
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]  # equal to a list: unhashable like one
+
+    def numbers_only(self) -> bool:
+        """Whether the numbers read so far hold every value of the rows (the contract gives
+        every row the same keys)."""
+        if self.block is None:
+            return False
+        columns = self._columns
+        if columns is None:
+            rows = self._materialised()
+            columns = tuple(rows[0]) if rows else ()
+        return set(columns) <= set(self.block[0])
 
     def numbers(self, names: Sequence[str]) -> Array:
         """The ``names`` columns (rows x names, NaN where missing), read once and kept."""
