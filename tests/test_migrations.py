@@ -281,3 +281,98 @@ def test_update_from_0_5_0_renames_the_settings_a_team_set_in_compose(
     assert '      SERVING_ROLLOUT_CANARY_SHARE: "0.1"\n' in text, text
     assert "MONITORING_CANARY_SHARE" not in text and "<<<<<<<" not in text
     assert (project / ".env").read_text() == "SERVING_FALLBACK=baseline\n"
+
+
+# ------------------------------------------------------------- modules moved into engine/
+
+migrate_moved_files = load_hook("migrate_moved_files")
+OLD_TEMPLATE_PATH = "template/src/{{ package_name }}/{% if serving %}serving{% endif %}/compiled.py"
+BASE = "def a():\n    return 1\n\n\ndef b():\n    return 2\n"
+# The new version changes ``a`` (and its module's path); users may have changed ``b``.
+MOVED = "def a():\n    return 10\n\n\ndef b():\n    return 2\n"
+
+
+def commit_all(folder: Path, message: str) -> str:
+    git("add", "-A", cwd=folder)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message, cwd=folder)
+    return git("rev-parse", "HEAD", cwd=folder).strip()
+
+
+@pytest.fixture
+def moved_project(tmp_path: Path) -> tuple[Path, Path]:
+    """A template whose history has the old module, and a project generated from it after
+    the new version rendered the moved module (what copier leaves for `after` migrations)."""
+    template, project = tmp_path / "template", tmp_path / "project"
+    (template / OLD_TEMPLATE_PATH).parent.mkdir(parents=True)
+    git("init", "-q", cwd=template)
+    (template / OLD_TEMPLATE_PATH).write_text(BASE)
+    old = commit_all(template, "old version")
+    (project / "src/pkg/serving").mkdir(parents=True)
+    (project / "src/pkg/engine").mkdir(parents=True)
+    git("init", "-q", cwd=project)
+    (project / ".copier-answers.yml").write_text(f"_commit: {old}\n_src_path: {template}\n")
+    (project / "src/pkg/serving/compiled.py").write_text(BASE)
+    commit_all(project, "generated")
+    (project / "src/pkg/engine/compiled.py").write_text(MOVED)
+    return template, project
+
+
+def run_moves(template: Path, project: Path) -> list[str]:
+    notes: list[str] = migrate_moved_files.migrate(project, "pkg", template, ".copier-answers.yml")
+    return notes
+
+
+def test_an_unedited_moved_module_goes_and_the_new_one_stays(
+    moved_project: tuple[Path, Path],
+) -> None:
+    template, project = moved_project
+
+    notes = run_moves(template, project)
+
+    assert not (project / "src/pkg/serving/compiled.py").exists(), "the old module is gone"
+    assert (project / "src/pkg/engine/compiled.py").read_text() == MOVED
+    assert notes == []
+
+
+def test_edits_of_a_moved_module_are_merged_into_its_new_path(
+    moved_project: tuple[Path, Path],
+) -> None:
+    template, project = moved_project
+    (project / "src/pkg/serving/compiled.py").write_text(BASE.replace("return 2", "return 3"))
+
+    notes = run_moves(template, project)
+    again = run_moves(template, project)
+
+    assert (project / "src/pkg/engine/compiled.py").read_text() == MOVED.replace(
+        "return 2", "return 3"
+    ), "the template's change and the user's edit, both"
+    assert not (project / "src/pkg/serving/compiled.py").exists()
+    assert notes == [] and again == [], "a clean merge; a second run has nothing to do"
+
+
+def test_an_edit_the_new_version_also_changed_leaves_conflict_markers(
+    moved_project: tuple[Path, Path],
+) -> None:
+    template, project = moved_project
+    (project / "src/pkg/serving/compiled.py").write_text(BASE.replace("return 1", "return 5"))
+
+    notes = run_moves(template, project)
+
+    merged = (project / "src/pkg/engine/compiled.py").read_text()
+    assert "<<<<<<< after updating" in merged and "return 5" in merged and "return 10" in merged
+    assert notes and "resolve the conflicts" in notes[0], notes
+
+
+def test_without_the_old_version_an_edited_module_is_kept_beside(
+    moved_project: tuple[Path, Path],
+) -> None:
+    template, project = moved_project
+    (project / "src/pkg/serving/compiled.py").write_text("# mine\n" + BASE)
+    (project / ".copier-answers.yml").write_text("_commit: 0.0.0-unknown\n")
+    commit_all(project, "answers of a template without history")
+
+    notes = run_moves(template, project)
+
+    assert (project / "src/pkg/serving/compiled.py.orig").read_text() == "# mine\n" + BASE
+    assert (project / "src/pkg/engine/compiled.py").read_text() == MOVED
+    assert notes and "compiled.py.orig" in notes[0], notes

@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 from threadpoolctl import threadpool_limits
 
 from .config import CHAMPION
-from .core.rows import PREDICTION
+from .config import PREDICTION
 from .core.schema import DataSchema, DataValidationError, feature_frame
 from .io.data import output_file
 

@@ -7,7 +7,7 @@ inside the functions that need them.
 import os
 
 # First, so that the exit hook of stages that succeed runs after every library's (see exit_now).
-from . import _runner  # noqa: F401
+from .. import engine  # noqa: F401
 
 # The pipeline's tables are small: one OpenMP/BLAS thread fits and predicts as fast as several,
 # and does not slow to a crawl when the cores are busy (OpenMP threads wait for each other).

@@ -10,8 +10,9 @@ from ..config import Params, Settings, Task
 from ..core.metrics import curve_points, improvement, model_metrics
 from ..core.models import build_baseline
 from ..core.schema import DataSchema, load_schema
+from ..engine import exit_now
 from ..io.data import read_json, read_table, write_json, write_table
-from ._runner import exit_now, run_stage
+from ._runner import run_stage
 
 
 def evaluate_model(

@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import Params, Settings
+from ..engine import exit_now
 from ..io.data import read_table, write_table
-from ._runner import StageError, exit_now, run_stage
+from ._runner import StageError, run_stage
 
 BUILTIN_PREFIX = "sklearn:"
 BUILTIN = ("breast_cancer", "diabetes", "iris", "wine")

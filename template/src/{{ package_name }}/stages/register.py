@@ -7,10 +7,11 @@ from typing import Any
 
 from ..config import Params, RegisterParams, Settings
 from ..core.metrics import improvement
+from ..engine import exit_now
 from ..io.data import read_json, write_json
 from ..io.model_card import write_model_card
 from ..io.tracking import Champion
-from ._runner import StageError, exit_now, run_stage
+from ._runner import StageError, run_stage
 from .train import run_params
 
 

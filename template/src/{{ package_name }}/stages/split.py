@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 from ..config import Params, Settings, Task
+from ..engine import exit_now
 from ..io.data import read_table, write_table
-from ._runner import exit_now, run_stage
+from ._runner import run_stage
 
 
 def split_dataset(

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Params, Settings
 from ..core.schema import DataSchema, load_schema
+from ..engine import exit_now
 from ..io.data import file_md5, output_folder, read_table, write_json
-from ._runner import StageError, exit_now, run_stage
+from ._runner import StageError, run_stage
 
 if TYPE_CHECKING:
     import pandas as pd

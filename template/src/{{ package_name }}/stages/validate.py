@@ -6,8 +6,9 @@ import pandas as pd
 
 from ..config import Params, Settings
 from ..core.schema import DataSchema, DataValidationError, load_schema, validate_frame
+from ..engine import exit_now
 from ..io.data import read_table, write_json, write_table
-from ._runner import StageError, exit_now, run_stage
+from ._runner import StageError, run_stage
 
 
 def profile(frame: pd.DataFrame, schema: DataSchema) -> dict[str, object]:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
+import msgspec
 import pandas as pd
 from pydantic import (
     BaseModel,
@@ -27,7 +27,7 @@ from pydantic import (
     ValidationError,
 )
 
-from .log_writer import REQUEST_ID, ROW, append_rotating
+from ..engine import REQUEST_ID, ROW, append_rotating
 from .prediction_log import log_files
 from .settings import MonitoringSettings
 
@@ -64,7 +64,7 @@ def write_feedback(
 ) -> int:
     """Append ``labels`` as JSON lines, each saying who wrote it; the number written."""
     stamp = {WRITTEN_BY: written_by, "timestamp": datetime.now(UTC).isoformat()}
-    text = b"".join(orjson.dumps(label.model_dump() | stamp) + b"\n" for label in labels)
+    text = b"".join(msgspec.json.encode(label.model_dump() | stamp) + b"\n" for label in labels)
     path = settings.feedback_path
     path.parent.mkdir(parents=True, exist_ok=True)
     append_rotating(path, text, settings.log_max_bytes, settings.log_backups)
@@ -103,8 +103,8 @@ def read_feedback(path: Path) -> pd.DataFrame:
         with file.open("rb") as handle:
             for line in handle:
                 try:
-                    record = orjson.loads(line)
-                except orjson.JSONDecodeError:
+                    record = msgspec.json.decode(line)
+                except msgspec.DecodeError:
                     continue  # a torn or foreign line: it labels nothing
                 if (
                     isinstance(record, dict)

@@ -15,13 +15,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-# Metric -> label value -> count, e.g. {"missing": {"age": 3}}.
-Counts = dict[str, dict[str, int]]
+from ..engine import Counts
 
 
 class CountedStep(Protocol):
-    """What :meth:`InputChecks.count` reads of a step of logged requests (``log_writer.Step``,
-    which imports this module, not the other way round)."""
+    """What :meth:`InputChecks.count` reads of a step of logged requests (the engine's
+    ``Step``, made in the log's writer process)."""
 
     @property
     def numeric(self) -> tuple[str, ...]: ...

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
 from ..config import Params, Settings
-from ..core.rows import PREDICTION
+from ..config import PREDICTION
 from ..core.schema import DataSchema, DataValidationError, feature_frame
 from ..io.data import read_json, read_table, write_json, write_text
 from .feedback import CONFLICT, join_feedback
@@ -106,6 +105,6 @@ def run_monitor(
     html_path, json_path = output_dir / "report.html", output_dir / "summary.json"
     write_text(render_html(summary, reference, current), html_path)
     # Through JSON text: a statistic that is not a finite number becomes null, as JSON allows.
-    written = json.loads(summary.model_dump_json())
+    written = summary.model_dump(mode="json")
     write_json({**written, "passed": summary.passed}, json_path)
     return summary, html_path, json_path

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.rows import PREDICTION
+from ..config import PREDICTION
 from ..core.schema import DataSchema
 from ..io.data import read_json, read_table, write_json, write_table
 

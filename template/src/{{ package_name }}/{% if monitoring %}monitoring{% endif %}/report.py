@@ -16,7 +16,7 @@ from sklearn import metrics as skm
 
 from ..config import CHAMPION, MonitorParams
 from ..core.metrics import improvement
-from ..core.rows import PREDICTION
+from ..config import PREDICTION
 from .drift import LARGEST, ColumnDrift, Kind, column_drift
 from .prediction_log import CHALLENGER, Unreadable
 from .profile import Reference

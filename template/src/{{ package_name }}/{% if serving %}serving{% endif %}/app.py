@@ -22,9 +22,9 @@ from fastapi.openapi.utils import get_openapi
 from threadpoolctl import threadpool_limits
 
 from ..config import get_settings
+from ..engine import AccessLog, ProtocolError
 from ..redaction import install_log_redaction
 from . import errors, rollout, telemetry
-from .access_log import AccessLog
 from .auth import Guard, Scope
 from .deps import ApiKeyCheck
 from .logs import ACCESS_LOGGER
@@ -180,7 +180,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     _log_keys(guard)
     # Written only where the logging configuration lets INFO lines of the access logger out.
     logged = logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO)
-    app.state.access_log = AccessLog() if settings.access_log and logged else None
+    app.state.access_log = AccessLog(ACCESS_LOGGER) if settings.access_log and logged else None
     app.add_middleware(
         RequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
@@ -200,7 +200,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, errors.invalid)
     app.add_exception_handler(ModelUnavailableError, errors.unavailable)
     app.add_exception_handler(ScoringError, errors.unscorable)
-    app.add_exception_handler(errors.ProtocolError, errors.bad_protocol)
+    app.add_exception_handler(ProtocolError, errors.bad_protocol)
     for router, scope in scoped_routers(_extension()):
         needs_key = [Security(ApiKeyCheck(scope))] if scope is not None and guard.keys else []
         app.include_router(router, dependencies=needs_key)

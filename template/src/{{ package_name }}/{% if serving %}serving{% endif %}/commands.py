@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from .settings import ServingSettings
+
+
+def worker_app(settings: ServingSettings) -> FastAPI:
+    """The app of one server process; imported there, so the supervisor process stays small."""
+    from .app import create_app
+
+    return create_app(settings)
 
 
 def serve_command(
@@ -20,12 +33,23 @@ def serve_command(
     ] = None,
 ) -> None:
     """Serve the model over HTTP (FastAPI + uvicorn); settings come from SERVING_* variables."""
-    from .server import serve
+    from ..config import get_settings
+    from ..engine import run_server
+    from .logs import log_config
     from .settings import ServingSettings
 
     overrides: dict[str, Any] = {"host": host, "port": port, "workers": workers, "model_uri": model}
     # Options given on the command line win over the environment.
-    serve(ServingSettings(**{k: v for k, v in overrides.items() if v is not None}))
+    settings = ServingSettings(**{k: v for k, v in overrides.items() if v is not None})
+    run_server(
+        # Pickled for each worker process with the settings as given (command-line options too).
+        partial(worker_app, settings),
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        timeout_keep_alive=settings.timeout_keep_alive,
+        log_config=log_config(get_settings().log_level),
+    )
 
 
 def export_command(

@@ -20,9 +20,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from ..core.rows import Row, numeric_block
-from .limits import Limits, ShapeCheck
-from .plain_json import Array, PlainNumbers
+from ..engine import Limits, PlainNumbers, Row, Rows, ShapeCheck, numeric_block
 
 Kind = Literal["number", "string", "boolean"]
 # MLflow column types -> JSON kinds. Integers are accepted as numbers (the pipeline scales them).
@@ -115,36 +113,29 @@ class Contract:
         )
 
     def parse_predict(self, body: bytes) -> Sequence[Row]:
-        """Rows of a ``{"instances": [...]}`` JSON body; raises ``ValidationError``."""
-        return self.parse_predict_with_numbers(body)[0]
-
-    def parse_predict_with_numbers(self, body: bytes) -> tuple[Sequence[Row], Array | None]:
-        """Rows of a ``{"instances": [...]}`` JSON body and, when the shortcut of
-        ``plain_json.py`` read them, their ``numeric`` columns as an array (NaN where missing);
-        raises ``ValidationError``, or ``ProtocolError`` for a body far out of the limits."""
+        """Rows of a ``{"instances": [...]}`` JSON body; raises ``ValidationError``, or
+        ``ProtocolError`` for a body far out of the limits. A body of plain numbers is read by
+        the engine's shortcut (``PlainNumbers``), which words no error of its own."""
         parsed = self.plain.parse(body) if self.plain is not None else None
         if parsed is not None:
             return parsed
         self.shape.check(body, "predict")
-        return self._request.validate_json(body)["instances"], None
+        return Rows(self._request.validate_json(body)["instances"])
 
-    def parse_plain_records(self, body: bytes) -> tuple[Sequence[Row], Array] | None:
+    def parse_plain_records(self, body: bytes) -> Sequence[Row] | None:
         """The rows of an MLflow ``dataframe_records`` or ``instances`` body (a list of row
-        objects) and their ``numeric`` columns, when the shortcut can vouch for the body."""
+        objects), when the engine's shortcut can vouch for the body."""
         if self.plain is None:
             return None
         return self.plain.parse(body, "dataframe_records") or self.plain.parse(body, "instances")
 
-    def validate_rows(self, records: Any) -> list[Row]:
+    def validate_rows(self, records: Any) -> Sequence[Row]:
         """Rows from already-parsed JSON records; raises ``ValidationError``."""
-        return self._rows.validate_python(records)
+        return Rows(self._rows.validate_python(records))
 
-    def frame(self, rows: Sequence[Row], numbers: Array | None = None) -> pd.DataFrame:
-        """The model's input frame: numeric columns as one float64 block, ``None`` as NaN.
-        ``numbers``: that block (columns ``numeric``), when the parser read it already."""
-        if numbers is None:
-            numbers = numeric_block(rows, self.numeric)
-        frame = pd.DataFrame(numbers, columns=self.numeric)
+    def frame(self, rows: Sequence[Row]) -> pd.DataFrame:
+        """The model's input frame: numeric columns as one float64 block, ``None`` as NaN."""
+        frame = pd.DataFrame(numeric_block(rows, self.numeric), columns=self.numeric)
         for name in self.strings:
             # pandas' string dtype, as read_csv gives the batch CLI: null becomes NaN, which the
             # imputer recognises (it would not recognise None in an object column).

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from ..engine import ProtocolError
 from ..redaction import redact
 
 MAX_ERRORS = 20
@@ -24,19 +25,6 @@ MAX_TEXT = 200
 MAX_LISTED = 10_000
 # Seconds a client should wait before it tries again.
 RETRY_AFTER_NO_MODEL = "30"
-
-
-class ProtocolError(ValueError):
-    """The body does not follow the request format; ``detail`` lists FastAPI-style errors."""
-
-    def __init__(self, detail: list[dict[str, Any]]) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-def problem(loc: list[str | int], msg: str, kind: str = "value_error") -> ProtocolError:
-    """A :class:`ProtocolError` with one error at ``body.<loc>``."""
-    return ProtocolError([{"loc": ["body", *loc], "msg": msg, "type": kind}])
 
 
 def clip(text: str, limit: int = MAX_TEXT) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+import msgspec
 
 from ..io.data import output_folder
 from ..io.model_loader import ModelFolder, check_model
@@ -33,5 +34,7 @@ def export_model(model_name: str, alias: str, output: Path) -> str:
             "alias": alias,
             "run_id": version.run_id,
         }
-        (folder / EXPORT_METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
+        (folder / EXPORT_METADATA).write_bytes(
+            msgspec.json.format(msgspec.json.encode(metadata)) + b"\n"
+        )
     return str(version.version)

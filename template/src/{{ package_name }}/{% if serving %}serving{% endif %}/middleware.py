@@ -8,18 +8,18 @@ a 500. Written as plain ASGI: ``BaseHTTPMiddleware`` adds a task and a queue to 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
 import uuid
 from typing import Any
 
+import msgspec
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..engine import AccessLog
 from . import telemetry
-from .access_log import AccessLog
 from .logs import CURRENT_REQUEST_ID
 
 logger = logging.getLogger(__name__)
@@ -226,7 +226,7 @@ class RequestMiddleware:
 
 async def _answer(send: Send, status: int, detail: Any, retry_after: bytes | None = None) -> None:
     """A JSON answer, then the connection is closed."""
-    body = json.dumps({"detail": detail}).encode()
+    body = msgspec.json.encode({"detail": detail})
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

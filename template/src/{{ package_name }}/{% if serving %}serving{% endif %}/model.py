@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
-from ..core.rows import Row
-from .compiled import CompiledPipeline, NotCompilableError, compile_pipeline
+from ..engine import CompiledPipeline, NotCompilableError, Row, compile_pipeline
 from .contract import MAX_FIELD_BYTES, Contract, features_from_signature
 
 logger = logging.getLogger(__name__)
@@ -26,31 +25,12 @@ class ModelUnavailableError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Scored:
-    """A model's predictions for some rows, and the numeric inputs it read from them."""
-
-    predictions: np.ndarray[Any, Any]
-    numbers: np.ndarray[Any, Any]  # (rows, len(numeric)), NaN where a value was missing
-    numeric: list[str]
-
-    def split(self, sizes: list[int]) -> list[Scored]:
-        """One ``Scored`` per consecutive run of ``sizes`` rows (views, not copies)."""
-        bounds = np.cumsum(sizes)[:-1]
-        return [
-            Scored(predictions, numbers, self.numeric)
-            for predictions, numbers in zip(
-                np.split(self.predictions, bounds), np.split(self.numbers, bounds), strict=True
-            )
-        ]
-
-
-@dataclass(frozen=True)
 class LoadedModel:
     """A scikit-learn pipeline with the request contract of its signature.
 
-    ``compiled`` is its NumPy copy (``compiled.py``), proven at load to give the same
-    predictions; it scores batches up to ``compiled_max_rows`` rows, where scikit-learn's fixed
-    cost per call dominates. Larger batches go to the pipeline itself.
+    ``compiled`` is its NumPy copy (the engine's ``compile_pipeline``), proven at load to give
+    the same predictions; it scores batches up to ``compiled_max_rows`` rows, where
+    scikit-learn's fixed cost per call dominates. Larger batches go to the pipeline itself.
     """
 
     pipeline: Any
@@ -65,33 +45,15 @@ class LoadedModel:
 
     def predict(self, rows: Sequence[Row]) -> np.ndarray[Any, Any]:
         """Predictions for rows the contract validated."""
-        return self.score(rows).predictions
-
-    def score(self, rows: Sequence[Row], numbers: np.ndarray[Any, Any] | None = None) -> Scored:
-        """Predictions for rows the contract validated, with their numeric inputs.
-
-        ``numbers``: those inputs (columns ``contract.numeric``), when the request's parser read
-        them already.
-        """
         if self.compiled is not None and len(rows) <= self.compiled_max_rows:
-            order = self.compiled.preprocess.numeric
-            if numbers is not None and order != self.contract.numeric:
-                where = {name: i for i, name in enumerate(self.contract.numeric)}
-                known = all(name in where for name in order)
-                numbers = numbers[:, [where[name] for name in order]] if known else None
-            predictions, numbers = self.compiled.score(rows, numbers)
-            return Scored(predictions, numbers, order)
-        frame = self.contract.frame(rows, numbers)
-        numeric = self.contract.numeric
-        return Scored(
-            np.asarray(self.pipeline.predict(frame)), frame[numeric].to_numpy(float), numeric
-        )
+            return self.compiled.predict(rows)
+        return np.asarray(self.pipeline.predict(self.contract.frame(rows)))
 
 
 def _folder_version(folder: Path) -> str:
     metadata = folder / EXPORT_METADATA
     if metadata.is_file():
-        return str(json.loads(metadata.read_text(encoding="utf-8"))["version"])
+        return str(msgspec.json.decode(metadata.read_bytes())["version"])
     return f"local:{folder.name}"
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from ..core.rows import Row
-from .batching import MicroBatcher
-from .model import LoadedModel, Scored
+from ..engine import MicroBatcher, Row
+from . import telemetry
+from .model import LoadedModel
 from .rollout import ModelHolder
 
 logger = logging.getLogger(__name__)
@@ -30,11 +30,6 @@ class PredictionEvent:
     route: str
     rows: Sequence[Row]
     predictions: np.ndarray[Any, Any]
-    # The numeric inputs the model read (NaN where missing), columns ``numeric``: the
-    # prediction log takes these instead of converting the rows a second time.
-    numbers: np.ndarray[Any, Any]
-    numeric: list[str]
-    numbers_only: bool  # the model has no other inputs: ``numbers`` holds every one
     model_version: str
     served_by: str  # champion, canary or fallback
     latency_s: float
@@ -53,7 +48,9 @@ class Predictor:
     hooks: list[PredictionHook] = field(default_factory=list)
     # Requests of at most this many rows are scored together with concurrent ones (0: never).
     coalesce_rows: int = 64
-    batcher: MicroBatcher = field(default_factory=MicroBatcher)
+    batcher: MicroBatcher = field(
+        default_factory=lambda: MicroBatcher(observe=telemetry.BATCH_REQUESTS.observe)
+    )
 
     def model(self) -> LoadedModel:
         """The model for a request (the canary's share goes to the canary); raises
@@ -67,18 +64,15 @@ class Predictor:
         *,
         route: str,
         request_id: str,
-        numbers: np.ndarray[Any, Any] | None = None,
     ) -> tuple[list[Any], LoadedModel]:
         """Predictions for validated ``rows`` as JSON-ready values, and the model that made them.
 
         If the model breaks (anything but a ``ValueError`` about the values), the holder takes
         it out of service and names the model that answers instead (``ModelHolder.retire``).
-        ``numbers``: the rows' numeric inputs in ``model.contract.numeric`` order, when the
-        parser read them.
         """
         start = time.perf_counter()
         try:
-            scored = await self._score(model, rows, numbers)
+            predictions = await self._predict(model, rows)
         except ValueError as error:
             raise ScoringError(f"the model could not score these rows: {error}") from None
         except Exception as error:
@@ -86,16 +80,13 @@ class Predictor:
             if replacement is None:
                 raise
             model = replacement
-            scored = await self._score(model, rows, None)  # its columns may differ
+            predictions = await self._predict(model, rows)
         if self.hooks:
             event = PredictionEvent(
                 request_id=request_id,
                 route=route,
                 rows=rows,
-                predictions=scored.predictions,
-                numbers=scored.numbers,
-                numeric=scored.numeric,
-                numbers_only=not model.contract.other,
+                predictions=predictions,
                 model_version=model.version,
                 served_by=self.holder.role(model),
                 latency_s=time.perf_counter() - start,
@@ -105,12 +96,10 @@ class Predictor:
                     hook(event)
                 except Exception:  # a hook must never fail a prediction
                     logger.exception("prediction hook %r failed", hook)
-        result: list[Any] = scored.predictions.tolist()
+        result: list[Any] = predictions.tolist()
         return result, model
 
-    async def _score(
-        self, model: LoadedModel, rows: Sequence[Row], numbers: np.ndarray[Any, Any] | None
-    ) -> Scored:
+    async def _predict(self, model: LoadedModel, rows: Sequence[Row]) -> np.ndarray[Any, Any]:
         if len(rows) <= self.coalesce_rows:
-            return await self.batcher.score(model, rows)
-        return model.score(rows, numbers)
+            return await self.batcher.predict(model, rows)
+        return model.predict(rows)

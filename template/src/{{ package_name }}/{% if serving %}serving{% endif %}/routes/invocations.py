@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
+import msgspec
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from ...core.rows import Row
+from ...engine import Row, parse_large_in_thread, records_from_csv, records_from_json
 from ..contract import Contract
 from ..deps import CSV, JSON, PredictorDep, media_type
 from ..errors import located
-from ..limits import parse_large_in_thread
 from ..logs import CURRENT_REQUEST_ID
-from ..plain_json import Array
-from ..protocol import records_from_csv, records_from_json
 from ..schemas import ERRORS, InvocationsResponse
 from ..telemetry import ROWS
 
@@ -46,31 +43,28 @@ async def invocations(request: Request, predictor: PredictorDep) -> Response:
     model = predictor.model()
     contract = model.contract
     body = await request.body()
-    if media == CSV:
-        rows, numbers = await parse_large_in_thread(
-            lambda raw: (csv_rows(raw, contract), None), body
-        )
-    else:
-        rows, numbers = await parse_large_in_thread(lambda raw: json_rows(raw, contract), body)
-    predictions, _ = await predictor.score(
-        model, rows, route=ROUTE, request_id=request_id, numbers=numbers
-    )
+    parse = csv_rows if media == CSV else json_rows
+    rows = await parse_large_in_thread(lambda raw: parse(raw, contract), body)
+    predictions, _ = await predictor.score(model, rows, route=ROUTE, request_id=request_id)
     ROWS.labels(route=ROUTE).inc(len(rows))
-    return Response(json.dumps({"predictions": predictions}), media_type="application/json")
+    answer = msgspec.json.encode({"predictions": predictions})
+    return Response(answer, media_type="application/json")
 
 
-def json_rows(body: bytes, contract: Contract) -> tuple[Sequence[Row], Array | None]:
-    """The validated rows of a JSON body and, from the shortcut (plain_json.py), their
-    numeric columns."""
+def json_rows(body: bytes, contract: Contract) -> Sequence[Row]:
+    """The validated rows of a JSON body (plain numbers: through the engine's shortcut)."""
     plain = contract.parse_plain_records(body)
     if plain is not None:
         return plain
-    key, records = records_from_json(body, contract)
-    return _validated(contract, records, key), None
+    key, records = records_from_json(body, contract.shape)
+    return _validated(contract, records, key)
 
 
 def csv_rows(body: bytes, contract: Contract) -> Sequence[Row]:
-    return _validated(contract, records_from_csv(body, contract), "csv")
+    records = records_from_csv(
+        body, contract.limits, booleans=contract.booleans, strings=contract.strings
+    )
+    return _validated(contract, records, "csv")
 
 
 def _validated(contract: Contract, records: object, key: str) -> Sequence[Row]:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import msgspec
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from ...engine import parse_large_in_thread
 from ..deps import JSON, PredictorDep, media_type
 from ..errors import located
-from ..limits import parse_large_in_thread
 from ..logs import CURRENT_REQUEST_ID
 from ..schemas import ERRORS, PredictResponse
 from ..telemetry import ROWS
@@ -42,15 +42,13 @@ async def predict(request: Request, predictor: PredictorDep) -> Response:
     model = predictor.model()
     body = await request.body()
     try:
-        rows, numbers = await parse_large_in_thread(model.contract.parse_predict_with_numbers, body)
+        rows = await parse_large_in_thread(model.contract.parse_predict, body)
     except ValidationError as error:
         raise RequestValidationError(located(error, "body")) from None
-    # Scoring runs on the event loop (no thread hop), with concurrent requests: batching.py.
-    predictions, model = await predictor.score(
-        model, rows, route=ROUTE, request_id=request_id, numbers=numbers
-    )
+    # Scoring runs on the event loop (no thread hop), with concurrent requests (MicroBatcher).
+    predictions, model = await predictor.score(model, rows, route=ROUTE, request_id=request_id)
     ROWS.labels(route=ROUTE).inc(len(rows))
     answer: dict[str, Any] = {"predictions": predictions, "model_version": model.version}
     if model is predictor.holder.fallback:  # which kind; why the champion is not is in /ready
         answer["fallback"] = "baseline" if model.baseline else "previous"
-    return Response(json.dumps(answer), media_type="application/json")
+    return Response(msgspec.json.encode(answer), media_type="application/json")
