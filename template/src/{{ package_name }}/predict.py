@@ -22,8 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from threadpoolctl import threadpool_limits
 
-from .config import CHAMPION
-from .config import PREDICTION
+from .config import CHAMPION, PREDICTION
 from .core.schema import DataSchema, DataValidationError, feature_frame
 from .io.data import output_file
 

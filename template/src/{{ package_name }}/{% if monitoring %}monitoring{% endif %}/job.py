@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import Params, Settings
-from ..config import PREDICTION
+from ..config import PREDICTION, Params, Settings
 from ..core.schema import DataSchema, DataValidationError, feature_frame
 from ..io.data import read_json, read_table, write_json, write_text
 from .feedback import CONFLICT, join_feedback

@@ -14,9 +14,8 @@ import pandas as pd
 from pydantic import BaseModel, Field
 from sklearn import metrics as skm
 
-from ..config import CHAMPION, MonitorParams
+from ..config import CHAMPION, PREDICTION, MonitorParams
 from ..core.metrics import improvement
-from ..config import PREDICTION
 from .drift import LARGEST, ColumnDrift, Kind, column_drift
 from .prediction_log import CHALLENGER, Unreadable
 from .profile import Reference
