@@ -9,6 +9,8 @@ tests fail under ``CI=true`` and are skipped elsewhere.
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import re
 import shutil
@@ -387,3 +389,124 @@ def test_without_serving_there_are_no_manifests(tmp_path: Path) -> None:
 
     assert not (project / "deploy").exists()
     assert not (project / "ci" / "k8s.sh").exists()
+
+
+POD_LOGS = """
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from my_ml_project.engine.log_queue import PredictionLog
+from my_ml_project.engine.log_writer import ScoredRequest
+from my_ml_project.monitoring.settings import MonitoringSettings
+
+if __name__ == "__main__":  # the log's writer process is spawned: it imports this file
+    volume, table, data = Path(sys.argv[1]), pd.read_parquet(sys.argv[2]), Path(sys.argv[3])
+    features = table.drop(columns=["target"])
+    features.to_csv(data / "input.csv", index=False)  # the batch job's input
+    print(len(features))
+    for n, pod in enumerate(["my-ml-project-5f7c9-a1", "my-ml-project-5f7c9-b2"]):
+        settings = MonitoringSettings(log_path=volume / pod / "predictions.jsonl", flush_seconds=0)
+        log = PredictionLog(settings)
+        rows = features.iloc[n::2].to_dict("records")
+        log.submit(ScoredRequest(f"req-{n}", rows, [int(n)] * len(rows), "1", "champion", 1.0))
+        log.flush()
+        log.close()
+"""
+
+
+def job_args(manifests: list[dict[str, Any]], name: str) -> list[str]:
+    (job,) = [d for d in manifests if d["kind"] == "CronJob" and d["metadata"]["name"] == name]
+    (container,) = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    return [*container.get("command", []), *container["args"]]
+
+
+@pytest.mark.slow
+def test_the_jobs_commands_run_in_a_checkout_like_git_sync_s(
+    default_project: Path, tmp_path: Path
+) -> None:
+    """Given the default project's pipeline run and pushed, and a git worktree of it (what
+    git-sync makes), when the monitor, batch-scoring and pipeline jobs' own commands (from the
+    rendered dev overlay, the volumes' paths moved to folders here) run in it, then the monitor
+    reads both pods' logs of the shared volume, scoring writes every row, and the pipeline is
+    up to date."""
+    result = subprocess.run(
+        [kubectl(), "kustomize", "deploy/k8s/overlays/dev"],
+        cwd=default_project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    manifests = list(yaml.safe_load_all(result.stdout))
+    project = tmp_path / "project"  # a copy: the session's project stays as it is
+    shutil.copytree(default_project, project, ignore=shutil.ignore_patterns(".venv"))
+    venv = default_project / ".venv" / "bin"
+    env = project_env(
+        {
+            "PATH": f"{venv}{os.pathsep}{os.environ['PATH']}",
+            "DVC_SITE_CACHE_DIR": str(tmp_path / "dvc-site"),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
+            "GIT_AUTHOR_NAME": "ci",
+            "GIT_AUTHOR_EMAIL": "ci@example.com",
+            "GIT_COMMITTER_NAME": "ci",
+            "GIT_COMMITTER_EMAIL": "ci@example.com",
+        }
+    )
+
+    def sh(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+
+    for command in (
+        ["git", "add", "-A"],
+        ["git", "-c", "core.hooksPath=/dev/null", "commit", "-qm", "pipeline run"],
+        ["dvc", "push", "-q"],
+        # Beside the project: the relative DVC remote (../<slug>-dvc-storage) is the same one.
+        [
+            "git",
+            "-c",
+            "core.hooksPath=/dev/null",
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            str(tmp_path / "checkout"),
+            "HEAD",
+        ],
+    ):
+        done = sh(command, project)
+        assert done.returncode == 0, f"{command}: {done.stdout}{done.stderr}"
+    checkout = tmp_path / "checkout"
+    volume, data, reports = tmp_path / "logs", tmp_path / "data", tmp_path / "reports"
+    table = default_project / "data" / "processed" / "test.parquet"
+    script = tmp_path / "pods.py"
+    script.write_text(POD_LOGS)
+    data.mkdir()
+    written = sh([str(venv / "python"), str(script), str(volume), str(table), str(data)], tmp_path)
+    assert written.returncode == 0, written.stderr
+    rows = int(written.stdout)
+
+    def in_pod(args: list[str]) -> subprocess.CompletedProcess[str]:
+        """A job's command, with Kubernetes' $(VAR) expansion and the mount paths here."""
+        text = [
+            arg.replace("$(SERVING_MODEL_URI)", "models:/my-ml-project@champion")
+            .replace("/app/logs", str(volume))
+            .replace("/app/reports", str(reports))
+            .replace("/data/", f"{data}/")
+            for arg in args
+        ]
+        return sh(text, checkout)
+
+    monitor = in_pod(job_args(manifests, "my-ml-project-monitor"))
+    scoring = in_pod(job_args(manifests, "my-ml-project-batch-score"))
+    pipeline = in_pod(job_args(manifests, "my-ml-project-pipeline"))
+
+    (summary,) = reports.glob("*/summary.json")
+    assert monitor.returncode in (0, 1), f"a verdict, not a failure: {monitor.stderr[-3000:]}"
+    assert f"{rows} rows checked" in monitor.stdout, "both pods' rows are read"
+    assert json.loads(summary.read_text())["current_rows"] == rows
+    assert scoring.returncode == 0, scoring.stderr[-3000:]
+    with (data / "predictions.csv").open() as predictions:
+        assert len(list(csv.DictReader(predictions))) == rows, "every row scored"
+    assert pipeline.returncode == 0, pipeline.stderr[-3000:]
+    assert "Data and pipelines are up to date" in pipeline.stdout + pipeline.stderr
