@@ -128,6 +128,7 @@ FEATURES = (
     Feature(
         "ci image smoke test", lambda a: a["ci"] != "none" and a["serving"], ("ci/smoke-image.sh",)
     ),
+    Feature("ci k8s script", lambda a: a["ci"] != "none" and a["serving"], ("ci/k8s.sh",)),
     Feature(
         "ci monitor script", lambda a: a["ci"] != "none" and a["monitoring"], ("ci/monitor.sh",)
     ),
@@ -143,7 +144,11 @@ FEATURES = (
     Feature(
         "github image workflows",
         lambda a: a["ci"] == "github" and a["serving"],
-        (".github/workflows/image.yml", ".github/workflows/image-release.yml"),
+        (
+            ".github/workflows/image.yml",
+            ".github/workflows/image-release.yml",
+            ".github/workflows/k8s.yml",
+        ),
     ),
     Feature(
         "github monitor workflow",
@@ -190,6 +195,34 @@ FEATURES = (
             "tests/test_server.py",
         ),
         ("src/{pkg}/serving/",),
+    ),
+    # Kubernetes (issue 16): a kustomize base and one overlay per environment.
+    Feature(
+        "kubernetes",
+        lambda a: a["serving"],
+        (
+            "deploy/k8s/README.md",
+            "deploy/k8s/base/batch-data-pvc.yaml",
+            "deploy/k8s/base/batch-score-job.yaml",
+            "deploy/k8s/base/deployment.yaml",
+            "deploy/k8s/base/hpa.yaml",
+            "deploy/k8s/base/kustomization.yaml",
+            "deploy/k8s/base/networkpolicy-api.yaml",
+            "deploy/k8s/base/networkpolicy-jobs.yaml",
+            "deploy/k8s/base/pdb.yaml",
+            "deploy/k8s/base/pipeline-job.yaml",
+            "deploy/k8s/base/service.yaml",
+            "deploy/k8s/base/serviceaccount.yaml",
+            "deploy/k8s/overlays/dev/kustomization.yaml",
+            "deploy/k8s/overlays/production/kustomization.yaml",
+            "deploy/k8s/overlays/staging/kustomization.yaml",
+        ),
+        ("deploy/k8s/",),
+    ),
+    Feature(
+        "kubernetes monitor",
+        lambda a: a["serving"] and a["monitoring"],
+        ("deploy/k8s/base/monitor-cronjob.yaml", "deploy/k8s/base/prediction-logs-pvc.yaml"),
     ),
     # Monitoring inside the service (issue 5): prediction log, live metrics, shadow scores.
     Feature(

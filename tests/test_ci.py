@@ -57,6 +57,7 @@ PARITY = (
         "image-release",
         "serving",
     ),
+    ("kubectl kustomize + kubernetes-validate --strict", "k8s/validate", "k8s", "serving"),
     ("scheduled: make monitor", "monitor/monitor", "monitor", "monitoring"),
     (
         "on drift: retrain, dvc push, the change as a patch",

@@ -26,7 +26,8 @@ def monitor(
             "--current",
             "-c",
             exists=True,
-            help="Prediction log (.jsonl, with its rotated backups) or a CSV/Parquet table",
+            help="Prediction log (.jsonl, with its rotated backups), a folder of pods' logs "
+            "(deploy/k8s) or a CSV/Parquet table",
         ),
     ],
     model: Annotated[

@@ -25,8 +25,10 @@ class UnusableInputError(Exception):
 
 
 def is_log(path: Path) -> bool:
-    """A prediction log (or one of its rotated backups) rather than a table."""
-    return path.suffix in LOG_SUFFIXES or (path.suffix[1:].isdigit() and ".jsonl" in path.name)
+    """A prediction log (or one of its rotated backups, or a folder of pods' logs) rather than
+    a table."""
+    rotated = path.suffix[1:].isdigit() and ".jsonl" in path.name
+    return path.suffix in LOG_SUFFIXES or rotated or path.is_dir()
 
 
 def private_features(schema: DataSchema, monitoring: MonitoringSettings) -> list[str]:

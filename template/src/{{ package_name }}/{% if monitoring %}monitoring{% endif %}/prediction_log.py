@@ -46,13 +46,26 @@ log = logging.getLogger(__name__)
 MAX_LINE_BYTES = 64 << 20
 CHUNK_ROWS = 50_000
 MAX_EXAMPLES = 5
+# The service's log in a folder given instead of a file (the settings' default name).
+DEFAULT_LOG_NAME = "predictions.jsonl"
 # The types of a request's fields (and of every value of a one-row line of earlier versions).
 SCALARS = (str, int, float, type(None))
 decode = msgspec.json.Decoder().decode
 
 
 def log_files(path: Path) -> list[Path]:
-    """The log and its rotated backups (``x.jsonl.1`` ...), oldest first."""
+    """The log and its rotated backups (``x.jsonl.1`` ...), oldest first. Where there are none,
+    those of the same name one folder down: a shared volume where each pod of the service
+    writes into its own folder (deploy/k8s). A folder stands for its ``predictions.jsonl``."""
+    if path.is_dir():
+        path = path / DEFAULT_LOG_NAME
+    files = _own_files(path)
+    if files or not path.parent.is_dir():
+        return files
+    return [file for pod in sorted(path.parent.iterdir()) for file in _own_files(pod / path.name)]
+
+
+def _own_files(path: Path) -> list[Path]:
     backups = [p for p in path.parent.glob(f"{path.name}.*") if p.suffix[1:].isdigit()]
     backups.sort(key=lambda p: int(p.suffix[1:]), reverse=True)
     return [*backups, path] if path.is_file() else backups
