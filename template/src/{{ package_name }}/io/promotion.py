@@ -52,7 +52,7 @@ def current_audit(reason: str) -> Audit:
     by = os.environ.get("GITHUB_ACTOR") or os.environ.get("GITLAB_USER_LOGIN") or getpass.getuser()
     return Audit(
         by=by,
-        at=datetime.now(UTC).isoformat(timespec="seconds"),
+        at=datetime.now(UTC).isoformat(timespec="milliseconds"),
         run=run,
         commit=os.environ.get("GITHUB_SHA") or os.environ.get("CI_COMMIT_SHA") or git_commit(),
         reason=reason,
