@@ -128,7 +128,9 @@ FEATURES = (
         ("ci/README.md", "ci/pipeline.sh", "ci/plots_markdown.py", "ci/report.sh"),
     ),
     Feature(
-        "ci image smoke test", lambda a: a["ci"] != "none" and a["serving"], ("ci/smoke-image.sh",)
+        "ci image smoke test",
+        lambda a: a["ci"] != "none" and a["serving"],
+        ("ci/smoke-image.sh", "ci/deploy.sh"),
     ),
     Feature(
         "ci monitor script", lambda a: a["ci"] != "none" and a["monitoring"], ("ci/monitor.sh",)
@@ -140,6 +142,7 @@ FEATURES = (
             ".github/workflows/ci.yml",
             ".github/workflows/propose.yml",
             ".github/workflows/template-update.yml",
+            ".github/workflows/promote.yml",
         ),
     ),
     Feature(

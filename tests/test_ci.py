@@ -70,6 +70,13 @@ PARITY = (
     ("push the update patch, open a PR/MR", "template-update/propose", "template-propose", None),
     # GitHub's propose jobs call one reusable workflow; GitLab's extend the hidden `.propose`.
     ("apply a patch, push, open the PR", "propose/propose", None, None),
+    # Promotion: one dispatched workflow with the environment as input on GitHub, a manual job
+    # per environment on GitLab (where the manual job is also the free plan's approval step).
+    ("free plans: only PROMOTION_APPROVERS start a promotion", "promote/approval", None, None),
+    ("promote or roll back staging (gate re-checked)", "promote/promote", "promote-staging", None),
+    ("promote or roll back production", None, "promote-production", None),
+    ("apply the overlay, roll the pods", "promote/deploy", "deploy-staging", "serving"),
+    ("the same for production", None, "deploy-production", "serving"),
 )
 
 # Jobs that may write (everything else gets read-only contents at most). None of them runs
@@ -294,12 +301,14 @@ def test_no_job_runs_pull_request_code_with_a_write_token(github_project: Projec
     assert "head.repo.full_name == github.repository" in comment["if"]
 
 
-def test_uv_cache_is_enabled_except_where_an_image_is_published(github_project: Project) -> None:
+def test_uv_cache_is_enabled_except_where_an_image_is_published_or_an_alias_moves(
+    github_project: Project,
+) -> None:
     project = github_project
     for name, job in project.github_jobs().items():
         for step in job.get("steps", []):
             if "astral-sh/setup-uv" in step.get("uses", ""):
-                publishing = name == "image-release/push"
+                publishing = name in {"image-release/push", "promote/promote"}
                 assert step["with"]["enable-cache"] is (not publishing), name
 
 
