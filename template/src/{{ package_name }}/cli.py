@@ -134,6 +134,9 @@ def promote(
         raise typer.Exit(code=1) from None
     alias = ENVIRONMENTS[to]
     holder = tracking.get_champion(client, name, alias)
+    if holder is not None and holder.version == str(chosen.version):
+        typer.echo(f"{name}: {to} already is version {chosen.version}; nothing recorded")
+        return
     params = load_params(settings.params_file)
     gate = recheck(tracking.with_metrics(client, chosen), params, holder, alias)
     reasons = promotion.path_reasons(chosen, to) + gate.reasons
