@@ -3,7 +3,7 @@
 An environment's alias moves only here. Each move is recorded as tags on the model version
 (``<environment>.by``, ``.at``, ``.run``, ``.commit``, ``.reason``), so the registry itself
 answers who put a version in production, when, from which CI run and commit, and why; a
-rollback marks the version it leaves (``<environment>.rolled_back_*``). The previous holder of
+rollback marks the version it leaves (``<environment>.rolled_back.*``). The previous holder of
 an environment is read back from these tags, not from version numbers: production skips most
 versions, and rolling back twice must go two promotions back, not bounce between two.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import platform
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -48,7 +49,7 @@ def current_audit(reason: str) -> Audit:
         server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
         run = f"{server}/{os.environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{github_run}"
     else:
-        run = os.environ.get("CI_JOB_URL") or f"local ({os.uname().nodename})"
+        run = os.environ.get("CI_JOB_URL") or f"local ({platform.node()})"
     by = os.environ.get("GITHUB_ACTOR") or os.environ.get("GITLAB_USER_LOGIN") or getpass.getuser()
     return Audit(
         by=by,
