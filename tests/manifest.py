@@ -43,6 +43,7 @@ CORE = (
     "src/{pkg}/io/data.py",
     "src/{pkg}/io/model_card.py",
     "src/{pkg}/io/model_loader.py",
+    "src/{pkg}/io/promotion.py",
     "src/{pkg}/io/tracking.py",
     "src/{pkg}/predict.py",
     "src/{pkg}/redaction.py",
@@ -70,6 +71,7 @@ CORE = (
     "tests/test_outputs.py",
     "tests/test_pipeline.py",
     "tests/test_predict.py",
+    "tests/test_promotion.py",
     "tests/test_redaction.py",
     "tests/test_schema.py",
     "tests/test_stages.py",
@@ -126,7 +128,9 @@ FEATURES = (
         ("ci/README.md", "ci/pipeline.sh", "ci/plots_markdown.py", "ci/report.sh"),
     ),
     Feature(
-        "ci image smoke test", lambda a: a["ci"] != "none" and a["serving"], ("ci/smoke-image.sh",)
+        "ci image smoke test",
+        lambda a: a["ci"] != "none" and a["serving"],
+        ("ci/smoke-image.sh", "ci/deploy.sh"),
     ),
     Feature("ci k8s script", lambda a: a["ci"] != "none" and a["serving"], ("ci/k8s.sh",)),
     Feature(
@@ -139,6 +143,7 @@ FEATURES = (
             ".github/workflows/ci.yml",
             ".github/workflows/propose.yml",
             ".github/workflows/template-update.yml",
+            ".github/workflows/promote.yml",
         ),
     ),
     Feature(

@@ -71,6 +71,13 @@ PARITY = (
     ("push the update patch, open a PR/MR", "template-update/propose", "template-propose", None),
     # GitHub's propose jobs call one reusable workflow; GitLab's extend the hidden `.propose`.
     ("apply a patch, push, open the PR", "propose/propose", None, None),
+    # Promotion: one dispatched workflow with the environment as input on GitHub, a manual job
+    # per environment on GitLab (where the manual job is also the free plan's approval step).
+    ("free plans: only PROMOTION_APPROVERS start a promotion", "promote/approval", None, None),
+    ("promote or roll back staging (gate re-checked)", "promote/promote", "promote-staging", None),
+    ("promote or roll back production", None, "promote-production", None),
+    ("apply the overlay, roll the pods", "promote/deploy", "deploy-staging", "serving"),
+    ("the same for production", None, "deploy-production", "serving"),
 )
 
 # Jobs that may write (everything else gets read-only contents at most). None of them runs
@@ -295,12 +302,14 @@ def test_no_job_runs_pull_request_code_with_a_write_token(github_project: Projec
     assert "head.repo.full_name == github.repository" in comment["if"]
 
 
-def test_uv_cache_is_enabled_except_where_an_image_is_published(github_project: Project) -> None:
+def test_uv_cache_is_enabled_except_where_an_image_is_published_or_an_alias_moves(
+    github_project: Project,
+) -> None:
     project = github_project
     for name, job in project.github_jobs().items():
         for step in job.get("steps", []):
             if "astral-sh/setup-uv" in step.get("uses", ""):
-                publishing = name == "image-release/push"
+                publishing = name in {"image-release/push", "promote/promote"}
                 assert step["with"]["enable-cache"] is (not publishing), name
 
 
@@ -656,6 +665,143 @@ def test_monitor_script_tells_a_breach_from_a_failure(
     else:
         assert result.returncode == 0, result.stdout + result.stderr
         assert output.read_text() == f"{verdict}\n"
+
+
+# ---------------------------------------------------------------- promotion across environments
+#
+# Issue 16: `promote`/`rollback` of staging and production run only when a person starts them,
+# in the environment whose protections (required reviewers, protected environments) gate them;
+# the registry's and the cluster's credentials reach only those jobs.
+
+ENVIRONMENTS = ["staging", "production"]
+DEFAULT_BRANCH_NOT_SCHEDULED = (
+    '$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE != "schedule"'
+)
+GITHUB_SECRET = re.compile(r"secrets\.(\w+)")
+
+
+def promote_workflow(project: Project) -> dict[Any, Any]:
+    data: dict[Any, Any] = yaml.safe_load(
+        (project.path / ".github/workflows/promote.yml").read_text()
+    )
+    return data
+
+
+def test_github_promotion_runs_by_hand_on_main_in_the_environment(github_project: Project) -> None:
+    workflow = promote_workflow(github_project)
+    jobs = workflow["jobs"]
+
+    assert set(workflow[True]) == {"workflow_dispatch"}, "only a person starts a promotion"
+    inputs = workflow[True]["workflow_dispatch"]["inputs"]
+    assert inputs["environment"]["options"] == ENVIRONMENTS
+    assert inputs["reason"]["required"] is True
+    assert jobs["approval"]["if"] == "github.ref == 'refs/heads/main'"
+    assert jobs["promote"]["needs"] == "approval"
+    expected = {"promote", "deploy"} if github_project.answers["serving"] else {"promote"}
+    holders = {name for name, job in jobs.items() if GITHUB_SECRET.search(yaml.safe_dump(job))}
+    assert holders == expected, f"secrets outside the environment's jobs: {holders - expected}"
+    for name in holders:
+        assert jobs[name]["environment"] == "${{ inputs.environment }}", name
+    if github_project.answers["serving"]:
+        assert jobs["deploy"]["needs"] == "promote"
+        deploy_secrets = set(GITHUB_SECRET.findall(yaml.safe_dump(jobs["deploy"])))
+        assert deploy_secrets == {"KUBECONFIG"}, "the deploy job runs no project code: no registry"
+        shell = "\n".join(step.get("run", "") for step in jobs["deploy"]["steps"])
+        script = (github_project.path / "ci/deploy.sh").read_text()
+        # ci/deploy.sh names itself in its usage lines, and runs only kustomize and kubectl
+        assert set(runs_project_code(shell + script)) == {"ci/deploy.sh"}, shell
+
+
+@pytest.mark.parametrize(
+    ("approvers", "actor", "code"),
+    [("", "anyone", 0), ("alice bob", "bob", 0), ("alice bob", "mallory", 1), ("alice", "ali", 1)],
+)
+def test_github_free_plan_approval_admits_only_the_listed_people(
+    approvers: str, actor: str, code: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    project = rendered("github-serving=True-monitoring=True", tmp_path_factory)
+    step = promote_workflow(project)["jobs"]["approval"]["steps"][0]
+
+    result = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        env={"PATH": os.environ["PATH"], "APPROVERS": approvers, "ACTOR": actor},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == code, result.stdout + result.stderr
+
+
+def test_gitlab_promotion_is_manual_on_the_default_branch_in_the_environment(
+    gitlab_project: Project,
+) -> None:
+    jobs = gitlab_resolved_jobs(gitlab_project)
+    for env in ENVIRONMENTS:
+        promote = jobs[f"promote-{env}"]
+        assert environment(promote) == env and promote["variables"]["ENVIRONMENT"] == env
+        assert promote["rules"] == [
+            {
+                "if": DEFAULT_BRANCH_NOT_SCHEDULED,
+                "when": "manual",
+                "allow_failure": True,
+            }
+        ], "a person starts it, on the default branch only (never a merge request)"
+        if gitlab_project.answers["serving"]:
+            deploy = jobs[f"deploy-{env}"]
+            assert deploy["needs"] == [f"promote-{env}"] and environment(deploy) == env
+            shell = gitlab_shell(gitlab_project, deploy)
+            assert set(runs_project_code(shell)) == {"ci/deploy.sh"}, shell
+    mlflow_users = {
+        name
+        for name, job in jobs.items()
+        if "MLFLOW_TRACKING_PASSWORD" in gitlab_shell(gitlab_project, job)
+    }
+    assert mlflow_users <= {"pipeline"}, "the promote jobs get the credential from their scope"
+
+
+FAKE_KUBE = """\
+#!/usr/bin/env bash
+echo "$(basename "$0") $* (in ${PWD##*/})" >>"$KUBE_LOG"
+"""
+
+
+def test_deploy_script_sets_the_image_applies_the_overlay_and_rolls_the_pods(
+    tmp_path: Path,
+) -> None:
+    """kubectl and kustomize are stand-ins that record their calls: no cluster runs here."""
+    script = TEMPLATE_ROOT / "template" / "{% if ci != 'none' %}ci{% endif %}"
+    script = script / "{% if serving %}deploy.sh{% endif %}"
+    overlay = tmp_path / "deploy" / "k8s" / "overlays" / "production"
+    overlay.mkdir(parents=True)
+    (overlay / "kustomization.yaml").write_text("resources: [../../base]\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("kubectl", "kustomize"):
+        (bin_dir / name).write_text(FAKE_KUBE)
+        (bin_dir / name).chmod(0o755)
+    log = tmp_path / "kube.log"
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "KUBE_LOG": str(log)}
+
+    def deploy(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(script), *args], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+
+    result = deploy("production", "churn", "ghcr.io/team/churn:v2")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert log.read_text().splitlines() == [
+        "kustomize edit set image churn=ghcr.io/team/churn:v2 (in production)",
+        f"kubectl apply -k deploy/k8s/overlays/production (in {tmp_path.name})",
+        f"kubectl rollout restart deployment/churn --namespace churn-production "
+        f"(in {tmp_path.name})",
+        f"kubectl rollout status deployment/churn --namespace churn-production --timeout 10m "
+        f"(in {tmp_path.name})",
+    ]
+    log.unlink()
+    assert deploy("qa", "churn").returncode == 2, "an environment without an overlay"
+    assert not log.exists(), "nothing applied"
 
 
 # ---------------------------------------------------------------- proposing a change

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -102,21 +102,83 @@ def champion() -> None:
 
 
 @app.command()
-def rollback() -> None:
-    """Move the 'champion' alias back to the previous registered version."""
+def promote(
+    to: Annotated[
+        Literal["staging", "production"],
+        typer.Option("--to", help="Environment whose alias moves to the version"),
+    ],
+    reason: Annotated[str, typer.Option(help="Why: recorded on the model version")],
+    version: Annotated[
+        str | None,
+        typer.Option(
+            help="Registered version [default: the champion for staging, the staging version "
+            "for production]",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Re-check the quality gate, then give the environment's alias to a version (audited)."""
     from mlflow.tracking import MlflowClient
 
-    from .config import get_settings
-    from .io import tracking
+    from .config import ENVIRONMENTS, get_settings, load_params
+    from .io import promotion, tracking
+    from .stages.register import recheck
 
     settings = get_settings()
     tracking.configure(settings)
+    client, name = MlflowClient(), settings.model_name
     try:
-        version = tracking.rollback(MlflowClient(), settings.model_name)
+        chosen = promotion.candidate(client, name, to, version)
     except LookupError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(code=1) from None
-    typer.echo(f"{settings.model_name}: champion is now version {version}")
+    alias = ENVIRONMENTS[to]
+    holder = tracking.get_champion(client, name, alias)
+    if holder is not None and holder.version == str(chosen.version):
+        typer.echo(f"{name}: {to} already is version {chosen.version}; nothing recorded")
+        return
+    params = load_params(settings.params_file)
+    gate = recheck(tracking.with_metrics(client, chosen), params, holder, alias)
+    reasons = promotion.path_reasons(chosen, to) + gate.reasons
+    if reasons:
+        typer.echo(f"{name}@{to} unchanged, version {chosen.version} refused:", err=True)
+        typer.echo("\n".join(f"  - {reason}" for reason in reasons), err=True)
+        raise typer.Exit(code=1)
+    promotion.move(client, name, to, str(chosen.version), promotion.current_audit(reason))
+    typer.echo(f"{name}: {to} is now version {chosen.version}")
+
+
+@app.command()
+def rollback(
+    env: Annotated[
+        Literal["dev", "staging", "production"],
+        typer.Option("--env", help="Environment whose alias moves back (dev: the champion)"),
+    ] = "dev",
+    reason: Annotated[
+        str, typer.Option(help="Why: recorded on the version left (staging, production)")
+    ] = "",
+) -> None:
+    """Move an environment's alias back: dev's champion to the previous registered version,
+    staging's or production's to the version promoted there before."""
+    from mlflow.tracking import MlflowClient
+
+    from .config import ENVIRONMENTS, get_settings
+    from .io import promotion, tracking
+
+    if env != "dev" and not reason:
+        raise typer.BadParameter(f"say why with --reason: it is recorded in {env}'s audit")
+    settings = get_settings()
+    tracking.configure(settings)
+    client, name = MlflowClient(), settings.model_name
+    try:
+        if env == "dev":
+            version = tracking.rollback(client, name)
+        else:
+            version = promotion.roll_back(client, name, env, promotion.current_audit(reason))
+    except LookupError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"{name}: {ENVIRONMENTS[env]} is now version {version}")
 
 
 # Optional features add their own commands when the project was generated with them.

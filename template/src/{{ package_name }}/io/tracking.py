@@ -78,21 +78,28 @@ def git_commit() -> str:
 
 @dataclass(frozen=True)
 class Champion:
-    """The registered version currently holding the ``champion`` alias."""
+    """A registered version holding an alias (``champion``, or an environment's), with its
+    run's metrics."""
 
     version: str
     run_id: str | None
     metrics: dict[str, float]
 
 
-def get_champion(client: MlflowClient, model_name: str) -> Champion | None:
-    """The current champion and its run's metrics, or ``None`` when there is none yet."""
-    try:
-        version: ModelVersion = client.get_model_version_by_alias(model_name, CHAMPION)
-    except MlflowException:
-        return None
+def with_metrics(client: MlflowClient, version: ModelVersion) -> Champion:
+    """``version`` with its training run's metrics (none when it was registered without a run)."""
     metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
     return Champion(version=str(version.version), run_id=version.run_id, metrics=dict(metrics))
+
+
+def get_champion(client: MlflowClient, model_name: str, alias: str = CHAMPION) -> Champion | None:
+    """The version holding ``alias`` (the champion by default) with its run's metrics, or
+    ``None`` when there is none yet."""
+    try:
+        version: ModelVersion = client.get_model_version_by_alias(model_name, alias)
+    except MlflowException:
+        return None
+    return with_metrics(client, version)
 
 
 def promote(client: MlflowClient, model_name: str, version: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import Params, RegisterParams, Settings
+from ..config import CHAMPION, Params, RegisterParams, Settings
 from ..core.metrics import improvement
 from ..engine import exit_now
 from ..io.data import read_json, write_json
@@ -27,8 +27,11 @@ class Decision:
         self.reasons.append(reason)
 
 
-def decide(report: dict[str, Any], gate: RegisterParams, champion: Champion | None) -> Decision:
-    """Check thresholds, the gain over the baseline, and the current champion's score."""
+def decide(
+    report: dict[str, Any], gate: RegisterParams, champion: Champion | None, against: str = CHAMPION
+) -> Decision:
+    """Check thresholds, the gain over the baseline, and the score of the version holding the
+    alias ``against`` (the current champion)."""
     decision = Decision()
     metrics: dict[str, float] = report["test"]
     primary: str = report["primary_metric"]
@@ -46,10 +49,29 @@ def decide(report: dict[str, Any], gate: RegisterParams, champion: Champion | No
         change = improvement(primary, metrics[primary], champion.metrics[primary])
         if change < -gate.max_loss_vs_champion:
             decision.reject(
-                f"{primary} {metrics[primary]} is worse than champion version "
+                f"{primary} {metrics[primary]} is worse than {against} version "
                 f"{champion.version} ({champion.metrics[primary]})"
             )
     return decision
+
+
+def recheck(candidate: Champion, params: Params, holder: Champion | None, alias: str) -> Decision:
+    """The gate again, for ``promote``: a registered version's run metrics against today's
+    ``params.yaml`` and against ``holder``, the version holding ``alias`` now."""
+    gain = candidate.metrics.get("gain_over_baseline")
+    if gain is None:
+        decision = Decision()
+        decision.reject(
+            f"version {candidate.version}'s run has no evaluation metrics (not registered by "
+            "the pipeline)"
+        )
+        return decision
+    report = {
+        "test": candidate.metrics,
+        "primary_metric": params.evaluate.primary_metric,
+        "gain_over_baseline": gain,
+    }
+    return decide(report, params.gate, holder, alias)
 
 
 def main() -> None:

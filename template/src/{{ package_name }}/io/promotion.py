@@ -1,0 +1,135 @@
+"""Promotion across environments: the ``staging`` and ``production`` aliases, audited.
+
+An environment's alias moves only here. Each move is recorded as tags on the model version
+(``<environment>.by``, ``.at``, ``.run``, ``.commit``, ``.reason``), so the registry itself
+answers who put a version in production, when, from which CI run and commit, and why; a
+rollback marks the version it leaves (``<environment>.rolled_back.*``). The previous holder of
+an environment is read back from these tags, not from version numbers: production skips most
+versions, and rolling back twice must go two promotions back, not bounce between two.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from ..config import CHAMPION, ENVIRONMENTS
+from .tracking import git_commit
+
+# Where each environment takes its candidate from, by default: the path dev -> staging -> prod.
+SOURCE = {"staging": CHAMPION, "production": ENVIRONMENTS["staging"]}
+ROLLED_BACK = "rolled_back"
+
+
+@dataclass(frozen=True)
+class Audit:
+    """Who moves an alias, when, from which run (a CI job, or this machine) and commit, and why."""
+
+    by: str
+    at: str
+    run: str
+    commit: str
+    reason: str
+
+    def tags(self, prefix: str) -> dict[str, str]:
+        return {f"{prefix}.{name}": value for name, value in vars(self).items()}
+
+
+def current_audit(reason: str) -> Audit:
+    """The audit of a move made now, from this process: CI's variables when CI runs it."""
+    github_run = os.environ.get("GITHUB_RUN_ID")
+    if github_run:
+        server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+        run = f"{server}/{os.environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{github_run}"
+    else:
+        run = os.environ.get("CI_JOB_URL") or f"local ({platform.node()})"
+    by = os.environ.get("GITHUB_ACTOR") or os.environ.get("GITLAB_USER_LOGIN") or getpass.getuser()
+    return Audit(
+        by=by,
+        at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        run=run,
+        commit=os.environ.get("GITHUB_SHA") or os.environ.get("CI_COMMIT_SHA") or git_commit(),
+        reason=reason,
+    )
+
+
+def aliased(client: MlflowClient, model_name: str, alias: str) -> ModelVersion | None:
+    """The version holding ``alias``, or ``None``."""
+    try:
+        version: ModelVersion = client.get_model_version_by_alias(model_name, alias)
+    except MlflowException:
+        return None
+    return version
+
+
+def candidate(
+    client: MlflowClient, model_name: str, environment: str, version: str | None
+) -> ModelVersion:
+    """``version``, or by default what the environment before it holds (see ``SOURCE``)."""
+    if version is not None:
+        try:
+            found: ModelVersion = client.get_model_version(model_name, version)
+        except MlflowException:
+            raise LookupError(f"{model_name} has no version {version}") from None
+        return found
+    source = aliased(client, model_name, SOURCE[environment])
+    if source is None:
+        raise LookupError(f"{model_name} has no {SOURCE[environment]} version to promote")
+    return source
+
+
+def path_reasons(version: ModelVersion, environment: str) -> list[str]:
+    """Why ``version`` may not enter ``environment`` by the path dev -> staging -> production."""
+    staging = ENVIRONMENTS["staging"]
+    if environment == "production" and f"{staging}.at" not in version.tags:
+        return [f"version {version.version} was never promoted to {staging}"]
+    return []
+
+
+def move(
+    client: MlflowClient, model_name: str, environment: str, version: str, audit: Audit
+) -> None:
+    """Give ``environment``'s alias to ``version``, recording ``audit`` on the version."""
+    alias = ENVIRONMENTS[environment]
+    for key, value in audit.tags(alias).items():
+        client.set_model_version_tag(model_name, version, key, value)
+    # Promoted again after a rollback: it is a candidate for later rollbacks once more.
+    for key in client.get_model_version(model_name, version).tags:
+        if key.startswith(f"{alias}.{ROLLED_BACK}."):
+            client.delete_model_version_tag(model_name, version, key)
+    client.set_registered_model_alias(model_name, alias, version)
+
+
+def previous(client: MlflowClient, model_name: str, alias: str, current: str) -> str:
+    """The version that held ``alias`` before ``current``: the latest promoted there, other than
+    ``current``, that no rollback left."""
+    held = [
+        (v.tags[f"{alias}.at"], int(v.version))
+        for v in client.search_model_versions(f"name = '{model_name}'")
+        if f"{alias}.at" in v.tags
+        and f"{alias}.{ROLLED_BACK}.at" not in v.tags
+        and str(v.version) != current
+    ]
+    if not held:
+        raise LookupError(f"{model_name}@{alias}: no earlier version to roll back to")
+    return str(max(held)[1])
+
+
+def roll_back(client: MlflowClient, model_name: str, environment: str, audit: Audit) -> str:
+    """Give ``environment``'s alias back to its previous holder; mark the version it leaves."""
+    alias = ENVIRONMENTS[environment]
+    current = aliased(client, model_name, alias)
+    if current is None:
+        raise LookupError(f"{model_name} has no {alias} version to roll back from")
+    target = previous(client, model_name, alias, str(current.version))
+    for key, value in audit.tags(f"{alias}.{ROLLED_BACK}").items():
+        client.set_model_version_tag(model_name, str(current.version), key, value)
+    client.set_registered_model_alias(model_name, alias, target)
+    return target
