@@ -343,7 +343,8 @@ def test_service_loads_the_champion_from_the_server(
     say(f"service /ready: {ready.status} {json.dumps(ready.body)}")
 
     assert ready.body["model_version"] == first_run["version"] == "1", ready.body
-    assert ready.body["model_uri"] == f"models:/{MODEL}@champion", ready.body
+    # The service resolves the alias once, at start-up, to the version it then serves.
+    assert ready.body["model_uri"] == f"models:/{MODEL}/1", ready.body
 
 
 def test_dvc_pushes_and_pulls_through_the_s3_endpoint(
