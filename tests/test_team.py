@@ -390,9 +390,9 @@ def test_worse_candidate_is_refused_against_the_servers_champion_in_ci(
     as the main branch's CI job runs it (write credentials), refused by the gate."""
     params = project / "params.yaml"
     original = params.read_text()
-    worse = original.replace("      learning_rate: 0.1\n", "      learning_rate: 0.001\n")
-    worse = worse.replace("      max_iter: 200\n", "      max_iter: 1\n")
-    assert worse.count("0.001") > original.count("0.001"), "hist_gradient_boosting not found"
+    # 3 boosting iterations instead of up to 200: every threshold still met, the champion not.
+    worse = original.replace("      max_iter: 200\n", "      max_iter: 3\n")
+    assert worse != original, "hist_gradient_boosting's max_iter not found in params.yaml"
     params.write_text(worse)
     try:
         result = run(["bash", "ci/pipeline.sh"], project, check=False,
@@ -401,7 +401,7 @@ def test_worse_candidate_is_refused_against_the_servers_champion_in_ci(
         params.write_text(original)
     record = json.loads((project / "reports" / "registry.json").read_text())
     output = result.stdout + result.stderr
-    say("ci/pipeline.sh with learning_rate 0.001, max_iter 1: exit "
+    say("ci/pipeline.sh with max_iter 3: exit "
         f"{result.returncode}; " + next(
             (line.strip() for line in output.splitlines() if "quality gate failed" in line),
             "no gate message"))  # fmt: skip
@@ -410,6 +410,34 @@ def test_worse_candidate_is_refused_against_the_servers_champion_in_ci(
 
     assert result.returncode != 0, "the gate let a worse candidate through"
     assert "worse than champion version 1" in output, output[-3000:]
+    assert len(record["reasons"]) == 1, f"refused for more than the champion: {record['reasons']}"
     assert not record["promoted"] and record["previous_champion"] == "1", record
     assert champion_version(tracking) == "1", "the champion moved"
     assert [v["version"] for v in versions] == ["1"], "the refused candidate was registered"
+
+
+def test_pull_request_run_compares_with_the_servers_champion_and_writes_nothing(
+    project: Path, first_run: dict[str, Any], tracking: Tracking
+) -> None:
+    """A pull request's CI run (read-only user): the gate reads the server's champion, the run
+    stays on the runner, and neither a version nor an alias is written."""
+    before = rest(
+        tracking.uri, "/api/2.0/mlflow/experiments/search?max_results=100", tracking.admin
+    )
+    env = {**as_user(tracking, "reader"), "REGISTRY_READ_ONLY": "true", "CI": "true"}
+    result = run(["bash", "ci/pipeline.sh"], project, check=False, env=env)
+    record = json.loads((project / "reports" / "registry.json").read_text())
+    say(
+        f"pull request run (read-only user): exit {result.returncode}; registry.json: "
+        f"{json.dumps({k: record[k] for k in ('promoted', 'previous_champion', 'read_only')})}"
+    )
+    search = f"/api/2.0/mlflow/model-versions/search?filter=name%3D%27{MODEL}%27"
+    versions = rest(tracking.uri, search, tracking.admin)["model_versions"]
+    after = rest(tracking.uri, "/api/2.0/mlflow/experiments/search?max_results=100", tracking.admin)
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "read-only registry: nothing registered" in result.stdout, result.stdout[-3000:]
+    assert record["previous_champion"] == "1" and record["shared_registry"], record
+    assert not record["promoted"] and record["version"] is None, record
+    assert [v["version"] for v in versions] == ["1"] and champion_version(tracking) == "1"
+    assert before == after, "the pull request's run changed the server's experiments"

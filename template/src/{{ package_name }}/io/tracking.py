@@ -91,8 +91,21 @@ def get_champion(client: MlflowClient, model_name: str) -> Champion | None:
         version: ModelVersion = client.get_model_version_by_alias(model_name, CHAMPION)
     except MlflowException:
         return None
-    metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+    try:
+        metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+    except MlflowException:
+        # The run lives in another tracking store (a registry read through MLFLOW_REGISTRY_URI):
+        # the register stage also wrote each test metric on the version as a tag.
+        metrics = {name: float(value) for name, value in version.tags.items() if _number(value)}
     return Champion(version=str(version.version), run_id=version.run_id, metrics=dict(metrics))
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def promote(client: MlflowClient, model_name: str, version: str) -> None:
