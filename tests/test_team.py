@@ -316,6 +316,8 @@ def first_run(project: Path, tracking: Tracking) -> dict[str, Any]:
     result = run(["uv", "run", "dvc", "repro"], project, env=as_user(tracking, "trainer"))
     say(f"pipeline against the server: {time.monotonic() - started:.0f} s; "
         + result.stdout.strip().splitlines()[-1])  # fmt: skip
+    output = result.stdout + result.stderr
+    assert tracking.users["trainer"] not in output, "the tracking password reached the log"
     return json.loads((project / "reports" / "registry.json").read_text())
 
 
@@ -350,6 +352,7 @@ def test_service_loads_the_champion_from_the_server(
     finally:
         stop_server(server)
     say(f"service /ready: {ready.status} {json.dumps(ready.body)}")
+    assert tracking.users["reader"] not in server.output(), "the password reached the log"
 
     assert ready.body["model_version"] == first_run["version"] == "1", ready.body
     # The service resolves the alias once, at start-up, to the version it then serves.
