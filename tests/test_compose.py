@@ -12,6 +12,7 @@ import http.client
 import re
 import socket
 import subprocess
+import sys
 import time
 import tomllib
 from collections.abc import Iterator
@@ -60,10 +61,24 @@ def test_mlflow_server_matches_the_locked_minor_version_and_allows_the_compose_h
 
 
 @pytest.fixture(scope="module")
-def team(compose: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def team_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render(tmp_path_factory.mktemp("team") / "project", skip_tasks=True)
+
+
+@pytest.fixture(scope="module")
+def team(team_project: Path) -> dict[str, Any]:
     """compose.tracking.yaml of a default project: the team's tracking services."""
-    project = render(tmp_path_factory.mktemp("team") / "project", skip_tasks=True)
-    return yaml.safe_load((project / "compose.tracking.yaml").read_text())
+    return yaml.safe_load((team_project / "compose.tracking.yaml").read_text())
+
+
+def test_team_mlflow_image_passes_hadolint(team_project: Path) -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run(
+        [str(hadolint), str(team_project / "ops" / "mlflow.Dockerfile")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_team_services_take_every_secret_from_the_environment(team: dict[str, Any]) -> None:
