@@ -12,6 +12,7 @@ import http.client
 import re
 import socket
 import subprocess
+import sys
 import time
 import tomllib
 from collections.abc import Iterator
@@ -57,6 +58,62 @@ def test_mlflow_server_matches_the_locked_minor_version_and_allows_the_compose_h
     (allowed,) = [arg for arg in mlflow["command"] if arg.startswith("--allowed-hosts=")]
     assert allowed.removeprefix("--allowed-hosts=").split(",") == list(COMPOSE_HOSTS)
     assert compose["services"]["api"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+
+
+@pytest.fixture(scope="module")
+def team_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render(tmp_path_factory.mktemp("team") / "project", skip_tasks=True)
+
+
+@pytest.fixture(scope="module")
+def team(team_project: Path) -> dict[str, Any]:
+    """compose.tracking.yaml of a default project: the team's tracking services."""
+    return yaml.safe_load((team_project / "compose.tracking.yaml").read_text())
+
+
+def test_team_mlflow_image_passes_hadolint(team_project: Path) -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run(
+        [str(hadolint), str(team_project / "ops" / "mlflow.Dockerfile")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_team_services_take_every_secret_from_the_environment(team: dict[str, Any]) -> None:
+    """Compose refuses to start without each secret (`:?`): no stock password ever runs, and
+    none is written in the file."""
+    secrets = {
+        "POSTGRES_PASSWORD", "PGPASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+        "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
+    }  # fmt: skip
+    seen = set()
+    for name, service in team["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            if key in secrets:
+                seen.add(key)
+                assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", value), (name, key, value)
+        for arg in service.get("command") or []:
+            assert not re.search(r"://[^/@\s]*:[^/@\s]*@", arg), f"{name}: a password in {arg}"
+    assert seen == secrets, f"secrets not found in the services: {secrets - seen}"
+
+
+def test_team_mlflow_server_authenticates_and_proxies_artifacts(team: dict[str, Any]) -> None:
+    mlflow = team["services"]["mlflow"]
+    command = mlflow["command"]
+
+    assert "--app-name=basic-auth" in command, command
+    assert any(a.startswith("--backend-store-uri=postgresql+psycopg://") for a in command)
+    # --artifacts-destination: clients up- and download through the server (no bucket keys)
+    assert any(a.startswith("--artifacts-destination=s3://") for a in command), command
+    assert "--no-serve-artifacts" not in command and not any(
+        a.startswith("--default-artifact-root") for a in command
+    ), command
+    assert mlflow["build"]["dockerfile"] == "ops/mlflow.Dockerfile"
+    for name in ("postgres", "s3"):
+        image = team["services"][name]["image"]
+        assert re.search(r":\d+(\.\d+)+(-[a-z]+)?$", image), f"{name} image not pinned: {image}"
 
 
 # ---------------------------------------------------------------- the server, for real

@@ -10,6 +10,16 @@
 #                              (DVC_CONFIG_LOCAL) is used only by the retrain job's `dvc push`.
 #   DVC_PULL=true              the runner already has credentials (OIDC role, workload identity)
 # Without either, the pipeline runs from the data in git (the built-in example dataset).
+#
+# The team's MLflow server (CI secrets, never echoed; see ci/README.md):
+#   MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD
+#                              the default branch's run logs there, and the quality gate
+#                              compares with the server's champion before registering
+#   REGISTRY_READ_ONLY=true    pull requests, with the READ-ONLY user's credentials: runs log to
+#                              this runner's mlflow.db, the gate reads the server's champion
+#                              (MLFLOW_REGISTRY_URI), nothing is registered, no alias moves
+# Without a server, everything stays in this runner's mlflow.db: there is no champion to
+# compare with, and the model report says so.
 set -euo pipefail
 
 dvc() { uv run --no-sync dvc "$@"; }
@@ -35,6 +45,16 @@ else
     echo "(see ci/README.md)." >&2
     exit 1
   fi
+fi
+
+if [[ -n "${MLFLOW_TRACKING_URI:-}" && "${REGISTRY_READ_ONLY:-false}" == "true" ]]; then
+  echo "read-only tracking credentials: the gate compares with the team registry's champion;"
+  echo "runs stay in this runner's mlflow.db, nothing is registered"
+  export MLFLOW_REGISTRY_URI="$MLFLOW_TRACKING_URI"
+  unset MLFLOW_TRACKING_URI
+elif [[ -z "${MLFLOW_TRACKING_URI:-}" ]]; then
+  echo "no tracking server (MLFLOW_TRACKING_URI): the gate has no champion to compare with"
+  unset MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD REGISTRY_READ_ONLY
 fi
 
 dvc repro

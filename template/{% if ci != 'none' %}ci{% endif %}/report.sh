@@ -29,6 +29,26 @@ dvc plots diff "$base" --out "$out/plots" >/dev/null
   params="$(dvc params diff --md "$base")"
   echo "${params:-No parameter changed.}"
   echo
+  echo "### Quality gate"
+  echo
+  uv run --no-sync python - reports/registry.json <<'PY'
+import json, sys
+
+record = json.load(open(sys.argv[1]))
+champion = record.get("previous_champion")
+if champion is None and not record.get("shared_registry"):
+    print("No champion comparison was made: CI has no tracking server (set the MLFLOW_TRACKING_*"
+          " secrets, see ci/README.md); only the thresholds and the baseline were checked.")
+elif champion is None:
+    print("The team's registry has no champion yet: only the thresholds and the baseline were"
+          " checked.")
+else:
+    print(f"Compared with the team registry's champion, version {champion}.")
+reasons = record.get("reasons") or []
+print()
+print("Refused: " + "; ".join(reasons) if reasons else "Passed.")
+PY
+  echo
   echo "### Plots"
   echo
   dvc plots diff "$base" --json | uv run --no-sync python ci/plots_markdown.py

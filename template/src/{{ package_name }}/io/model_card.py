@@ -40,11 +40,12 @@ def write_model_card(
             params.model_card.sensitive_columns,
         )
     version = record["version"]
-    status = (
-        f"registered as version {version}, alias `champion`"
-        if record["promoted"]
-        else "rejected by the quality gate: " + "; ".join(record["reasons"])
-    )
+    if record["promoted"]:
+        status = f"registered as version {version}, alias `champion`"
+    elif record["reasons"]:
+        status = "rejected by the quality gate: " + "; ".join(record["reasons"])
+    else:
+        status = "passed the quality gate; not registered (read-only registry)"
     card = render_model_card(
         model_name=settings.model_name,
         version=version,

@@ -88,8 +88,26 @@ class Champion:
 
 def with_metrics(client: MlflowClient, version: ModelVersion) -> Champion:
     """``version`` with its training run's metrics (none when it was registered without a run)."""
-    metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+    try:
+        metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+    except MlflowException:
+        # The run lives in another tracking store (a registry read through MLFLOW_REGISTRY_URI):
+        # the register stage also wrote each test metric on the version as a tag (audit tags
+        # of promotions are named `<environment>.<field>`).
+        metrics = {
+            name: float(value)
+            for name, value in version.tags.items()
+            if "." not in name and _number(value)
+        }
     return Champion(version=str(version.version), run_id=version.run_id, metrics=dict(metrics))
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def get_champion(client: MlflowClient, model_name: str, alias: str = CHAMPION) -> Champion | None:

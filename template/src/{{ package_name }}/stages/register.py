@@ -90,12 +90,15 @@ def main() -> None:
         record: dict[str, Any] = {
             "model_name": settings.model_name,
             "run_id": run["run_id"],
-            "promoted": decision.promote,
+            "promoted": decision.promote and not settings.registry_read_only,
             "reasons": decision.reasons,
             "previous_champion": champion.version if champion else None,
             "version": None,
+            # whether the champion came from a shared registry (a server), not this machine's
+            "shared_registry": mlflow.get_registry_uri().startswith(("http", "databricks")),
+            "read_only": settings.registry_read_only,
         }
-        if decision.promote:
+        if record["promoted"]:
             version = mlflow.register_model(run["model_uri"], settings.model_name)
             for name, value in report["test"].items():
                 client.set_model_version_tag(settings.model_name, version.version, name, str(value))
@@ -103,8 +106,11 @@ def main() -> None:
             record["version"] = str(version.version)
         write_json(record, params.paths.registry)
         write_model_card(params, settings, client, record, report, run, run_params(params))
-        if decision.promote:
+        if record["promoted"]:
             print(f"registered {settings.model_name} version {record['version']} as champion")
+            return
+        if decision.promote:  # read-only: the candidate passed, the registry stays as it is
+            print("quality gate passed; read-only registry: nothing registered, no alias moved")
             return
         message = "quality gate failed, champion unchanged: " + "; ".join(decision.reasons)
         if params.gate.fail_on_rejection:
