@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from .core.schema import DataSchema
 
 app = typer.Typer(
     help="Pipeline stages, batch scoring and model registry tools.",
@@ -16,6 +20,13 @@ app = typer.Typer(
 )
 
 STAGES = ("ingest", "validate", "split", "train", "evaluate", "register")
+
+
+class Engine(StrEnum):
+    """Where ``predict`` scores: this process, or a Spark job (docs/spark.md)."""
+
+    local = "local"
+    spark = "spark"
 
 
 def _stage_command(name: str) -> None:
@@ -32,8 +43,18 @@ for _name in STAGES:
 
 @app.command()
 def predict(
-    input: Annotated[Path, typer.Option("--input", "-i", help="CSV file to score", exists=True)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write")],
+    input: Annotated[
+        str,
+        typer.Option(
+            "--input", "-i", help="CSV file to score (spark: CSV or Parquet, a path or s3:// URI)"
+        ),
+    ],
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output", "-o", help="CSV file to write (spark: a folder, CSV if named *.csv else Parquet)"
+        ),
+    ],
     model: Annotated[
         str | None, typer.Option(help="Model folder or MLflow URI (default: the champion)")
     ] = None,
@@ -47,6 +68,10 @@ def predict(
             show_default=False,
         ),
     ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(help="local: this process; spark: a Spark job (uv sync --extra spark)"),
+    ] = Engine.local,
 ) -> None:
     """Score a CSV file in chunks; writes the input columns plus a 'prediction' column."""
     from rich.progress import Progress
@@ -59,7 +84,14 @@ def predict(
 
     settings = get_settings()
     schema = load_schema(load_params(settings.params_file).paths.schema_file)
-    if output.resolve() == input.resolve():
+    if engine is Engine.spark:
+        predict_on_spark(input, output, resolve_model_uri(model, settings.model_name), schema)
+        return
+    source, target = Path(input), Path(output)
+    if not source.is_file():
+        typer.echo(f"{input}: no such file", err=True)
+        raise typer.Exit(code=2)
+    if target.resolve() == source.resolve():
         typer.echo(f"{output}: the output would replace the input; choose another file", err=True)
         raise typer.Exit(code=2)
     try:
@@ -71,15 +103,39 @@ def predict(
     try:
         # BLAS's thread limit is process-wide: one thread each, the scoring threads share the cores.
         with threadpool_limits(1, user_api="blas"), Progress(transient=True) as progress:
-            task = progress.add_task(f"scoring {input.name}", total=None)
+            task = progress.add_task(f"scoring {source.name}", total=None)
             blocks = score_csv(
-                loaded, schema, input, output, chunk_size, threads or available_cores()
+                loaded, schema, source, target, chunk_size, threads or available_cores()
             )
             for rows in blocks:
                 done += rows
                 progress.update(task, advance=rows)
     except DataValidationError as error:
         typer.echo(f"{input}: {error}", err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(f"wrote {done} predictions to {output}")
+
+
+def predict_on_spark(source: str, output: str, model_uri: str, schema: DataSchema) -> None:
+    """``predict --engine spark``: the same model and checks, on a Spark session."""
+    from .core.schema import DataValidationError
+    from .io.model_loader import ModelLoadError, fetch_model
+
+    if importlib.util.find_spec("pyspark") is None:
+        typer.echo("pyspark is not installed: run 'uv sync --extra spark'", err=True)
+        raise typer.Exit(code=1)
+    from .spark import score, start_session
+
+    if output.rstrip("/") == source.rstrip("/"):
+        typer.echo(f"{output}: the output would replace the input; choose another", err=True)
+        raise typer.Exit(code=2)
+    try:
+        done = score(start_session(), source, output, fetch_model(model_uri), schema)
+    except ModelLoadError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(code=1) from None
+    except DataValidationError as error:
+        typer.echo(f"{source}: {error}", err=True)
         raise typer.Exit(code=2) from None
     typer.echo(f"wrote {done} predictions to {output}")
 
