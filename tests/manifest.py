@@ -46,6 +46,7 @@ CORE = (
     "src/{pkg}/io/tracking.py",
     "src/{pkg}/predict.py",
     "src/{pkg}/redaction.py",
+    "src/{pkg}/spark.py",
     "src/{pkg}/stages/__init__.py",
     "src/{pkg}/stages/_runner.py",
     "src/{pkg}/stages/evaluate.py",
@@ -72,6 +73,7 @@ CORE = (
     "tests/test_predict.py",
     "tests/test_redaction.py",
     "tests/test_schema.py",
+    "tests/test_spark.py",
     "tests/test_stages.py",
 )
 

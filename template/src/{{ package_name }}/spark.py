@@ -145,6 +145,8 @@ def score(
             else:
                 writer.parquet(output)
         except PythonException as error:
+            if "://" not in output:  # Spark's failed job leaves its empty folder behind
+                shutil.rmtree(output, ignore_errors=True)
             raise executor_error(error) from None
         return int(rows.value)
 
