@@ -8,11 +8,11 @@ where pyspark is absent: here they must run, so that skip never hides in CI.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from .helpers import PACKAGE, render, run
@@ -60,37 +60,50 @@ def test_generated_spark_tests_run_and_pass(spark_project: Path) -> None:
     assert re.search(r"\b\d+ passed\b", summary) and "skipped" not in summary, result.stdout
 
 
+# Run in the project (pandas is not a dependency of this repository): argv = what to do.
+MAKE_ROWS = """
+rows = pd.read_parquet("data/processed/test.parquet")
+rows.insert(0, "row_id", range(len(rows)))
+rows.to_csv("rows.csv", index=False)
+rows.to_parquet("rows.parquet", index=False)
+"""
+# Prints, per Spark output, rows scored and rows whose prediction differs from the CLI's.
+COMPARE = """
+import json
+from pathlib import Path
+expected = pd.read_csv("local.csv").set_index("row_id")["prediction"]
+as_csv = pd.concat(pd.read_csv(part) for part in Path("spark.csv").glob("part-*"))
+found = {"CSV": as_csv, "Parquet": pd.read_parquet("spark.parquet")}
+print(json.dumps({
+    name: {
+        "rows": len(scored),
+        "differ": int((scored.set_index("row_id")["prediction"] != expected).sum()),
+        "classes": {str(k): int(v) for k, v in scored["prediction"].value_counts().items()},
+    }
+    for name, scored in found.items()
+}))
+"""
+
+
 @pytest.mark.slow
 def test_spark_predictions_equal_the_cli_on_the_same_rows(spark_project: Path) -> None:
     # given the test split with a row id, as CSV and as Parquet
-    rows = pd.read_parquet(spark_project / "data/processed/test.parquet")
-    rows.insert(0, "row_id", range(len(rows)))
-    rows.to_csv(spark_project / "rows.csv", index=False)
-    rows.to_parquet(spark_project / "rows.parquet", index=False)
-    cli = [PACKAGE, "predict"]
+    python = str(spark_project / ".venv" / "bin" / "python")
+    run([python, "-c", MAKE_ROWS], spark_project)
+    rows = len((spark_project / "rows.csv").read_text().splitlines()) - 1
+    cli = ["uv", "run", "--no-sync", PACKAGE, "predict"]
 
     # when the single-process CLI and the Spark job score them with the champion
-    local = run(
-        ["uv", "run", "--no-sync", *cli, "-i", "rows.csv", "-o", "local.csv"], spark_project
-    )
-    outputs = {"spark.csv": "rows.csv", "spark.parquet": "rows.parquet"}
-    for output, source in outputs.items():
-        spark = run(
-            ["uv", "run", "--no-sync", *cli, "--engine", "spark", "-i", source, "-o", output],
-            spark_project,
-            env=LOCAL_SPARK,
-        )
-        print(f"predict --engine spark -i {source} -o {output}: {spark.stdout.strip()}")
+    local = run([*cli, "-i", "rows.csv", "-o", "local.csv"], spark_project)
     print(f"predict -i rows.csv -o local.csv: {local.stdout.strip()}")
+    for source, output in (("rows.csv", "spark.csv"), ("rows.parquet", "spark.parquet")):
+        arguments = ["--engine", "spark", "-i", source, "-o", output]
+        spark = run([*cli, *arguments], spark_project, env=LOCAL_SPARK)
+        print(f"predict {' '.join(arguments)}: {spark.stdout.strip()}")
 
     # then every row has the same prediction, whatever the input's format
-    expected = pd.read_csv(spark_project / "local.csv").set_index("row_id")["prediction"]
-    as_csv = pd.concat(pd.read_csv(p) for p in (spark_project / "spark.csv").glob("part-*"))
-    as_parquet = pd.read_parquet(spark_project / "spark.parquet")
-    for name, scored in {"CSV": as_csv, "Parquet": as_parquet}.items():
-        got = scored.set_index("row_id")["prediction"].sort_index()
-        assert len(got) == len(rows), f"{name}: {len(got)} rows of {len(rows)}"
-        assert got.tolist() == expected.sort_index().tolist(), f"{name}: predictions differ"
-        print(
-            f"{name}: {len(got)} rows, predictions equal the CLI's ({got.value_counts().to_dict()})"
-        )
+    compared = json.loads(run([python, "-c", COMPARE], spark_project).stdout)
+    print(f"{rows} rows: {compared}")
+    for name, found in compared.items():
+        assert found["rows"] == rows, f"{name}: {found['rows']} rows scored of {rows}"
+        assert found["differ"] == 0, f"{name}: {found['differ']} predictions differ from the CLI's"

@@ -52,7 +52,7 @@ def predict(
     output: Annotated[
         str,
         typer.Option(
-            "--output", "-o", help="CSV file to write (spark: a folder, CSV if named *.csv else Parquet)"
+            "--output", "-o", help="CSV file to write (spark: a folder, CSV if *.csv, or Parquet)"
         ),
     ],
     model: Annotated[
