@@ -62,6 +62,7 @@ def test_generated_spark_tests_run_and_pass(spark_project: Path) -> None:
 
 # Run in the project (pandas is not a dependency of this repository): argv = what to do.
 MAKE_ROWS = """
+import pandas as pd
 rows = pd.read_parquet("data/processed/test.parquet")
 rows.insert(0, "row_id", range(len(rows)))
 rows.to_csv("rows.csv", index=False)
@@ -71,6 +72,7 @@ rows.to_parquet("rows.parquet", index=False)
 COMPARE = """
 import json
 from pathlib import Path
+import pandas as pd
 expected = pd.read_csv("local.csv").set_index("row_id")["prediction"]
 as_csv = pd.concat(pd.read_csv(part) for part in Path("spark.csv").glob("part-*"))
 found = {"CSV": as_csv, "Parquet": pd.read_parquet("spark.parquet")}
