@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,12 +38,12 @@ def test_pyspark_is_an_optional_extra_not_a_default_dependency(tmp_path: Path) -
 
 
 @pytest.fixture(scope="module")
-def spark_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A default project with the spark extra installed and its pipeline run (a champion)."""
-    project = render(tmp_path_factory.mktemp("spark") / "project")
-    run(["uv", "sync", "--locked", "--extra", "spark"], project)
-    run(["make", "pipeline"], project)
-    return project
+def spark_project(default_project: Path) -> Iterator[Path]:
+    """The shared default project (pipeline run: a champion) with the spark extra installed
+    for this module only: the other suites run its tests without pyspark, as users do."""
+    run(["uv", "sync", "--locked", "--extra", "spark"], default_project)
+    yield default_project
+    run(["uv", "sync", "--locked"], default_project)
 
 
 @pytest.mark.slow
@@ -62,20 +63,22 @@ def test_generated_spark_tests_run_and_pass(spark_project: Path) -> None:
 
 # Run in the project (pandas is not a dependency of this repository): argv = what to do.
 MAKE_ROWS = """
+import sys
 import pandas as pd
 rows = pd.read_parquet("data/processed/test.parquet")
 rows.insert(0, "row_id", range(len(rows)))
-rows.to_csv("rows.csv", index=False)
-rows.to_parquet("rows.parquet", index=False)
+rows.to_csv(f"{sys.argv[1]}/rows.csv", index=False)
+rows.to_parquet(f"{sys.argv[1]}/rows.parquet", index=False)
 """
 # Prints, per Spark output, rows scored and rows whose prediction differs from the CLI's.
 COMPARE = """
-import json
+import json, sys
 from pathlib import Path
 import pandas as pd
-expected = pd.read_csv("local.csv").set_index("row_id")["prediction"]
-as_csv = pd.concat(pd.read_csv(part) for part in Path("spark.csv").glob("part-*"))
-found = {"CSV": as_csv, "Parquet": pd.read_parquet("spark.parquet")}
+folder = Path(sys.argv[1])
+expected = pd.read_csv(folder / "local.csv").set_index("row_id")["prediction"]
+as_csv = pd.concat(pd.read_csv(part) for part in (folder / "spark.csv").glob("part-*"))
+found = {"CSV": as_csv, "Parquet": pd.read_parquet(folder / "spark.parquet")}
 print(json.dumps({
     name: {
         "rows": len(scored),
@@ -88,23 +91,29 @@ print(json.dumps({
 
 
 @pytest.mark.slow
-def test_spark_predictions_equal_the_cli_on_the_same_rows(spark_project: Path) -> None:
+def test_spark_predictions_equal_the_cli_on_the_same_rows(
+    spark_project: Path, tmp_path: Path
+) -> None:
     # given the test split with a row id, as CSV and as Parquet
     python = str(spark_project / ".venv" / "bin" / "python")
-    run([python, "-c", MAKE_ROWS], spark_project)
-    rows = len((spark_project / "rows.csv").read_text().splitlines()) - 1
+    run([python, "-c", MAKE_ROWS, str(tmp_path)], spark_project)
+    rows = len((tmp_path / "rows.csv").read_text().splitlines()) - 1
     cli = ["uv", "run", "--no-sync", PACKAGE, "predict"]
 
     # when the single-process CLI and the Spark job score them with the champion
-    local = run([*cli, "-i", "rows.csv", "-o", "local.csv"], spark_project)
+    local = run(
+        [*cli, "-i", str(tmp_path / "rows.csv"), "-o", str(tmp_path / "local.csv")], spark_project
+    )
     print(f"predict -i rows.csv -o local.csv: {local.stdout.strip()}")
     for source, output in (("rows.csv", "spark.csv"), ("rows.parquet", "spark.parquet")):
-        arguments = ["--engine", "spark", "-i", source, "-o", output]
-        spark = run([*cli, *arguments], spark_project, env=LOCAL_SPARK)
-        print(f"predict {' '.join(arguments)}: {spark.stdout.strip()}")
+        arguments = ["--engine", "spark", "-i", str(tmp_path / source)]
+        spark = run(
+            [*cli, *arguments, "-o", str(tmp_path / output)], spark_project, env=LOCAL_SPARK
+        )
+        print(f"predict --engine spark -i {source} -o {output}: {spark.stdout.strip()}")
 
     # then every row has the same prediction, whatever the input's format
-    compared = json.loads(run([python, "-c", COMPARE], spark_project).stdout)
+    compared = json.loads(run([python, "-c", COMPARE, str(tmp_path)], spark_project).stdout)
     print(f"{rows} rows: {compared}")
     for name, found in compared.items():
         assert found["rows"] == rows, f"{name}: {found['rows']} rows scored of {rows}"
