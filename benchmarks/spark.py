@@ -36,6 +36,7 @@ from tests.helpers import project_env
 
 # Run in the project: argv = output folder, rows.
 MAKE_INPUT = """
+import sys
 import pandas as pd, yaml
 params = yaml.safe_load(open("params.yaml"))
 test = pd.read_parquet(params["paths"]["test"])

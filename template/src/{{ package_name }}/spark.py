@@ -10,7 +10,9 @@ extra jars come from Spark's own configuration (``PYSPARK_SUBMIT_ARGS``, ``spark
 from __future__ import annotations
 
 import functools
+import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,9 +35,13 @@ CSV_OPTIONS = {"header": "true", "mode": "FAILFAST"}
 
 
 def start_session() -> SparkSession:
-    """The Spark session of this process, configured by Spark's own settings."""
+    """The Spark session of this process, configured by Spark's own settings; Python
+    workers run this interpreter unless ``PYSPARK_PYTHON`` names another."""
     from pyspark.sql import SparkSession
 
+    # PySpark starts its Python workers with PYSPARK_PYTHON, else `python3` from PATH, which
+    # need not be this environment (a console script runs without an activated venv).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(f"{__package__} predict")
     if get_settings().model_allow_pickle:
         # Executors read their own environment, not the driver's.
