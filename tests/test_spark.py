@@ -105,10 +105,13 @@ def test_spark_predictions_equal_the_cli_on_the_same_rows(
         [*cli, "-i", str(tmp_path / "rows.csv"), "-o", str(tmp_path / "local.csv")], spark_project
     )
     print(f"predict -i rows.csv -o local.csv: {local.stdout.strip()}")
+    # The console script itself, as a scheduler runs it: no activated venv on PATH, whose
+    # `python3` Spark's Python workers would otherwise run.
+    script = [str(spark_project / ".venv" / "bin" / PACKAGE), "predict"]
     for source, output in (("rows.csv", "spark.csv"), ("rows.parquet", "spark.parquet")):
         arguments = ["--engine", "spark", "-i", str(tmp_path / source)]
         spark = run(
-            [*cli, *arguments, "-o", str(tmp_path / output)], spark_project, env=LOCAL_SPARK
+            [*script, *arguments, "-o", str(tmp_path / output)], spark_project, env=LOCAL_SPARK
         )
         print(f"predict --engine spark -i {source} -o {output}: {spark.stdout.strip()}")
 
