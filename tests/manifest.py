@@ -52,6 +52,7 @@ CORE = (
     "src/{pkg}/io/tracking.py",
     "src/{pkg}/predict.py",
     "src/{pkg}/redaction.py",
+    "src/{pkg}/spark.py",
     "src/{pkg}/stages/__init__.py",
     "src/{pkg}/stages/_runner.py",
     "src/{pkg}/stages/evaluate.py",
@@ -79,6 +80,7 @@ CORE = (
     "tests/test_promotion.py",
     "tests/test_redaction.py",
     "tests/test_schema.py",
+    "tests/test_spark.py",
     "tests/test_stages.py",
 )
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
+
+if TYPE_CHECKING:
+    from .core.schema import DataSchema
 
 app = typer.Typer(
     help="Pipeline stages, batch scoring and model registry tools.",
@@ -16,6 +20,13 @@ app = typer.Typer(
 )
 
 STAGES = ("ingest", "validate", "split", "train", "evaluate", "register")
+
+
+class Engine(StrEnum):
+    """Where ``predict`` scores: this process, or a Spark job (docs/spark.md)."""
+
+    local = "local"
+    spark = "spark"
 
 
 def _stage_command(name: str) -> None:
@@ -32,8 +43,18 @@ for _name in STAGES:
 
 @app.command()
 def predict(
-    input: Annotated[Path, typer.Option("--input", "-i", help="CSV file to score", exists=True)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write")],
+    input: Annotated[
+        str,
+        typer.Option(
+            "--input", "-i", help="CSV file to score (spark: CSV or Parquet, a path or s3:// URI)"
+        ),
+    ],
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output", "-o", help="CSV file to write (spark: a folder, CSV if *.csv, or Parquet)"
+        ),
+    ],
     model: Annotated[
         str | None, typer.Option(help="Model folder or MLflow URI (default: the champion)")
     ] = None,
@@ -47,41 +68,75 @@ def predict(
             show_default=False,
         ),
     ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(help="local: this process; spark: a Spark job (uv sync --extra spark)"),
+    ] = Engine.local,
 ) -> None:
     """Score a CSV file in chunks; writes the input columns plus a 'prediction' column."""
-    from rich.progress import Progress
-    from threadpoolctl import threadpool_limits
-
     from .config import get_settings, load_params
     from .core.schema import DataValidationError, load_schema
-    from .io.model_loader import ModelLoadError, load_pipeline
-    from .predict import available_cores, resolve_model_uri, score_csv
+    from .io.model_loader import ModelLoadError
+    from .predict import available_cores, resolve_model_uri
 
     settings = get_settings()
     schema = load_schema(load_params(settings.params_file).paths.schema_file)
-    if output.resolve() == input.resolve():
-        typer.echo(f"{output}: the output would replace the input; choose another file", err=True)
-        raise typer.Exit(code=2)
+    model_uri = resolve_model_uri(model, settings.model_name)
     try:
-        loaded = load_pipeline(resolve_model_uri(model, settings.model_name))
+        if engine is Engine.spark:
+            done = predict_on_spark(input, output, model_uri, schema)
+        else:
+            cores = threads or available_cores()
+            done = predict_locally(Path(input), Path(output), model_uri, schema, chunk_size, cores)
     except ModelLoadError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(code=1) from None
-    done = 0
-    try:
-        # BLAS's thread limit is process-wide: one thread each, the scoring threads share the cores.
-        with threadpool_limits(1, user_api="blas"), Progress(transient=True) as progress:
-            task = progress.add_task(f"scoring {input.name}", total=None)
-            blocks = score_csv(
-                loaded, schema, input, output, chunk_size, threads or available_cores()
-            )
-            for rows in blocks:
-                done += rows
-                progress.update(task, advance=rows)
     except DataValidationError as error:
         typer.echo(f"{input}: {error}", err=True)
         raise typer.Exit(code=2) from None
     typer.echo(f"wrote {done} predictions to {output}")
+
+
+def predict_locally(
+    source: Path, output: Path, model_uri: str, schema: DataSchema, chunk_size: int, threads: int
+) -> int:
+    """``predict``: the file streamed through the model in this process; rows scored."""
+    from rich.progress import Progress
+    from threadpoolctl import threadpool_limits
+
+    from .io.model_loader import load_pipeline
+    from .predict import score_csv
+
+    if not source.is_file():
+        typer.echo(f"{source}: no such file", err=True)
+        raise typer.Exit(code=2)
+    if output.resolve() == source.resolve():
+        typer.echo(f"{output}: the output would replace the input; choose another file", err=True)
+        raise typer.Exit(code=2)
+    loaded = load_pipeline(model_uri)
+    done = 0
+    # BLAS's thread limit is process-wide: one thread each, the scoring threads share the cores.
+    with threadpool_limits(1, user_api="blas"), Progress(transient=True) as progress:
+        task = progress.add_task(f"scoring {source.name}", total=None)
+        for rows in score_csv(loaded, schema, source, output, chunk_size, threads):
+            done += rows
+            progress.update(task, advance=rows)
+    return done
+
+
+def predict_on_spark(source: str, output: str, model_uri: str, schema: DataSchema) -> int:
+    """``predict --engine spark``: the same model and checks in a Spark job; rows scored."""
+    from .io.model_loader import fetch_model
+
+    if importlib.util.find_spec("pyspark") is None:
+        typer.echo("pyspark is not installed: run 'uv sync --locked --extra spark'", err=True)
+        raise typer.Exit(code=1)
+    from .spark import score, start_session
+
+    if output.rstrip("/") == source.rstrip("/"):
+        typer.echo(f"{output}: the output would replace the input; choose another", err=True)
+        raise typer.Exit(code=2)
+    return score(start_session(), source, output, fetch_model(model_uri), schema)
 
 
 @app.command()
