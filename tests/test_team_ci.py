@@ -165,6 +165,46 @@ def test_gitlab_gives_the_write_user_to_protected_pipelines_only(
     assert ("MLFLOW_REGISTRY_URI" in seen) is (not writes), seen
 
 
+@pytest.mark.parametrize("job", ["monitor", "retrain"])
+def test_gitlab_scheduled_jobs_run_the_pipeline_read_only(
+    gitlab: Path, tmp_path: Path, job: str
+) -> None:
+    """A scheduled job runs on the protected default branch, where the write user's protected
+    variables are visible; what it trains is proposed for review, so it must register nothing."""
+    script = yaml.safe_load((gitlab / ".gitlab-ci.yml").read_text())[job]["script"]
+    upto = next(i for i, line in enumerate(script) if "ci/pipeline.sh" in line)
+    env, record = stub_path(tmp_path)
+    env.update({
+        "CI_COMMIT_REF_PROTECTED": "true", "CI_PIPELINE_SOURCE": "schedule", "DRIFT": "true",
+        "MLFLOW_TRACKING_URI": "https://m", "MLFLOW_TRACKING_USERNAME": "trainer",
+        "MLFLOW_TRACKING_PASSWORD": "write-secret", "MLFLOW_TRACKING_READONLY_USERNAME": "reader",
+        "MLFLOW_TRACKING_READONLY_PASSWORD": "read-secret",
+    })  # fmt: skip
+    block = "\n".join(script[: upto + 1])
+    subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=gitlab, env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    seen = dict(line.split("=", 1) for line in record.read_text().splitlines())
+
+    assert seen["MLFLOW_TRACKING_PASSWORD"] == "read-secret", f"{job} got the write user"
+    assert "MLFLOW_REGISTRY_URI" in seen, f"{job} would register on the team's server"
+
+
+def test_github_retrain_reads_the_team_registry_read_only(github: Path) -> None:
+    """What retrain trains is proposed as a pull request: its gate compares with the server's
+    champion, with the read-only user, and registers nothing."""
+    workflow = yaml.safe_load((github / ".github/workflows/monitor.yml").read_text())
+    steps = workflow["jobs"]["retrain"]["steps"]
+    (step,) = [step for step in steps if step.get("run") == "ci/pipeline.sh"]
+    env = step.get("env", {})
+
+    assert env.get("MLFLOW_TRACKING_URI") == "${{ secrets.MLFLOW_TRACKING_URI }}", env
+    assert env.get("MLFLOW_TRACKING_PASSWORD") == (
+        "${{ secrets.MLFLOW_TRACKING_READONLY_PASSWORD }}"
+    ), env
+    assert env.get("REGISTRY_READ_ONLY") == "true", env
+    assert "secrets.MLFLOW_TRACKING_PASSWORD" not in str(workflow), "the write user, scheduled"
+
+
 @pytest.mark.parametrize(
     ("record", "says"),
     [
