@@ -143,6 +143,24 @@ def test_every_overlay_renders_and_validates_strictly(rendered: Rendered) -> Non
         assert "valid:" in rendered.log, rendered.log
 
 
+def test_the_default_output_of_the_ci_check_is_ignored_by_git(
+    rendered: Rendered, tmp_path: Path
+) -> None:
+    """ci/k8s.sh run by hand writes k8s-rendered/ in the project: never a file to commit."""
+    script = rendered.project / "ci" / "k8s.sh"
+    if not script.is_file():
+        pytest.skip("no generated CI in this answer set")
+    default = re.search(r'out="\$\{1:-([^}]+)\}"', script.read_text())
+    assert default, "ci/k8s.sh names its default output folder"
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / ".gitignore").write_text((rendered.project / ".gitignore").read_text())
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    result = subprocess.run(["git", "check-ignore", "-q", f"{default[1]}/dev.yaml"], cwd=project)
+
+    assert result.returncode == 0, f"{default[1]}/ is not in the generated .gitignore"
+
+
 def test_the_service_is_probed_on_health_and_ready(rendered: Rendered) -> None:
     for environment in ENVIRONMENTS:
         (container,) = rendered.one(environment, "Deployment")["spec"]["template"]["spec"][
