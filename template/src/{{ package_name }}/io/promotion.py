@@ -21,7 +21,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from ..config import CHAMPION, ENVIRONMENTS
-from .tracking import git_commit
+from .tracking import aliased, git_commit
 
 # Where each environment takes its candidate from, by default: the path dev -> staging -> prod.
 SOURCE = {"staging": CHAMPION, "production": ENVIRONMENTS["staging"]}
@@ -58,15 +58,6 @@ def current_audit(reason: str) -> Audit:
         commit=os.environ.get("GITHUB_SHA") or os.environ.get("CI_COMMIT_SHA") or git_commit(),
         reason=reason,
     )
-
-
-def aliased(client: MlflowClient, model_name: str, alias: str) -> ModelVersion | None:
-    """The version holding ``alias``, or ``None``."""
-    try:
-        version: ModelVersion = client.get_model_version_by_alias(model_name, alias)
-    except MlflowException:
-        return None
-    return version
 
 
 def candidate(

@@ -110,14 +110,20 @@ def _number(text: str) -> bool:
     return True
 
 
-def get_champion(client: MlflowClient, model_name: str, alias: str = CHAMPION) -> Champion | None:
-    """The version holding ``alias`` (the champion by default) with its run's metrics, or
-    ``None`` when there is none yet."""
+def aliased(client: MlflowClient, model_name: str, alias: str) -> ModelVersion | None:
+    """The version holding ``alias``, or ``None`` when none does."""
     try:
         version: ModelVersion = client.get_model_version_by_alias(model_name, alias)
     except MlflowException:
         return None
-    return with_metrics(client, version)
+    return version
+
+
+def get_champion(client: MlflowClient, model_name: str, alias: str = CHAMPION) -> Champion | None:
+    """The version holding ``alias`` (the champion by default) with its run's metrics, or
+    ``None`` when there is none yet."""
+    version = aliased(client, model_name, alias)
+    return None if version is None else with_metrics(client, version)
 
 
 def promote(client: MlflowClient, model_name: str, version: str) -> None:
