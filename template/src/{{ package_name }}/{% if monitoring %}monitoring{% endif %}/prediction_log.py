@@ -35,6 +35,7 @@ from ..engine import (
     REQUEST_ID,
     ROW,
 )
+from .settings import DEFAULT_LOG_NAME
 
 __all__ = ["CHALLENGER", "CHALLENGER_VERSION", "PREDICTION", "Unreadable", "read_log"]
 
@@ -46,8 +47,6 @@ log = logging.getLogger(__name__)
 MAX_LINE_BYTES = 64 << 20
 CHUNK_ROWS = 50_000
 MAX_EXAMPLES = 5
-# The service's log in a folder given instead of a file (the settings' default name).
-DEFAULT_LOG_NAME = "predictions.jsonl"
 # The types of a request's fields (and of every value of a one-row line of earlier versions).
 SCALARS = (str, int, float, type(None))
 decode = msgspec.json.Decoder().decode

@@ -16,13 +16,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 MIN_HASH_KEY_CHARS = 16
 
 
+# The prediction log's file name; `monitor` also looks for it in each folder of a shared volume.
+DEFAULT_LOG_NAME = "predictions.jsonl"
+
+
 class MonitoringSettings(BaseSettings):
     """Where the prediction log goes, how it rotates, and what it may not contain."""
 
     model_config = SettingsConfigDict(env_prefix="MONITORING_", env_file=".env", extra="ignore")
 
     enabled: bool = True
-    log_path: Path = Path("logs/predictions.jsonl")
+    log_path: Path = Path("logs", DEFAULT_LOG_NAME)
     # Late labels (POST /feedback, `feedback --labels`), rotated as the log is.
     feedback_path: Path = Path("logs/feedback.jsonl")
     log_max_bytes: int = Field(default=50_000_000, ge=1_000)
