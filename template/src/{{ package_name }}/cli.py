@@ -19,7 +19,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-STAGES = ("ingest", "validate", "split", "train", "evaluate", "register")
+STAGES = ("ingest", "validate", "split", "tune", "train", "evaluate", "register")
 
 
 class Engine(StrEnum):
@@ -137,6 +137,20 @@ def predict_on_spark(source: str, output: str, model_uri: str, schema: DataSchem
         typer.echo(f"{output}: the output would replace the input; choose another", err=True)
         raise typer.Exit(code=2)
     return score(start_session(), source, output, fetch_model(model_uri), schema)
+
+
+@app.command("tune-worker")
+def tune_worker(
+    worker: Annotated[
+        int, typer.Option(min=1, help="This worker's number: its sampler's seed is seed + worker")
+    ] = 1,
+) -> None:
+    """Add trials to the study the running tune stage opened (same params, data, TUNE_STORAGE)."""
+    from .config import get_settings, load_params
+    from .stages import tune
+
+    settings = get_settings()
+    tune.join(load_params(settings.params_file), settings, worker)
 
 
 @app.command()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Params, Settings
 from ..core.schema import DataSchema, load_schema
 from ..engine import exit_now
-from ..io.data import file_md5, output_folder, read_table, write_json
+from ..io.data import file_md5, output_folder, read_json, read_table, write_json
 from ._runner import StageError, run_stage
 
 if TYPE_CHECKING:
@@ -18,28 +18,37 @@ if TYPE_CHECKING:
 INPUT_EXAMPLE_ROWS = 5
 
 
-def fit_model(train: pd.DataFrame, schema: DataSchema, params: Params) -> Pipeline:
+def hyperparameters(params: Params, tuned: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``train.hyperparameters`` of the model, with the tune stage's best values on top."""
+    kind = params.train.model
+    chosen = dict(params.train.hyperparameters.get(kind, {}))
+    if tuned and tuned.get("model") == kind:
+        chosen.update(tuned["hyperparameters"])
+    return chosen
+
+
+def fit_model(
+    train: pd.DataFrame, schema: DataSchema, params: Params, tuned: dict[str, Any] | None = None
+) -> Pipeline:
     """Fit preprocessing + estimator on the training table."""
     from ..core.models import build_pipeline
 
-    kind = params.train.model
     model = build_pipeline(
-        schema, params.task, kind, params.train.hyperparameters.get(kind, {}), params.seed
+        schema, params.task, params.train.model, hyperparameters(params, tuned), params.seed
     )
     model.fit(train[schema.feature_names], train[schema.target.name])
     return model
 
 
-def run_params(params: Params) -> dict[str, Any]:
+def run_params(params: Params, tuned: dict[str, Any] | None = None) -> dict[str, Any]:
     """The parameters that define this model, flattened for MLflow."""
     kind = params.train.model
-    hyperparameters = params.train.hyperparameters.get(kind, {})
     return {
         "task": params.task,
         "seed": params.seed,
         "model": kind,
         "split.test_size": params.split.test_size,
-        **{f"model.{name}": value for name, value in hyperparameters.items()},
+        **{f"model.{name}": value for name, value in hyperparameters(params, tuned).items()},
     }
 
 
@@ -67,7 +76,9 @@ def main() -> None:
 
         schema = load_schema(params.paths.schema_file)
         train = read_table(params.paths.train)
-        model = fit_model(train, schema, params)
+        # Absent when train runs alone (`<package> train`) before the tune stage ever ran.
+        tuned = read_json(params.paths.tuned) if params.paths.tuned.exists() else None
+        model = fit_model(train, schema, params, tuned)
 
         example = train[schema.feature_names].head(INPUT_EXAMPLE_ROWS)
         signature = infer_signature(example, model.predict(example))
@@ -77,13 +88,14 @@ def main() -> None:
 
         tracking.configure(settings)
         with mlflow.start_run() as run:
-            mlflow.log_params(run_params(params))
+            mlflow.log_params(run_params(params, tuned))
             mlflow.set_tags(
                 {
                     "git_commit": tracking.git_commit(),
                     "data_md5": data_md5,
                     "data_source": params.data.source,
                     "train_rows": len(train),
+                    "tuned_by": (tuned or {}).get("mlflow_parent_run_id", "none"),
                 }
             )
             logged = mlflow.sklearn.log_model(

@@ -1,0 +1,203 @@
+"""Stage ``tune``: search the estimator's hyperparameters with Optuna; ``train`` uses the best.
+
+Off (``tune.enabled: false``) it writes an empty result at once and imports neither Optuna nor
+scikit-learn. On, one MLflow parent run holds a nested run per trial; ``tune.workers`` processes
+(and any ``tune-worker`` started elsewhere) share one study through ``TUNE_STORAGE``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ..config import Params, Settings
+from ..engine import exit_now
+from ..io.data import file_md5, read_table, write_json
+from ._runner import StageError, run_stage
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+
+    from ..core.schema import DataSchema
+
+# The study's attribute naming the MLflow run that every worker's trials nest under.
+PARENT_RUN = "mlflow_parent_run_id"
+# Trials that use up the budget: a running one counts, so parallel workers stop on time.
+BUDGET_STATES = ("COMPLETE", "PRUNED", "RUNNING")
+
+
+def open_study(params: Params, settings: Settings, worker: int) -> optuna.Study:
+    """Create or resume the study of this training data and search space.
+
+    Each worker seeds its sampler with ``seed + worker``: equal seeds would propose the same
+    first trials in every worker.
+    """
+    import optuna
+
+    from ..core import tuning
+
+    kind = params.train.model
+    space = params.tune.search_space.get(kind)
+    if not space:
+        raise StageError(f"tune.search_space has no entry for train.model {kind!r}")
+    metric = params.evaluate.primary_metric
+    name = tuning.study_name(
+        kind,
+        file_md5(params.paths.train),
+        space,
+        task=params.task,
+        seed=params.seed,
+        folds=params.tune.cv_folds,
+        metric=metric,
+        fixed=params.train.hyperparameters.get(kind, {}),
+    )
+    return optuna.create_study(
+        storage=study_storage(settings),
+        study_name=name,
+        direction=tuning.direction(metric),
+        sampler=optuna.samplers.TPESampler(seed=params.seed + worker),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+        load_if_exists=True,
+    )
+
+
+def study_storage(settings: Settings) -> str | optuna.storages.BaseStorage:
+    """A database URL as it is, else a journal file (created with its folder)."""
+    from pathlib import Path
+
+    import optuna
+
+    if "://" in settings.tune_storage:
+        return settings.tune_storage
+    path = Path(settings.tune_storage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    backend = optuna.storages.journal.JournalFileBackend(str(path))
+    return optuna.storages.JournalStorage(backend)
+
+
+def run_trials(study: optuna.Study, params: Params, schema: DataSchema, train: pd.DataFrame) -> None:
+    """Run trials until the study holds ``tune.n_trials`` or this worker's time is up."""
+    import mlflow
+    import optuna
+
+    from ..core.models import build_pipeline
+    from ..core.tuning import cross_validated_score, suggest
+
+    kind, metric = params.train.model, params.evaluate.primary_metric
+    space = params.tune.search_space[kind]
+    fixed = params.train.hyperparameters.get(kind, {})
+    parent = study.user_attrs[PARENT_RUN]
+    X, y = train[schema.feature_names], train[schema.target.name]
+
+    def objective(trial: optuna.Trial) -> float:
+        with mlflow.start_run(run_name=f"trial {trial.number}", nested=True, parent_run_id=parent):
+            values = suggest(trial, space)
+            mlflow.log_params(values)
+            mlflow.set_tag("optuna_study", study.study_name)
+
+            def build() -> Any:
+                hyperparameters = {**fixed, **values}
+                return build_pipeline(schema, params.task, kind, hyperparameters, params.seed)
+
+            try:
+                score = cross_validated_score(
+                    trial, build, X, y, params.task, metric, params.tune.cv_folds, params.seed
+                )
+            except optuna.TrialPruned:
+                mlflow.set_tag("optuna_state", "pruned")
+                raise
+            mlflow.log_metric(f"cv_{metric}", score)
+            return score
+
+    states = tuple(optuna.trial.TrialState[state] for state in BUDGET_STATES)
+    left = params.tune.n_trials - len(study.get_trials(deepcopy=False, states=states))
+    if left > 0:
+        study.optimize(
+            objective,
+            n_trials=left,
+            timeout=params.tune.timeout_seconds,
+            callbacks=[optuna.study.MaxTrialsCallback(params.tune.n_trials, states=states)],
+        )
+
+
+def join(params: Params, settings: Settings, worker: int) -> None:
+    """Add trials to the running study (``tune-worker``); its parent run must exist."""
+    from ..core.schema import load_schema
+    from ..io import tracking
+
+    study = open_study(params, settings, worker)
+    if PARENT_RUN not in study.user_attrs:
+        raise StageError(f"study {study.study_name} has no parent run: start `dvc repro tune`")
+    tracking.configure(settings)
+    run_trials(study, params, load_schema(params.paths.schema_file), read_table(params.paths.train))
+
+
+def start_helpers(count: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` more worker processes of this project, numbered from 1."""
+    package = __package__.rpartition(".")[0]
+    return [
+        subprocess.Popen([sys.executable, "-m", package, "tune-worker", "--worker", str(index)])
+        for index in range(1, count + 1)
+    ]
+
+
+def tune(params: Params, settings: Settings) -> dict[str, Any]:
+    """Run the study under one MLflow parent run; return the best trial's summary."""
+    import mlflow
+
+    from ..io import tracking
+
+    study = open_study(params, settings, worker=0)
+    tracking.configure(settings)
+    with mlflow.start_run(run_name=f"tune {study.study_name}") as parent:
+        mlflow.set_tags({"optuna_study": study.study_name, "git_commit": tracking.git_commit()})
+        mlflow.log_params({"model": params.train.model, **params.tune.model_dump(exclude={"search_space"})})
+        study.set_user_attr(PARENT_RUN, parent.info.run_id)
+        helpers = start_helpers(params.tune.workers - 1)
+        try:
+            join(params, settings, worker=0)
+        finally:
+            failed = [helper.args for helper in helpers if helper.wait() != 0]
+        if failed:
+            raise StageError(f"{len(failed)} tune worker(s) failed (see their output above)")
+        try:
+            best = study.best_trial
+        except ValueError:
+            raise StageError("no trial completed: raise tune.timeout_seconds or n_trials") from None
+        mlflow.log_params({f"best.{name}": value for name, value in best.params.items()})
+        mlflow.log_metric(f"best_cv_{params.evaluate.primary_metric}", float(best.value or 0))
+    return {
+        "enabled": True,
+        "model": params.train.model,
+        "hyperparameters": best.params,
+        "study": study.study_name,
+        "metric": params.evaluate.primary_metric,
+        "best_value": best.value,
+        "best_trial": best.number,
+        "trials": len(study.trials),
+        "mlflow_parent_run_id": parent.info.run_id,
+    }
+
+
+def main() -> None:
+    def body(params: Params, settings: Settings) -> None:
+        if not params.tune.enabled:
+            result: dict[str, Any] = {"enabled": False, "model": params.train.model}
+            result["hyperparameters"] = {}
+            print("tune is off (params.yaml tune.enabled): train uses train.hyperparameters")
+        else:
+            result = tune(params, settings)
+            print(
+                f"tuned {result['model']}: best {result['metric']} {result['best_value']:.4f} "
+                f"(trial {result['best_trial']} of {result['trials']}) {result['hyperparameters']}"
+            )
+        write_json(result, params.paths.tuned)
+
+    run_stage("tune", body)
+
+
+if __name__ == "__main__":
+    main()
+    exit_now()
