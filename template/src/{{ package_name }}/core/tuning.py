@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -52,7 +52,7 @@ def study_name(kind: str, data_md5: str, space: dict[str, SearchParam], **setup:
     return f"{kind}-{data_md5[:12]}-{digest.hexdigest()[:12]}"
 
 
-def direction(metric: str) -> str:
+def direction(metric: str) -> Literal["maximize", "minimize"]:
     """Optuna's direction for ``metric``."""
     if metric not in GREATER_IS_BETTER:
         raise ValueError(f"unknown metric {metric!r}; known: {sorted(GREATER_IS_BETTER)}")
@@ -82,6 +82,7 @@ def cross_validated_score(
         metrics, _, _ = model_metrics(task, model, X.iloc[score_rows], y.iloc[score_rows])
         scores.append(metrics[metric])
         trial.report(float(np.mean(scores)), step)
-        if trial.should_prune():
+        # After the last fold the score is final: a finished trial is kept, never pruned.
+        if step + 1 < folds and trial.should_prune():
             raise optuna.TrialPruned(f"pruned after fold {step + 1} of {folds}")
     return float(np.mean(scores))

@@ -67,17 +67,19 @@ def study_storage(settings: Settings) -> str | optuna.storages.BaseStorage:
     """A database URL as it is, else a journal file (created with its folder)."""
     from pathlib import Path
 
-    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
 
     if "://" in settings.tune_storage:
         return settings.tune_storage
     path = Path(settings.tune_storage)
     path.parent.mkdir(parents=True, exist_ok=True)
-    backend = optuna.storages.journal.JournalFileBackend(str(path))
-    return optuna.storages.JournalStorage(backend)
+    return JournalStorage(JournalFileBackend(str(path)))
 
 
-def run_trials(study: optuna.Study, params: Params, schema: DataSchema, train: pd.DataFrame) -> None:
+def run_trials(
+    study: optuna.Study, params: Params, schema: DataSchema, train: pd.DataFrame, worker: int
+) -> None:
     """Run trials until the study holds ``tune.n_trials`` or this worker's time is up."""
     import mlflow
     import optuna
@@ -95,7 +97,8 @@ def run_trials(study: optuna.Study, params: Params, schema: DataSchema, train: p
         with mlflow.start_run(run_name=f"trial {trial.number}", nested=True, parent_run_id=parent):
             values = suggest(trial, space)
             mlflow.log_params(values)
-            mlflow.set_tag("optuna_study", study.study_name)
+            mlflow.set_tags({"optuna_study": study.study_name, "optuna_worker": worker})
+            trial.set_user_attr("worker", worker)
 
             def build() -> Any:
                 hyperparameters = {**fixed, **values}
@@ -131,16 +134,16 @@ def join(params: Params, settings: Settings, worker: int) -> None:
     if PARENT_RUN not in study.user_attrs:
         raise StageError(f"study {study.study_name} has no parent run: start `dvc repro tune`")
     tracking.configure(settings)
-    run_trials(study, params, load_schema(params.paths.schema_file), read_table(params.paths.train))
+    schema, train = load_schema(params.paths.schema_file), read_table(params.paths.train)
+    run_trials(study, params, schema, train, worker)
 
 
 def start_helpers(count: int) -> list[subprocess.Popen[bytes]]:
     """``count`` more worker processes of this project, numbered from 1."""
     package = __package__.rpartition(".")[0]
-    return [
-        subprocess.Popen([sys.executable, "-m", package, "tune-worker", "--worker", str(index)])
-        for index in range(1, count + 1)
-    ]
+    command = [sys.executable, "-m", package, "tune-worker", "--worker"]
+    # The project's own interpreter and CLI with a number: no outside input reaches the command.
+    return [subprocess.Popen([*command, str(index)]) for index in range(1, count + 1)]  # noqa: S603
 
 
 def tune(params: Params, settings: Settings) -> dict[str, Any]:
@@ -153,7 +156,8 @@ def tune(params: Params, settings: Settings) -> dict[str, Any]:
     tracking.configure(settings)
     with mlflow.start_run(run_name=f"tune {study.study_name}") as parent:
         mlflow.set_tags({"optuna_study": study.study_name, "git_commit": tracking.git_commit()})
-        mlflow.log_params({"model": params.train.model, **params.tune.model_dump(exclude={"search_space"})})
+        budget = params.tune.model_dump(exclude={"enabled", "search_space"})
+        mlflow.log_params({"model": params.train.model, **budget})
         study.set_user_attr(PARENT_RUN, parent.info.run_id)
         helpers = start_helpers(params.tune.workers - 1)
         try:
