@@ -142,15 +142,19 @@ def predict_on_spark(source: str, output: str, model_uri: str, schema: DataSchem
 @app.command("tune-worker")
 def tune_worker(
     worker: Annotated[
-        int, typer.Option(min=1, help="This worker's number: its sampler's seed is seed + worker")
-    ] = 1,
+        int,
+        typer.Option(
+            min=0,
+            help="This worker's number, unique in the study (the stage's own are 0 to "
+            "tune.workers - 1): its sampler's seed is seed + worker",
+        ),
+    ],
 ) -> None:
     """Add trials to the study the running tune stage opened (same params, data, TUNE_STORAGE)."""
-    from .config import get_settings, load_params
     from .stages import tune
+    from .stages._runner import run_stage
 
-    settings = get_settings()
-    tune.join(load_params(settings.params_file), settings, worker)
+    run_stage("tune-worker", lambda params, settings: tune.join(params, settings, worker))
 
 
 @app.command()

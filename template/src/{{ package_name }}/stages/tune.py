@@ -138,12 +138,15 @@ def join(params: Params, settings: Settings, worker: int) -> None:
     run_trials(study, params, schema, train, worker)
 
 
-def start_helpers(count: int) -> list[subprocess.Popen[bytes]]:
-    """``count`` more worker processes of this project, numbered from 1."""
+def run_workers(count: int) -> None:
+    """``count`` worker processes of this project, numbered from 0, until all have ended."""
     package = __package__.rpartition(".")[0]
     command = [sys.executable, "-m", package, "tune-worker", "--worker"]
     # The project's own interpreter and CLI with a number: no outside input reaches the command.
-    return [subprocess.Popen([*command, str(index)]) for index in range(1, count + 1)]  # noqa: S603
+    workers = [subprocess.Popen([*command, str(index)]) for index in range(count)]  # noqa: S603
+    failed = [worker.args for worker in workers if worker.wait() != 0]
+    if failed:
+        raise StageError(f"{len(failed)} tune worker(s) failed (see their output above)")
 
 
 def tune(params: Params, settings: Settings) -> dict[str, Any]:
@@ -159,13 +162,11 @@ def tune(params: Params, settings: Settings) -> dict[str, Any]:
         budget = params.tune.model_dump(exclude={"enabled", "search_space"})
         mlflow.log_params({"model": params.train.model, **budget})
         study.set_user_attr(PARENT_RUN, parent.info.run_id)
-        helpers = start_helpers(params.tune.workers - 1)
-        try:
+        # Several workers all start as processes alike, so each gets its share of the trials.
+        if params.tune.workers > 1:
+            run_workers(params.tune.workers)
+        else:
             join(params, settings, worker=0)
-        finally:
-            failed = [helper.args for helper in helpers if helper.wait() != 0]
-        if failed:
-            raise StageError(f"{len(failed)} tune worker(s) failed (see their output above)")
         try:
             best = study.best_trial
         except ValueError:
