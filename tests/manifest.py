@@ -41,6 +41,7 @@ CORE = (
     "src/{pkg}/core/model_card.py",
     "src/{pkg}/core/models.py",
     "src/{pkg}/core/schema.py",
+    "src/{pkg}/core/tuning.py",
     "src/{pkg}/engine/__init__.py",
     "src/{pkg}/engine/process.py",
     "src/{pkg}/engine/rows.py",
@@ -60,6 +61,7 @@ CORE = (
     "src/{pkg}/stages/register.py",
     "src/{pkg}/stages/split.py",
     "src/{pkg}/stages/train.py",
+    "src/{pkg}/stages/tune.py",
     "src/{pkg}/stages/validate.py",
     "tests/__init__.py",
     "tests/conftest.py",
@@ -82,6 +84,7 @@ CORE = (
     "tests/test_schema.py",
     "tests/test_spark.py",
     "tests/test_stages.py",
+    "tests/test_tuning.py",
 )
 
 
