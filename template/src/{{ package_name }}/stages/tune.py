@@ -68,13 +68,14 @@ def study_storage(settings: Settings) -> str | optuna.storages.BaseStorage:
     from pathlib import Path
 
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
     if "://" in settings.tune_storage:
         return settings.tune_storage
     path = Path(settings.tune_storage)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path)))
+    # The open lock works on every OS; the default symlink lock needs rights Windows rarely gives.
+    return JournalStorage(JournalFileBackend(str(path), JournalFileOpenLock(str(path))))
 
 
 def run_trials(
