@@ -652,6 +652,8 @@ def test_monitor_script_tells_a_breach_from_a_failure(
     script = TEMPLATE_ROOT / "template" / "{% if ci != 'none' %}ci{% endif %}"
     script = script / "{% if monitoring %}monitor.sh{% endif %}"
     (tmp_path / "Makefile").write_text(f"monitor:\n\t@echo checking; exit {code}\n")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "predictions.jsonl").write_text("")
     output = tmp_path / "github_output"
 
     result = subprocess.run(
@@ -665,6 +667,50 @@ def test_monitor_script_tells_a_breach_from_a_failure(
     else:
         assert result.returncode == 0, result.stdout + result.stderr
         assert output.read_text() == f"{verdict}\n"
+
+
+def test_monitor_script_without_a_log_passes_with_a_warning_in_the_summary(
+    tmp_path: Path,
+) -> None:
+    """Issue 17: the prediction log is not in git, so a fresh project's scheduled job has none
+    to read; it must pass, and say so where people look (the job summary), not fail daily."""
+    script = TEMPLATE_ROOT / "template" / "{% if ci != 'none' %}ci{% endif %}"
+    script = script / "{% if monitoring %}monitor.sh{% endif %}"
+    (tmp_path / "Makefile").write_text("monitor:\n\t@echo must not run; exit 2\n")
+    output, summary = tmp_path / "github_output", tmp_path / "summary.md"
+    env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary)}
+    env.pop("CURRENT", None)
+    env.pop("MONITORING_LOG_PATH", None)
+
+    result = subprocess.run(
+        [str(script), str(output), "drift"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert output.read_text() == "drift=false\n"
+    assert "::warning" in result.stdout and "must not run" not in result.stdout
+    assert "no prediction log at logs/predictions.jsonl" in summary.read_text()
+
+
+def test_monitor_script_reads_the_log_where_the_service_writes_it(tmp_path: Path) -> None:
+    script = TEMPLATE_ROOT / "template" / "{% if ci != 'none' %}ci{% endif %}"
+    script = script / "{% if monitoring %}monitor.sh{% endif %}"
+    (tmp_path / "Makefile").write_text("monitor:\n\t@echo checking $(CURRENT)\n")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "service.jsonl").write_text("")
+    env = {**os.environ, "MONITORING_LOG_PATH": "shared/service.jsonl"}
+    env.pop("CURRENT", None)
+
+    result = subprocess.run(
+        [str(script), str(tmp_path / "out"), "drift"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "checking shared/service.jsonl" in result.stdout, result.stdout
 
 
 # ---------------------------------------------------------------- promotion across environments
