@@ -148,6 +148,7 @@ FEATURES = (
         "github workflows",
         lambda a: a["ci"] == "github",
         (
+            ".github/dependabot.yml",
             ".github/workflows/ci.yml",
             ".github/workflows/propose.yml",
             ".github/workflows/template-update.yml",
@@ -168,7 +169,7 @@ FEATURES = (
         lambda a: a["ci"] == "github" and a["monitoring"],
         (".github/workflows/monitor.yml",),
     ),
-    Feature("gitlab ci", lambda a: a["ci"] == "gitlab", (".gitlab-ci.yml",)),
+    Feature("gitlab ci", lambda a: a["ci"] == "gitlab", (".gitlab-ci.yml", "renovate.json")),
     # Serving (issue 3): the FastAPI service, its image and its tests.
     Feature(
         "serving",

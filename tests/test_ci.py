@@ -640,6 +640,23 @@ def test_gitlab_schema_rejects_a_bad_pipeline(tmp_path: Path) -> None:
     assert result.returncode != 0, result.stdout
 
 
+def test_dependency_updates_are_proposed_by_a_bot_config_that_matches_its_schema(
+    project: Project,
+) -> None:
+    """Issue 17 (ML Test Score, Monitor 1): upstream releases become pull requests."""
+    if project.answers["ci"] == "github":
+        config, schema = project.path / ".github" / "dependabot.yml", "vendor.dependabot"
+        ecosystems = {u["package-ecosystem"] for u in yaml.safe_load(config.read_text())["updates"]}
+        assert {"uv", "github-actions", "docker"} <= ecosystems, ecosystems
+    else:
+        config, schema = project.path / "renovate.json", "vendor.renovate"
+        assert json.loads(config.read_text())["lockFileMaintenance"]["enabled"] is True
+
+    result = check(tool("check-jsonschema"), "--builtin-schema", schema, str(config))
+
+    assert result.returncode == 0, f"{schema}: {result.stdout}{result.stderr}"
+
+
 # ---------------------------------------------------------------- the monitor verdict
 
 
