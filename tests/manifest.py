@@ -18,6 +18,7 @@ CORE = (
     ".gitignore",
     ".pre-commit-config.yaml",
     "Makefile",
+    "AGENTS.md",
     "ML_TEST_SCORE.md",
     "README.md",
     "compose.tracking.yaml",
@@ -71,8 +72,10 @@ CORE = (
     "tests/test_config.py",
     "tests/test_engine_line.py",
     "tests/test_figures.py",
+    "tests/test_gate.py",
     "tests/test_imports.py",
     "tests/test_metrics.py",
+    "tests/test_ml_test_score.py",
     "tests/test_model_card.py",
     "tests/test_model_loader.py",
     "tests/test_models.py",
@@ -150,6 +153,7 @@ FEATURES = (
         "github workflows",
         lambda a: a["ci"] == "github",
         (
+            ".github/dependabot.yml",
             ".github/workflows/ci.yml",
             ".github/workflows/propose.yml",
             ".github/workflows/template-update.yml",
@@ -170,7 +174,7 @@ FEATURES = (
         lambda a: a["ci"] == "github" and a["monitoring"],
         (".github/workflows/monitor.yml",),
     ),
-    Feature("gitlab ci", lambda a: a["ci"] == "gitlab", (".gitlab-ci.yml",)),
+    Feature("gitlab ci", lambda a: a["ci"] == "gitlab", (".gitlab-ci.yml", "renovate.json")),
     # Serving (issue 3): the FastAPI service, its image and its tests.
     Feature(
         "serving",
@@ -248,6 +252,7 @@ FEATURES = (
             "ops/grafana/dashboards.yml",
             "ops/grafana/datasource.yml",
             "ops/prometheus.yml",
+            "ops/prometheus/alerts.yml",
             "src/{pkg}/serving/live_monitoring.py",
             "src/{pkg}/serving/routes/feedback.py",
             "tests/test_live_monitoring.py",

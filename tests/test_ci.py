@@ -640,6 +640,23 @@ def test_gitlab_schema_rejects_a_bad_pipeline(tmp_path: Path) -> None:
     assert result.returncode != 0, result.stdout
 
 
+def test_dependency_updates_are_proposed_by_a_bot_config_that_matches_its_schema(
+    project: Project,
+) -> None:
+    """Issue 17 (ML Test Score, Monitor 1): upstream releases become pull requests."""
+    if project.answers["ci"] == "github":
+        config, schema = project.path / ".github" / "dependabot.yml", "vendor.dependabot"
+        ecosystems = {u["package-ecosystem"] for u in yaml.safe_load(config.read_text())["updates"]}
+        assert {"uv", "github-actions", "docker"} <= ecosystems, ecosystems
+    else:
+        config, schema = project.path / "renovate.json", "vendor.renovate"
+        assert json.loads(config.read_text())["lockFileMaintenance"]["enabled"] is True
+
+    result = check(tool("check-jsonschema"), "--builtin-schema", schema, str(config))
+
+    assert result.returncode == 0, f"{schema}: {result.stdout}{result.stderr}"
+
+
 # ---------------------------------------------------------------- the monitor verdict
 
 
@@ -652,6 +669,8 @@ def test_monitor_script_tells_a_breach_from_a_failure(
     script = TEMPLATE_ROOT / "template" / "{% if ci != 'none' %}ci{% endif %}"
     script = script / "{% if monitoring %}monitor.sh{% endif %}"
     (tmp_path / "Makefile").write_text(f"monitor:\n\t@echo checking; exit {code}\n")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "predictions.jsonl").write_text("")
     output = tmp_path / "github_output"
 
     result = subprocess.run(
@@ -665,6 +684,50 @@ def test_monitor_script_tells_a_breach_from_a_failure(
     else:
         assert result.returncode == 0, result.stdout + result.stderr
         assert output.read_text() == f"{verdict}\n"
+
+
+def test_monitor_script_without_a_log_passes_with_a_warning_in_the_summary(
+    tmp_path: Path,
+) -> None:
+    """Issue 17: the prediction log is not in git, so a fresh project's scheduled job has none
+    to read; it must pass, and say so where people look (the job summary), not fail daily."""
+    script = TEMPLATE_ROOT / "template" / "{% if ci != 'none' %}ci{% endif %}"
+    script = script / "{% if monitoring %}monitor.sh{% endif %}"
+    (tmp_path / "Makefile").write_text("monitor:\n\t@echo must not run; exit 2\n")
+    output, summary = tmp_path / "github_output", tmp_path / "summary.md"
+    env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary)}
+    env.pop("CURRENT", None)
+    env.pop("MONITORING_LOG_PATH", None)
+
+    result = subprocess.run(
+        [str(script), str(output), "drift"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert output.read_text() == "drift=false\n"
+    assert "::warning" in result.stdout and "must not run" not in result.stdout
+    assert "no prediction log at logs/predictions.jsonl" in summary.read_text()
+
+
+def test_monitor_script_reads_the_log_where_the_service_writes_it(tmp_path: Path) -> None:
+    script = TEMPLATE_ROOT / "template" / "{% if ci != 'none' %}ci{% endif %}"
+    script = script / "{% if monitoring %}monitor.sh{% endif %}"
+    (tmp_path / "Makefile").write_text("monitor:\n\t@echo checking $(CURRENT)\n")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "service.jsonl").write_text("")
+    env = {**os.environ, "MONITORING_LOG_PATH": "shared/service.jsonl"}
+    env.pop("CURRENT", None)
+
+    result = subprocess.run(
+        [str(script), str(tmp_path / "out"), "drift"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "checking shared/service.jsonl" in result.stdout, result.stdout
 
 
 # ---------------------------------------------------------------- promotion across environments

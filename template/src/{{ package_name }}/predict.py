@@ -23,6 +23,7 @@ import pyarrow.csv as pacsv
 from threadpoolctl import threadpool_limits
 
 from .config import CHAMPION, PREDICTION
+from .core.models import nonfinite_rows
 from .core.schema import DataSchema, DataValidationError, feature_frame
 from .io.data import output_file
 
@@ -143,11 +144,19 @@ def score_block(
     if features.empty:
         return block, 0  # blank lines only
     try:
-        predictions = pa.array(model.predict(feature_frame(features, schema)))
+        values = model.predict(feature_frame(features, schema))
     except DataValidationError as error:
         raise DataValidationError(
             [f"rows from line {first_line}: {problem}" for problem in error.problems]
         ) from None
+    if len(bad := nonfinite_rows(values)):
+        raise DataValidationError(
+            [
+                f"rows from line {first_line}: {len(bad)} prediction(s) are NaN or infinite, "
+                f"the first for record {bad[0] + 1} of these rows"
+            ]
+        )
+    predictions = pa.array(values)
     if PREDICTION not in columns:
         cells = csv_bytes(pa.table({PREDICTION: predictions}))
         return splice(block, cells, first_line), len(predictions)

@@ -2,7 +2,9 @@
 
 Slices come from ``model_card.sensitive_columns`` in ``params.yaml``: metrics per value of each
 column (numeric columns are cut into quartiles), and the gap between the best and worst slice,
-so a fairness problem shows up before the model serves anyone.
+so a fairness problem shows up before the model serves anyone. A slice too small to give a
+stable metric, or holding one class only, is reported with the reason and left out of the gap:
+the register stage gates only on the others.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import pandas as pd
 
 from ..config import Task
 
-MIN_SLICE_ROWS = 5
 QUARTILES = 4
 
 
@@ -35,14 +36,24 @@ def _slice_scores(
     }
 
 
+def _ungated(task: Task, y_true: pd.Series, min_rows: int) -> str | None:
+    """Why a slice is reported but not gated, or ``None``."""
+    if len(y_true) < min_rows:
+        return f"fewer than {min_rows} rows"
+    if task == "classification" and y_true.nunique() < 2:
+        return "one class only"
+    return None
+
+
 def slice_metrics(
     task: Task,
     frame: pd.DataFrame,
     target: str,
     predictions: np.ndarray,
     columns: list[str],
+    min_rows: int = 20,
 ) -> dict[str, Any]:
-    """Per column: metrics for each of its values (slices under 5 rows are skipped) and gaps."""
+    """Per column: metrics for each of its values, and the gaps between the gated slices."""
     result: dict[str, Any] = {}
     y_pred = pd.Series(predictions, index=frame.index)
     classes = sorted(frame[target].astype(str).unique())
@@ -54,26 +65,21 @@ def slice_metrics(
         if pd.api.types.is_numeric_dtype(values) and values.nunique() > QUARTILES:
             values = pd.qcut(values, QUARTILES, precision=2, duplicates="drop").astype(str)
         groups = values.astype(object).where(values.notna(), "missing").astype(str)
-        slices = {
-            str(name): {
-                "rows": int(mask.sum()),
-                **{
-                    k: round(v, 6)
-                    for k, v in _slice_scores(
-                        task, frame.loc[mask, target], y_pred[mask].to_numpy(), positive
-                    ).items()
-                },
-            }
-            for name in sorted(groups.unique())
-            if (mask := groups == name).sum() >= MIN_SLICE_ROWS
-        }
-        names = next(iter(slices.values()), {}).keys() - {"rows"}
+        slices: dict[str, dict[str, Any]] = {}
+        for name in sorted(groups.unique()):
+            mask = groups == name
+            y_true = frame.loc[mask, target]
+            scores = _slice_scores(task, y_true, y_pred[mask].to_numpy(), positive)
+            rounded = {k: round(v, 6) for k, v in scores.items()}
+            slices[str(name)] = {"rows": int(mask.sum()), **rounded}
+            if reason := _ungated(task, y_true, min_rows):
+                slices[str(name)]["not_gated"] = reason
+        gated = [s for s in slices.values() if "not_gated" not in s]
+        names = sorted(next(iter(slices.values()), {}).keys() - {"rows", "not_gated"})
         gaps = {
-            metric: round(
-                max(s[metric] for s in slices.values()) - min(s[metric] for s in slices.values()),
-                6,
-            )
-            for metric in sorted(names)
+            metric: round(max(s[metric] for s in gated) - min(s[metric] for s in gated), 6)
+            for metric in names
+            if gated
         }
         result[column] = {"slices": slices, "gap": gaps}
     return result
@@ -103,16 +109,25 @@ def _data_section(data_source: str, run: dict[str, Any], report: dict[str, Any])
 
 def _metrics_section(report: dict[str, Any]) -> list[str]:
     metrics = {
-        name: {"model": value, "baseline": report["baseline"].get(name, "")}
+        name: {
+            "model": value,
+            "baseline": report["baseline"].get(name, ""),
+            "linear": report.get("linear", {}).get(name, ""),
+        }
         for name, value in report["test"].items()
     }
     return [
-        "## Metrics on the test set, against the baseline",
+        "## Metrics on the test set, against the baseline and the linear model",
         "",
         *_table(metrics, "metric"),
         "",
         f"Primary metric `{report['primary_metric']}` gains {report['gain_over_baseline']} "
-        "over the baseline (class priors or the training mean).",
+        "over the baseline (class priors or the training mean)"
+        + (
+            f" and {report['gain_over_linear']} over the linear model."
+            if report.get("gain_over_linear") is not None
+            else "."
+        ),
         "",
     ]
 
@@ -124,8 +139,9 @@ def _slices_section(slices: dict[str, Any]) -> list[str]:
             "No `model_card.sensitive_columns` are set in `params.yaml`, so no slice was checked."
         )
     for column, info in slices.items():
-        gaps = ", ".join(f"{k} {v}" for k, v in info["gap"].items())
-        lines += [f"### `{column}`", "", *_table(info["slices"], "slice"), "", f"Gap: {gaps}", ""]
+        gaps = ", ".join(f"{k} {v}" for k, v in info["gap"].items()) or "no slice to compare"
+        table = _table(info["slices"], "slice")
+        lines += [f"### `{column}`", "", *table, "", f"Gap between gated slices: {gaps}", ""]
     return lines
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import (
@@ -67,3 +68,12 @@ def build_baseline(task: Task) -> BaseEstimator:
     if task == "classification":
         return DummyClassifier(strategy="prior")
     return DummyRegressor(strategy="mean")
+
+
+def nonfinite_rows(predictions: Any) -> np.ndarray:
+    """Positions of NaN or infinite predictions (an overflow in a feature or in the model):
+    the service and batch scoring refuse them rather than pass them on as numbers."""
+    values = np.asarray(predictions)
+    if values.dtype.kind not in "fc":  # class labels, integers: always finite
+        return np.empty(0, dtype=np.intp)
+    return np.flatnonzero(~np.isfinite(values))

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..config import Params, Settings
-from ..core.model_card import render_model_card, slice_metrics
-from ..core.schema import load_schema
-from .data import read_table, write_text
+from ..core.model_card import render_model_card
+from .data import write_text
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -25,20 +24,6 @@ def write_model_card(
     parameters: dict[str, Any],
 ) -> str:
     """Build the card, save it to ``paths.model_card``, log it to the run and the version."""
-    slices: dict[str, Any] = {}
-    if params.model_card.sensitive_columns:  # the model is loaded only to score the slices
-        from .model_loader import load_pipeline
-
-        schema = load_schema(params.paths.schema_file)
-        test = read_table(params.paths.test)
-        model = load_pipeline(str(params.paths.model))
-        slices = slice_metrics(
-            params.task,
-            test,
-            schema.target.name,
-            model.predict(test[schema.feature_names]),
-            params.model_card.sensitive_columns,
-        )
     version = record["version"]
     if record["promoted"]:
         status = f"registered as version {version}, alias `champion`"
@@ -54,7 +39,7 @@ def write_model_card(
         data_source=params.data.source,
         parameters=parameters,
         report=report,
-        slices=slices,
+        slices=report.get("slices", {}),
         intended_use=params.model_card.intended_use,
         limitations=params.model_card.limitations,
     )

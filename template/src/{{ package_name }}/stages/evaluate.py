@@ -1,4 +1,9 @@
-"""Stage ``evaluate``: test-set metrics against a trivial baseline, and the plots' data."""
+"""Stage ``evaluate``: test-set metrics against a trivial baseline and a linear model, metrics
+per slice, and the plots' data.
+
+The linear model is refitted here, on at most ``evaluate.linear_rows`` training rows, rather than
+read from an earlier run: the comparison must hold for this data version and these features.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,24 @@ import pandas as pd
 
 from ..config import Params, Settings, Task
 from ..core.metrics import curve_points, improvement, model_metrics
-from ..core.models import build_baseline
+from ..core.model_card import slice_metrics
+from ..core.models import build_baseline, build_pipeline
 from ..core.schema import DataSchema, load_schema
 from ..engine import exit_now
 from ..io.data import read_json, read_table, write_json, write_table
 from ._runner import run_stage
+
+
+def fit_linear(train: pd.DataFrame, schema: DataSchema, params: Params) -> Any | None:
+    """The linear model on a seeded sample of at most ``evaluate.linear_rows`` training rows,
+    with ``train.hyperparameters.linear``; ``None`` when the candidate is the linear model."""
+    if params.train.model == "linear":
+        return None
+    rows = min(len(train), params.evaluate.linear_rows)
+    sample = train.sample(n=rows, random_state=params.seed) if rows < len(train) else train
+    hyperparameters = params.train.hyperparameters.get("linear", {})
+    linear = build_pipeline(schema, params.task, "linear", hyperparameters, params.seed)
+    return linear.fit(sample[schema.feature_names], sample[schema.target.name])
 
 
 def evaluate_model(
@@ -22,17 +40,24 @@ def evaluate_model(
     schema: DataSchema,
     task: Task,
     primary_metric: str,
+    linear: Any | None = None,
 ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
-    """Score ``model`` and a baseline fitted on ``train``; return metrics and plot tables."""
+    """Score ``model``, a baseline fitted on ``train`` and the fitted ``linear`` model (if any);
+    return metrics and plot tables."""
     features, target = schema.feature_names, schema.target.name
     X_test, y_test = test[features], test[target]
     metrics, y_pred, proba = model_metrics(task, model, X_test, y_test)
     baseline = build_baseline(task).fit(train[features], train[target])
     baseline_metrics, _, _ = model_metrics(task, baseline, X_test, y_test)
+    linear_metrics = model_metrics(task, linear, X_test, y_test)[0] if linear is not None else {}
     if primary_metric not in metrics:
         raise ValueError(
             f"evaluate.primary_metric {primary_metric!r} is not one of {list(metrics)}"
         )
+
+    def gain(reference: dict[str, float]) -> float:
+        change = improvement(primary_metric, metrics[primary_metric], reference[primary_metric])
+        return round(change, 6)
 
     plots: dict[str, pd.DataFrame]
     if task == "classification":
@@ -57,11 +82,10 @@ def evaluate_model(
     report = {
         "test": metrics,
         "baseline": baseline_metrics,
+        "linear": linear_metrics,
         "primary_metric": primary_metric,
-        "gain_over_baseline": round(
-            improvement(primary_metric, metrics[primary_metric], baseline_metrics[primary_metric]),
-            6,
-        ),
+        "gain_over_baseline": gain(baseline_metrics),
+        "gain_over_linear": gain(linear_metrics) if linear_metrics else None,
         "test_rows": len(test),
     }
     return report, plots
@@ -79,7 +103,10 @@ def log_to_run(run_id: str, report: dict[str, Any], plots: dict[str, pd.DataFram
         mlflow.log_metrics(
             {f"baseline_{name}": value for name, value in report["baseline"].items()}
         )
+        mlflow.log_metrics({f"linear_{name}": value for name, value in report["linear"].items()})
         mlflow.log_metric("gain_over_baseline", report["gain_over_baseline"])
+        if report["gain_over_linear"] is not None:
+            mlflow.log_metric("gain_over_linear", report["gain_over_linear"])
         for name, table in plots.items():
             mlflow.log_table(table, artifact_file=f"plots/{name}.json")
         for name, figure in figures(plots).items():
@@ -94,13 +121,23 @@ def main() -> None:
 
         schema = load_schema(params.paths.schema_file)
         model = load_pipeline(str(params.paths.model))
+        train, test = read_table(params.paths.train), read_table(params.paths.test)
         report, plots = evaluate_model(
             model,
-            read_table(params.paths.train),
-            read_table(params.paths.test),
+            train,
+            test,
             schema,
             params.task,
             params.evaluate.primary_metric,
+            fit_linear(train, schema, params),
+        )
+        report["slices"] = slice_metrics(
+            params.task,
+            test,
+            schema.target.name,
+            model.predict(test[schema.feature_names]),
+            params.model_card.sensitive_columns,
+            params.gate.slices.min_rows,
         )
         write_json(report, params.paths.metrics)
         for name, table in plots.items():
@@ -109,9 +146,11 @@ def main() -> None:
         tracking.configure(settings)
         log_to_run(read_json(params.paths.run)["run_id"], report, plots)
         primary = params.evaluate.primary_metric
+        linear = report["linear"].get(primary, "the candidate")
         print(
             f"{primary}: {report['test'][primary]} "
-            f"(baseline {report['baseline'][primary]}, gain {report['gain_over_baseline']})"
+            f"(baseline {report['baseline'][primary]}, gain {report['gain_over_baseline']}; "
+            f"linear model {linear}, gain {report['gain_over_linear']})"
         )
 
     run_stage("evaluate", body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import CHAMPION, Params, RegisterParams, Settings
+from ..config import CHAMPION, Params, RegisterParams, Settings, SliceGate
 from ..core.metrics import improvement
 from ..engine import exit_now
 from ..io.data import read_json, write_json
@@ -27,11 +27,37 @@ class Decision:
         self.reasons.append(reason)
 
 
+def slice_reasons(slices: dict[str, Any], gate: SliceGate) -> list[str]:
+    """Why the slices fail ``gate``: a gated slice under ``threshold``, or a gap over ``max_gap``
+    (slices marked ``not_gated``, too small or of one class, are only reported)."""
+    reasons: list[str] = []
+    for column, info in slices.items():
+        gated = {name: s for name, s in info["slices"].items() if "not_gated" not in s}
+        metric = gate.metric or next(iter(info["gap"]), None)
+        if not gated or metric is None:
+            continue
+        if metric not in info["gap"]:
+            reasons.append(f"register.slices.metric {metric!r} is not one of {list(info['gap'])}")
+            continue
+        for name, scores in gated.items():
+            if gate.threshold is None or improvement(metric, scores[metric], gate.threshold) >= 0:
+                continue
+            reasons.append(
+                f"slice {column}={name}: {metric} {scores[metric]} does not meet the "
+                f"threshold {gate.threshold}"
+            )
+        if gate.max_gap is not None and info["gap"][metric] > gate.max_gap:
+            reasons.append(
+                f"slices of {column}: {metric} gap {info['gap'][metric]} is over {gate.max_gap}"
+            )
+    return reasons
+
+
 def decide(
     report: dict[str, Any], gate: RegisterParams, champion: Champion | None, against: str = CHAMPION
 ) -> Decision:
-    """Check thresholds, the gain over the baseline, and the score of the version holding the
-    alias ``against`` (the current champion)."""
+    """Check thresholds, the gains over the baseline and the linear model, the slices, and the
+    score of the version holding the alias ``against`` (the current champion)."""
     decision = Decision()
     metrics: dict[str, float] = report["test"]
     primary: str = report["primary_metric"]
@@ -45,6 +71,14 @@ def decide(
             f"{primary} gains {report['gain_over_baseline']} over the baseline; "
             f"more than {gate.min_gain_over_baseline} is required"
         )
+    linear_gain = report.get("gain_over_linear")
+    if linear_gain is not None and linear_gain < gate.min_gain_over_linear:
+        decision.reject(
+            f"{primary} gains {linear_gain} over the linear model; at least "
+            f"{gate.min_gain_over_linear} is required (train.model: linear may serve as well)"
+        )
+    for reason in slice_reasons(report.get("slices", {}), gate.slices):
+        decision.reject(reason)
     if champion is not None and primary in champion.metrics:
         change = improvement(primary, metrics[primary], champion.metrics[primary])
         if change < -gate.max_loss_vs_champion:
@@ -70,6 +104,7 @@ def recheck(candidate: Champion, params: Params, holder: Champion | None, alias:
         "test": candidate.metrics,
         "primary_metric": params.evaluate.primary_metric,
         "gain_over_baseline": gain,
+        "gain_over_linear": candidate.metrics.get("gain_over_linear"),
     }
     return decide(report, params.gate, holder, alias)
 

@@ -108,6 +108,8 @@ def _print_outcome(summary: MonitorSummary) -> None:
     """What was checked, and what could not be: conflicting labels, unreadable lines, values."""
     drifted = ", ".join(summary.drifted_features) or "none"
     typer.echo(f"{summary.current_rows} rows checked; drifted features: {drifted}")
+    if summary.champion_age_days is not None:
+        typer.echo(f"champion registered {summary.champion_age_days} days ago")
     if summary.feedback_conflicts:
         conflicts = f"{summary.feedback_conflicts} labelled row(s) later got a different label"
         typer.echo(f"feedback: {conflicts}; the first stands", err=True)

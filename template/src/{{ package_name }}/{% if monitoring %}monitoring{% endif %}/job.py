@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
-from ..config import PREDICTION, Params, Settings
+from ..config import CHAMPION, PREDICTION, Params, Settings
 from ..core.schema import DataSchema, DataValidationError, feature_frame
 from ..io.data import read_json, read_table, write_json, write_text
 from .feedback import CONFLICT, join_feedback
 from .html_report import render_html
 from .prediction_log import Unreadable, read_log
 from .profile import load_reference
-from .report import MonitorSummary, build_summary
+from .report import MonitorSummary, build_summary, champion_age_alert
 from .settings import MonitoringSettings
 
 LOG_SUFFIXES = (".jsonl", ".json", ".log")
@@ -74,6 +74,20 @@ def load_current(
     return pd.concat([features, others], axis=1)
 
 
+def champion_age_days(settings: Settings, now: datetime | None = None) -> float | None:
+    """Days since the registry's champion version was created; ``None`` without one."""
+    from mlflow.tracking import MlflowClient
+
+    from ..io import tracking
+
+    tracking.configure(settings)
+    version = tracking.aliased(MlflowClient(), settings.model_name, CHAMPION)
+    if version is None or version.creation_timestamp is None:
+        return None
+    created = datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC)
+    return round(((now or datetime.now(UTC)) - created).total_seconds() / 86_400, 2)
+
+
 def run_monitor(
     current_path: Path,
     params: Params,
@@ -103,6 +117,11 @@ def run_monitor(
     )
     if CONFLICT in current.columns:
         summary.feedback_conflicts = int(current[CONFLICT].sum())
+    limit = params.monitor.alert.max_champion_age_days
+    if limit is not None:
+        summary.champion_age_days = champion_age_days(settings)
+        if alert := champion_age_alert(summary.champion_age_days, limit):
+            summary.alerts.append(alert)
     html_path, json_path = output_dir / "report.html", output_dir / "summary.json"
     write_text(render_html(summary, reference, current), html_path)
     # Through JSON text: a statistic that is not a finite number becomes null, as JSON allows.

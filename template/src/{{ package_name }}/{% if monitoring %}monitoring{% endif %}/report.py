@@ -93,6 +93,8 @@ class MonitorSummary(BaseModel):
     alerts: list[str]
     # Labelled rows that later got a different label (the first stands): see feedback.py.
     feedback_conflicts: int = 0
+    # Days since the champion was registered (None: no champion, or not checked).
+    champion_age_days: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -265,6 +267,14 @@ def _alerts(
             f"(allowed {_percent(alert.max_unreadable_lines)})"
         )
     return alerts
+
+
+def champion_age_alert(age_days: float | None, limit: float | None) -> str | None:
+    """An alert when the champion is older than ``limit`` days: data moves on, and a model
+    retrained only on drift can serve for years on a world that changed slowly."""
+    if age_days is None or limit is None or age_days <= limit:
+        return None
+    return f"the champion is {age_days:.0f} days old (allowed {limit:g}): retrain on recent data"
 
 
 def _canary_alerts(canary: CanaryComparison, max_drop: float) -> list[str]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.models import nonfinite_rows
 from ..engine import MicroBatcher, Row
 from . import telemetry
 from .model import LoadedModel
@@ -81,6 +82,13 @@ class Predictor:
                 raise
             model = replacement
             predictions = await self._predict(model, rows)
+        if len(bad := nonfinite_rows(predictions)):
+            telemetry.NONFINITE_PREDICTIONS.inc(len(bad))
+            logger.warning("non-finite predictions refused", extra={"rows": len(bad)})
+            raise ScoringError(
+                f"the model gave no finite prediction for row(s) {bad[:10].tolist()} "
+                "(NaN or infinite); nothing was answered for this request"
+            )
         if self.hooks:
             event = PredictionEvent(
                 request_id=request_id,

@@ -35,6 +35,9 @@ LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 ROWS = Counter("prediction_rows_total", "Rows scored", ["route"])
+NONFINITE_PREDICTIONS = Counter(
+    "prediction_nonfinite_total", "Predictions refused as NaN or infinite (answered 422)"
+)
 BATCH_REQUESTS = Histogram(
     "prediction_batch_requests",
     "Requests scored together in one model call (micro-batching)",
