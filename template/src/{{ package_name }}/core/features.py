@@ -65,7 +65,7 @@ class TextSize(_Stateless):
         for name in self.columns_:
             text = frame[name].astype("str").where(frame[name].notna(), "")
             sizes[f"{name}_chars"] = text.str.len().astype("float64")
-            sizes[f"{name}_words"] = text.str.split().str.len().astype("float64")
+            sizes[f"{name}_words"] = text.str.count(r"\S+").astype("float64")
         return pd.DataFrame(sizes, index=frame.index)
 
     def output_names(self) -> list[str]:

@@ -114,7 +114,7 @@ def _column_check(spec: ColumnSpec) -> pa.Column:
     if spec.type == "datetime":
         return pa.Column(
             nullable=spec.nullable,
-            checks=pa.Check(_dates, error="values must be ISO 8601 dates (2024-01-31, 2024-01-31T08:00)"),
+            checks=pa.Check(_dates, error="values must be ISO 8601 dates (2024-01-31T08:00)"),
         )
     return pa.Column(nullable=spec.nullable)
 

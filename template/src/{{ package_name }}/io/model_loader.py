@@ -22,10 +22,10 @@ logger = logging.getLogger(__name__)
 
 # Types skops does not trust by default that the pipelines of core/models.py hold, one line per
 # estimator family and feature transformer (scikit-learn's preprocessing needs nothing beyond
-# numpy.dtype). A new estimator or transformer class needs its types added here after review: tests/test_model_loader.py fails until they are. Trusting a
-# tree type lets a crafted file crash the process at predict time (skops' own warning), which
-# is why write access to the registry stays the boundary of trust.
-# The feature transformers of core/features.py are this project's own code.
+# numpy.dtype). A new estimator or transformer class needs its types added here after review:
+# tests/test_model_loader.py fails until they are. Trusting a tree type lets a crafted file
+# crash the process at predict time (skops' own warning), which is why write access to the
+# registry stays the boundary of trust. The transformers of core/features.py are our own code.
 _FEATURES = __name__.rsplit(".", 2)[0] + ".core.features"
 TRUSTED_TYPES: frozenset[str] = frozenset(
     {
