@@ -68,6 +68,7 @@ CORE = (
     "tests/data/tiny.csv",
     "tests/test_config.py",
     "tests/test_engine_line.py",
+    "tests/test_features.py",
     "tests/test_figures.py",
     "tests/test_imports.py",
     "tests/test_metrics.py",
