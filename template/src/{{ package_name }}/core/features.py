@@ -18,7 +18,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from .schema import DataSchema, parse_dates
+from .schema import DataSchema, DataValidationError, parse_dates
 
 # The parts of a date column the model sees (pandas' ``Series.dt`` names), in UTC.
 DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear")
@@ -39,12 +39,21 @@ class _Stateless(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
 
 class DateParts(_Stateless):
-    """Each ISO 8601 date column as its :data:`DATE_PARTS`; an unreadable date is missing."""
+    """Each ISO 8601 date column as its :data:`DATE_PARTS`; a missing date has missing parts.
+
+    A value that is not a date raises :class:`DataValidationError` naming the column (the
+    service answers 422 with it) rather than being scored as missing.
+    """
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         parts = {}
         for name in self.columns_:
             when = parse_dates(frame[name])
+            if (bad := when.isna() & frame[name].notna()).any():
+                examples = ", ".join(repr(value) for value in frame[name][bad].head(3))
+                raise DataValidationError(
+                    [f"column {name!r}: not ISO 8601 dates (2024-01-31T08:00); e.g. {examples}"]
+                )
             for part in DATE_PARTS:
                 parts[f"{name}_{part}"] = getattr(when.dt, part).astype("float64")
         return pd.DataFrame(parts, index=frame.index)
