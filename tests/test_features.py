@@ -125,8 +125,6 @@ def test_a_dated_five_class_table_with_unlabeled_rows_runs_green(weather_project
     assert model["balanced_accuracy"] > baseline["balanced_accuracy"] + 0.2, (
         f"the date carries the signal: {metrics}"
     )
-    # and the project's own tests still pass on it
-    run(["uv", "run", "--no-sync", "pytest", "-q", "-x", "tests/test_features.py"], weather_project)
 
 
 def test_a_parquet_dataset_goes_end_to_end(
@@ -199,4 +197,4 @@ def test_a_parquet_dataset_goes_end_to_end(
     )
     assert checked.returncode in (0, 1), f"monitor failed to run: {checked.stderr[-2000:]}"
     summary = json.loads((report / "summary.json").read_text())
-    assert summary, "monitor wrote an empty summary"
+    assert summary["current_rows"] == ROWS, f"monitor checked every row: {summary}"
