@@ -1,17 +1,21 @@
-"""Bring the user's CSV into the generated project and describe it in ``data/schema.yaml``.
+"""Bring the user's table into the generated project and describe it in ``data/schema.yaml``.
 
 Runs once, right after ``copier copy`` when ``dataset_path`` is set:
 
-1. checks that the file is a readable CSV with a header, data rows and the target column;
-2. copies it to ``data/raw/dataset.csv`` and writes the ``.dvc`` file that tracks it
-   (the same ``md5``/``size`` record ``dvc add`` writes; the first ``dvc repro`` or
+1. checks that the file is a readable CSV (or Parquet file) with a header, data rows and the
+   target column;
+2. copies it to ``data/raw/dataset.csv`` (``.parquet``) and writes the ``.dvc`` file that
+   tracks it (the same ``md5``/``size`` record ``dvc add`` writes; the first ``dvc repro`` or
    ``dvc commit`` stores it in the DVC cache);
-3. infers the data contract (numeric / categorical columns, identifier-like columns to
-   ignore) into ``data/schema.yaml``, which the pipeline's validate stage enforces.
+3. infers the data contract (numeric / categorical / ISO 8601 datetime / free-text columns,
+   identifier-like columns to ignore) into ``data/schema.yaml``, which the pipeline's
+   validate stage enforces.
 
 Safe to re-run: an identical copy is left alone and an existing schema is never overwritten.
-Only the standard library (and PyYAML, which Copier itself depends on) is used, because the
-hook runs in Copier's Python before the project's environment exists.
+Only the standard library (and PyYAML, which Copier itself depends on) is used for a CSV,
+because the hook runs in Copier's Python before the project's environment exists. Parquet
+needs pyarrow: without it in Copier's Python, the hook runs itself again through
+``uv run --with pyarrow`` (uv is what the project's ``make setup`` uses anyway).
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import importlib.util
 import os
+import re
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,10 +35,14 @@ from pathlib import Path
 
 import yaml
 
-RAW_DATA = Path("data/raw/dataset.csv")
+RAW_FOLDER = Path("data/raw")
 SCHEMA = Path("data/schema.yaml")
-MISSING = {"", "na", "n/a", "nan", "null", "none", "<na>", "#n/a", "-nan"}
+MISSING = {"", "na", "n/a", "nan", "null", "none", "<na>", "#n/a", "-nan", "nat"}
 IDENTIFIER_MIN_ROWS = 20
+# What the pipeline reads as a date (pandas' ISO 8601 parser): a day, maybe a time and a zone.
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?")
+# Free text, not a category: most values hold this many words or more.
+TEXT_MIN_WORDS = 3
 
 
 class DatasetError(Exception):
@@ -44,7 +55,9 @@ class ColumnStats:
 
     name: str
     numeric: bool = True
+    dates: bool = True
     missing: int = 0
+    wordy: int = 0
     values: set[str] = field(default_factory=set)
     distinct_overflow: bool = False
 
@@ -58,6 +71,10 @@ class ColumnStats:
                 float(value)
             except ValueError:
                 self.numeric = False
+        if self.dates and not ISO_DATE.fullmatch(value):
+            self.dates = False
+        if len(value.split()) >= TEXT_MIN_WORDS:
+            self.wordy += 1
         if not self.distinct_overflow:
             self.values.add(value)
             # Counting every distinct value of a huge column would cost memory for nothing.
@@ -93,11 +110,47 @@ def read_rows(path: Path) -> Iterator[list[str]]:
         raise DatasetError(f"{path} is not a valid CSV file: {error}") from error
 
 
+def read_parquet_rows(path: Path) -> Iterator[list[str]]:
+    """Yield the Parquet file's column names, then its rows as text (dates in ISO 8601)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.ParquetFile(path)
+        yield table.schema_arrow.names
+        for batch in table.iter_batches(batch_size=65_536):
+            columns = [column.to_pylist() for column in batch.columns]
+            for row in zip(*columns, strict=True):
+                yield [_text(value) for value in row]
+    except pa.ArrowException as error:
+        raise DatasetError(f"{path} is not a valid Parquet file: {error}") from error
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    isoformat = getattr(value, "isoformat", None)
+    return str(isoformat() if isoformat is not None else value)
+
+
+def column_kind(column: ColumnStats, rows: int) -> str:
+    """numeric, datetime, text or categorical: the first that every value fits."""
+    if column.missing == rows:
+        return "categorical"
+    if column.numeric:
+        return "numeric"
+    if column.dates:
+        return "datetime"
+    if column.wordy * 2 >= rows - column.missing:
+        return "text"
+    return "categorical"
+
+
 def profile(path: Path) -> tuple[list[ColumnStats], int]:
-    """Return per-column statistics and the number of data rows of the CSV at ``path``."""
+    """Return per-column statistics and the number of data rows of the table at ``path``."""
     if not path.is_file():
         raise DatasetError(f"dataset_path {path} does not exist or is not a file")
-    rows = read_rows(path)
+    rows = read_parquet_rows(path) if is_parquet(path) else read_rows(path)
     header = next(rows, None)
     if not header or not any(name.strip() for name in header):
         raise DatasetError(f"{path} is empty: expected a header row naming the columns")
@@ -146,7 +199,7 @@ def infer_schema(columns: list[ColumnStats], rows: int, target: str, task: str) 
     for column in columns:
         if column.name == target:
             continue
-        kind = "numeric" if column.numeric and column.missing < rows else "categorical"
+        kind = column_kind(column, rows)
         identifier_like = (
             kind == "categorical"
             and rows >= IDENTIFIER_MIN_ROWS
@@ -198,18 +251,41 @@ def track_with_dvc(data: Path) -> None:
 SCHEMA_HEADER = """\
 # Data contract, enforced by the pipeline's validate stage before anything trains.
 # Inferred from {source} when the project was generated; edit it on purpose.
-#   type: numeric | categorical     role: feature | ignore     nullable: true | false
+#   type: numeric | categorical | datetime (ISO 8601: the model sees its date parts) | text
+#   role: feature | ignore     nullable: true | false
 """
+
+
+def is_parquet(path: Path) -> bool:
+    return path.suffix.lower() == ".parquet"
+
+
+def rerun_with_pyarrow(argv: list[str]) -> int:
+    """Run this hook again in a Python that has pyarrow, through uv."""
+    uv = shutil.which("uv")
+    if uv is None:
+        print(
+            "import_dataset: reading Parquet needs pyarrow, which Copier's Python lacks, or uv "
+            "to fetch it: install uv, or copier with pyarrow (uv tool install copier --with "
+            "pyarrow)",
+            file=sys.stderr,
+        )
+        return 1
+    command = [uv, "run", "--no-project", "--with", "pyarrow", "--with", "pyyaml"]
+    return subprocess.run([*command, "python", __file__, *argv], check=False).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", required=True, help="the user's CSV file")
+    parser.add_argument("--source", required=True, help="the user's CSV or Parquet file")
     parser.add_argument("--target", required=True, help="the column to predict")
     parser.add_argument("--task", required=True, choices=["classification", "regression"])
     args = parser.parse_args(argv)
 
     source = resolve_source(args.source)
+    if is_parquet(source) and importlib.util.find_spec("pyarrow") is None:
+        return rerun_with_pyarrow(sys.argv[1:] if argv is None else argv)
+    raw_data = RAW_FOLDER / ("dataset.parquet" if is_parquet(source) else "dataset.csv")
     try:
         columns, rows = profile(source)
         schema = infer_schema(columns, rows, args.target.strip(), args.task)
@@ -217,15 +293,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"import_dataset: {error}", file=sys.stderr)
         return 1
 
-    RAW_DATA.parent.mkdir(parents=True, exist_ok=True)
-    if not (RAW_DATA.exists() and file_md5(RAW_DATA) == file_md5(source)):
-        shutil.copyfile(source, RAW_DATA)
-    track_with_dvc(RAW_DATA)
+    raw_data.parent.mkdir(parents=True, exist_ok=True)
+    if not (raw_data.exists() and file_md5(raw_data) == file_md5(source)):
+        shutil.copyfile(source, raw_data)
+    track_with_dvc(raw_data)
     if not SCHEMA.exists():
         header = SCHEMA_HEADER.format(source=source.name)
         SCHEMA.write_text(header + yaml.safe_dump(schema, sort_keys=False, allow_unicode=True))
     features = sum(1 for column in schema["columns"] if column["role"] == "feature")
-    print(f"import_dataset: {rows} rows, {features} feature columns -> {RAW_DATA}, {SCHEMA}")
+    print(f"import_dataset: {rows} rows, {features} feature columns -> {raw_data}, {SCHEMA}")
     return 0
 
 

@@ -71,6 +71,7 @@ CORE = (
     "tests/data/tiny.csv",
     "tests/test_config.py",
     "tests/test_engine_line.py",
+    "tests/test_features.py",
     "tests/test_figures.py",
     "tests/test_gate.py",
     "tests/test_imports.py",

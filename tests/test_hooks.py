@@ -193,3 +193,26 @@ def test_lock_without_cache_or_index_warns_and_lets_the_copy_finish(
     assert lock.main(project) == 0
     assert "'uv lock' failed" in capsys.readouterr().err
     assert not (project / "uv.lock").exists()
+
+
+def test_import_types_dates_and_free_text_as_features(project: Path) -> None:
+    # given a daily table: an ISO date per row (all distinct), a free-text note, a category
+    lines = ["day,note,kind,y"]
+    for i in range(40):
+        lines.append(
+            f"2024-01-{1 + i % 28:02d}T0{i % 10}:00,the {i}th note of the day,k{i % 3},{i % 2}"
+        )
+    source = project / "daily.csv"
+    source.write_text("\n".join(lines) + "\n")
+
+    # when imported
+    assert run_import(source, "y") == 0
+
+    # then the date and the text are features of their own types, not identifiers to ignore
+    schema = yaml.safe_load((project / "data/schema.yaml").read_text())
+    kinds = {c["name"]: (c["type"], c["role"]) for c in schema["columns"]}
+    assert kinds == {
+        "day": ("datetime", "feature"),
+        "note": ("text", "feature"),
+        "kind": ("categorical", "feature"),
+    }, kinds

@@ -46,13 +46,16 @@ def predict(
     input: Annotated[
         str,
         typer.Option(
-            "--input", "-i", help="CSV file to score (spark: CSV or Parquet, a path or s3:// URI)"
+            "--input", "-i", help="CSV or Parquet file to score (spark: a path or s3:// URI)"
         ),
     ],
     output: Annotated[
         str,
         typer.Option(
-            "--output", "-o", help="CSV file to write (spark: a folder, CSV if *.csv, or Parquet)"
+            "--output",
+            "-o",
+            help="CSV or Parquet (*.parquet) file to write (spark: a folder, CSV if *.csv, "
+            "or Parquet)",
         ),
     ],
     model: Annotated[
@@ -73,7 +76,8 @@ def predict(
         typer.Option(help="local: this process; spark: a Spark job (uv sync --extra spark)"),
     ] = Engine.local,
 ) -> None:
-    """Score a CSV file in chunks; writes the input columns plus a 'prediction' column."""
+    """Score a CSV or Parquet file in chunks; writes the input columns plus a 'prediction'
+    column."""
     from .config import get_settings, load_params
     from .core.schema import DataValidationError, load_schema
     from .io.model_loader import ModelLoadError
@@ -105,7 +109,7 @@ def predict_locally(
     from threadpoolctl import threadpool_limits
 
     from .io.model_loader import load_pipeline
-    from .predict import score_csv
+    from .predict import is_parquet, score_csv, score_table
 
     if not source.is_file():
         typer.echo(f"{source}: no such file", err=True)
@@ -118,7 +122,11 @@ def predict_locally(
     # BLAS's thread limit is process-wide: one thread each, the scoring threads share the cores.
     with threadpool_limits(1, user_api="blas"), Progress(transient=True) as progress:
         task = progress.add_task(f"scoring {source.name}", total=None)
-        for rows in score_csv(loaded, schema, source, output, chunk_size, threads):
+        if is_parquet(source) or is_parquet(output):
+            scoring = score_table(loaded, schema, source, output, chunk_size)
+        else:
+            scoring = score_csv(loaded, schema, source, output, chunk_size, threads)
+        for rows in scoring:
             done += rows
             progress.update(task, advance=rows)
     return done

@@ -1,7 +1,8 @@
 """Batch scoring: a CSV through the model in blocks of whole records, read by pyarrow, scored
 by threads that share one model (the reader and the model's native code release the GIL).
 A reader gives values, not their spelling ("007", quotes, line endings): each output line is
-its input record byte for byte, the prediction inserted before its line ending.
+its input record byte for byte, the prediction inserted before its line ending. A Parquet
+input or output goes through :func:`score_table` instead.
 """
 
 from __future__ import annotations
@@ -206,3 +207,55 @@ def score_csv(
             first_line += block.count(b"\n") + (not block.endswith(b"\n"))
             yield from write_done(threads)
         yield from write_done(0)
+
+
+def is_parquet(path: Path) -> bool:
+    return path.suffix.lower() == ".parquet"
+
+
+def read_frames(source: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """``source`` (Parquet, or CSV) as frames of about ``chunk_size`` rows."""
+    if is_parquet(source):
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(source).iter_batches(batch_size=chunk_size):
+            yield batch.to_pandas()
+    else:
+        yield from pd.read_csv(source, chunksize=chunk_size)
+
+
+def score_table(
+    model: Any, schema: DataSchema, source: Path, output: Path, chunk_size: int
+) -> Iterator[int]:
+    """Score ``source`` into ``output`` when either is Parquet (the format goes by each
+    suffix), yielding rows done per block; the output is renamed into place once complete.
+
+    Values, not spellings, are kept here: a table format has no spelling to keep.
+    """
+    import pyarrow.parquet as pq
+
+    with output_file(output) as partial:
+        writer: Any = None
+        first_row = 0
+        try:
+            for frame in read_frames(source, chunk_size):
+                try:
+                    predictions = model.predict(feature_frame(frame, schema))
+                except DataValidationError as error:
+                    raise DataValidationError(
+                        [f"rows from row {first_row + 1}: {p}" for p in error.problems]
+                    ) from None
+                table = pa.Table.from_pandas(
+                    frame.assign(**{PREDICTION: predictions}), preserve_index=False
+                )
+                if writer is None:
+                    open_writer = pq.ParquetWriter if is_parquet(output) else pacsv.CSVWriter
+                    writer = open_writer(str(partial), table.schema)
+                writer.write_table(table.cast(writer.schema))
+                first_row += len(frame)
+                yield len(frame)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise DataValidationError([f"{source.name}: no rows to score"])

@@ -1,27 +1,141 @@
-"""Feature preprocessing: imputation, scaling and one-hot encoding."""
+"""Feature preprocessing: imputation, scaling, one-hot encoding, date parts, text sizes, and
+the team's own features (:func:`team_features`).
+
+Everything here is a step of the one scikit-learn pipeline the train stage fits and saves, so
+a feature computed here is computed the same way wherever the model runs: the service, batch
+scoring, Spark scoring and the monitoring job's scoring never see it as a separate step.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from .schema import DataSchema
+from .schema import DataSchema, DataValidationError, parse_dates
+
+# The parts of a date column the model sees (pandas' ``Series.dt`` names), in UTC.
+DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear")
 
 
-def build_preprocessor(schema: DataSchema) -> ColumnTransformer:
-    """Impute and scale numeric columns; impute and one-hot encode categorical ones.
+class _Stateless(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """A transformer that learns only its input column names (for feature names)."""
 
-    Unknown categories at prediction time are encoded as all zeros instead of failing, and
-    rare categories (under 1% of rows) share one column, so a new value never breaks serving.
+    def fit(self, frame: pd.DataFrame, _: Any = None) -> _Stateless:
+        self.columns_ = [str(name) for name in frame.columns]
+        return self
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(self.output_names(), dtype=object)
+
+    def output_names(self) -> list[str]:
+        raise NotImplementedError
+
+
+class DateParts(_Stateless):
+    """Each ISO 8601 date column as its :data:`DATE_PARTS`; a missing date has missing parts.
+
+    A value that is not a date raises :class:`DataValidationError` naming the column (the
+    service answers 422 with it) rather than being scored as missing.
     """
-    numeric = Pipeline(
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        parts = {}
+        for name in self.columns_:
+            when = parse_dates(frame[name])
+            if (bad := when.isna() & frame[name].notna()).any():
+                examples = ", ".join(repr(value) for value in frame[name][bad].head(3))
+                raise DataValidationError(
+                    [f"column {name!r}: not ISO 8601 dates (2024-01-31T08:00); e.g. {examples}"]
+                )
+            for part in DATE_PARTS:
+                parts[f"{name}_{part}"] = getattr(when.dt, part).astype("float64")
+        return pd.DataFrame(parts, index=frame.index)
+
+    def output_names(self) -> list[str]:
+        return [f"{name}_{part}" for name in self.columns_ for part in DATE_PARTS]
+
+
+class TextSize(_Stateless):
+    """Each free-text column as its length in characters and in words (missing text: 0).
+
+    A start that needs no vocabulary; words themselves (TF-IDF, embeddings) are a team
+    feature to add in :func:`team_features`.
+    """
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        sizes = {}
+        for name in self.columns_:
+            text = frame[name].astype("str").where(frame[name].notna(), "")
+            sizes[f"{name}_chars"] = text.str.len().astype("float64")
+            sizes[f"{name}_words"] = text.str.count(r"\S+").astype("float64")
+        return pd.DataFrame(sizes, index=frame.index)
+
+    def output_names(self) -> list[str]:
+        return [f"{name}_{size}" for name in self.columns_ for size in ("chars", "words")]
+
+
+class Ratio(_Stateless):
+    """``numerator / denominator`` of two numeric columns; missing where the denominator is 0.
+
+    An example of a team feature: see :func:`team_features`.
+    """
+
+    def __init__(self, numerator: str = "", denominator: str = "") -> None:
+        self.numerator = numerator
+        self.denominator = denominator
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        top = pd.to_numeric(frame[self.numerator], errors="coerce").astype("float64")
+        bottom = pd.to_numeric(frame[self.denominator], errors="coerce").astype("float64")
+        return pd.DataFrame({self.output_names()[0]: top / bottom.replace(0.0, np.nan)})
+
+    def output_names(self) -> list[str]:
+        return [f"{self.numerator}_per_{self.denominator}"]
+
+
+def team_features(schema: DataSchema) -> list[tuple[str, Any, list[str]]]:
+    """The team's own features: ``(name, transformer, input columns)`` entries.
+
+    The extension point of the pipeline. Each transformer gets a DataFrame of its input
+    columns (raw values, as the request or the file holds them) and returns numeric columns,
+    which are imputed and scaled like any numeric feature, then reach the model next to the
+    schema's features. Input columns must be features in ``data/schema.yaml``. For example::
+
+        return [("income_per_age", Ratio("income", "age"), ["income", "age"])]
+
+    A transformer class of your own goes in this module and its name in
+    ``io/model_loader.py``'s ``TRUSTED_TYPES`` (the service loads models without pickle).
+    See docs: "Your own features".
+    """
+    return []
+
+
+def _numeric() -> Pipeline:
+    """Median imputation and scaling (the compiled path of the service reads these names)."""
+    return Pipeline(
         [
             ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
             ("scale", StandardScaler()),
         ]
     )
+
+
+def build_preprocessor(schema: DataSchema) -> ColumnTransformer:
+    """Impute and scale numeric columns; impute and one-hot encode categorical ones; date
+    parts, text sizes and the team's features, imputed and scaled as numeric columns.
+
+    Unknown categories at prediction time are encoded as all zeros instead of failing, and
+    rare categories (under 1% of rows) share one column, so a new value never breaks serving.
+    Date and text steps exist only when the schema has such columns, so a table of numbers
+    and categories keeps the plain layout the service's compiled path reads.
+    """
     categorical = Pipeline(
         [
             (
@@ -40,10 +154,20 @@ def build_preprocessor(schema: DataSchema) -> ColumnTransformer:
             ),
         ]
     )
+    derived: list[tuple[str, Any, list[str]]] = []
+    if schema.datetime_features:
+        derived.append(("dates", DateParts(), schema.datetime_features))
+    if schema.text_features:
+        derived.append(("text", TextSize(), schema.text_features))
+    derived.extend(team_features(schema))
     return ColumnTransformer(
         [
-            ("numeric", numeric, schema.numeric_features),
+            ("numeric", _numeric(), schema.numeric_features),
             ("categorical", categorical, schema.categorical_features),
+            *[
+                (name, Pipeline([("derive", step), *_numeric().steps]), columns)
+                for name, step, columns in derived
+            ],
         ],
         remainder="drop",
         verbose_feature_names_out=False,

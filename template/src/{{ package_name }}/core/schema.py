@@ -31,11 +31,14 @@ class DataValidationError(ValueError):
         super().__init__("data validation failed:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+ColumnType = Literal["numeric", "categorical", "datetime", "text"]
+
+
 class ColumnSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    type: Literal["numeric", "categorical"]
+    type: ColumnType
     role: Literal["feature", "ignore"] = "feature"
     nullable: bool = True
 
@@ -68,6 +71,14 @@ class DataSchema(BaseModel):
         return [column.name for column in self.features if column.type == "categorical"]
 
     @property
+    def datetime_features(self) -> list[str]:
+        return [column.name for column in self.features if column.type == "datetime"]
+
+    @property
+    def text_features(self) -> list[str]:
+        return [column.name for column in self.features if column.type == "text"]
+
+    @property
     def feature_names(self) -> list[str]:
         return [column.name for column in self.features]
 
@@ -75,6 +86,15 @@ class DataSchema(BaseModel):
 def load_schema(path: Path) -> DataSchema:
     """Read the data contract from YAML."""
     return DataSchema.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def parse_dates(values: pd.Series) -> pd.Series:
+    """ISO 8601 dates and times (or datetimes already) as UTC timestamps; others missing."""
+    return pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
+
+
+def _dates(series: pd.Series) -> pd.Series:
+    return pd.Series(parse_dates(series).notna() | series.isna(), index=series.index)
 
 
 def _finite(series: pd.Series) -> pd.Series:
@@ -90,6 +110,11 @@ def _column_check(spec: ColumnSpec) -> pa.Column:
             nullable=spec.nullable,
             coerce=True,
             checks=pa.Check(_finite, error="values must be finite (no inf)"),
+        )
+    if spec.type == "datetime":
+        return pa.Column(
+            nullable=spec.nullable,
+            checks=pa.Check(_dates, error="values must be ISO 8601 dates (2024-01-31T08:00)"),
         )
     return pa.Column(nullable=spec.nullable)
 
@@ -192,7 +217,39 @@ def validate_frame(
     problems = _dataset_problems(validated, schema, task, min_rows)
     if problems:
         raise DataValidationError(problems)
-    return validated
+    return _dates_as_text(validated, schema)
+
+
+def _dates_as_text(frame: pd.DataFrame, schema: DataSchema) -> pd.DataFrame:
+    """Date columns read as timestamps (from Parquet) written as ISO 8601 text, the form
+    requests and CSV files carry, so the model's signature asks the service for text."""
+    typed = {
+        name: frame[name].astype("str").where(frame[name].notna())
+        for name in schema.datetime_features
+        if name in frame.columns and pd.api.types.is_datetime64_any_dtype(frame[name])
+    }
+    return frame.assign(**typed) if typed else frame
+
+
+def drop_unlabeled(frame: pd.DataFrame, target: str, max_share: float) -> tuple[pd.DataFrame, int]:
+    """``frame`` without the rows whose ``target`` is missing, and how many there were.
+
+    Such rows cannot teach a supervised model; the contract refuses the table only when their
+    share passes ``max_share`` (params.yaml ``data.max_unlabeled_share``), which says the label
+    column or its export is broken rather than a few rows unlabelled.
+    """
+    if target not in frame.columns or frame.empty:
+        return frame, 0  # validation names the missing column or the empty table
+    unlabeled = frame[target].isna()
+    count = int(unlabeled.sum())
+    if count / len(frame) > max_share:
+        raise DataValidationError(
+            [
+                f"column {target!r}: {count} of {len(frame)} rows ({count / len(frame):.1%}) "
+                f"have no label, more than data.max_unlabeled_share={max_share}"
+            ]
+        )
+    return frame[~unlabeled].reset_index(drop=True), count
 
 
 def feature_frame(frame: pd.DataFrame, schema: DataSchema) -> pd.DataFrame:
@@ -223,6 +280,15 @@ def feature_frame(frame: pd.DataFrame, schema: DataSchema) -> pd.DataFrame:
             values = converted[name] = values.astype("float64")
         if np.isinf(values.to_numpy()).any():
             problems.append(f"column {name!r}: values must be finite (no inf)")
+    for name in schema.datetime_features:
+        column = features[name]
+        bad = parse_dates(column).isna() & column.notna()
+        if bad.any():
+            examples = ", ".join(repr(v) for v in column[bad].head(MAX_EXAMPLES))
+            problems.append(
+                f"column {name!r}: {int(bad.sum())} value(s) are not ISO 8601 dates; "
+                f"e.g. {examples}"
+            )
     if problems:
         raise DataValidationError(problems)
     return features.assign(**converted) if converted else features

@@ -21,16 +21,21 @@ from ..config import get_settings
 logger = logging.getLogger(__name__)
 
 # Types skops does not trust by default that the pipelines of core/models.py hold, one line per
-# estimator family (preprocessing needs nothing beyond numpy.dtype). A new estimator needs its
-# types added here after review: tests/test_model_loader.py fails until they are. Trusting a
-# tree type lets a crafted file crash the process at predict time (skops' own warning), which
-# is why write access to the registry stays the boundary of trust.
+# estimator family and feature transformer (scikit-learn's preprocessing needs nothing beyond
+# numpy.dtype). A new estimator or transformer class needs its types added here after review:
+# tests/test_model_loader.py fails until they are. Trusting a tree type lets a crafted file
+# crash the process at predict time (skops' own warning), which is why write access to the
+# registry stays the boundary of trust. The transformers of core/features.py are our own code.
+_FEATURES = __name__.rsplit(".", 2)[0] + ".core.features"
 TRUSTED_TYPES: frozenset[str] = frozenset(
     {
         "numpy.dtype",  # every fitted array
         "sklearn.tree._tree.Tree",  # random_forest
         # hist_gradient_boosting
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        f"{_FEATURES}.DateParts",  # datetime columns
+        f"{_FEATURES}.TextSize",  # text columns
+        f"{_FEATURES}.Ratio",  # the example team feature
     }
 )
 SKOPS = "skops"
