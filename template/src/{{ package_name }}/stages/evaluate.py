@@ -1,4 +1,5 @@
-"""Stage ``evaluate``: test-set metrics against a trivial baseline, and the plots' data."""
+"""Stage ``evaluate``: test-set metrics against a trivial baseline, feature importance, and
+the plots' data."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import Params, Settings, Task
+from ..config import EvaluateParams, Params, Settings, Task
+from ..core.explain import bounded_sample, permutation_importances
 from ..core.metrics import curve_points, improvement, model_metrics
 from ..core.models import build_baseline
 from ..core.schema import DataSchema, load_schema
@@ -21,10 +23,16 @@ def evaluate_model(
     test: pd.DataFrame,
     schema: DataSchema,
     task: Task,
-    primary_metric: str,
+    options: EvaluateParams,
+    seed: int,
 ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
-    """Score ``model`` and a baseline fitted on ``train``; return metrics and plot tables."""
+    """Score ``model`` and a baseline fitted on ``train``; return metrics and plot tables.
+
+    Permutation importance is measured on at most ``options.importance_rows`` test rows: its
+    cost grows with rows x features x repeats, and a sample that size ranks features as well.
+    """
     features, target = schema.feature_names, schema.target.name
+    primary_metric = options.primary_metric
     X_test, y_test = test[features], test[target]
     metrics, y_pred, proba = model_metrics(task, model, X_test, y_test)
     baseline = build_baseline(task).fit(train[features], train[target])
@@ -54,6 +62,10 @@ def evaluate_model(
                 }
             )
         }
+    sample = bounded_sample(test, options.importance_rows, seed)
+    plots["importance"] = permutation_importances(
+        model, sample, features, target, task, primary_metric, seed
+    )
     report = {
         "test": metrics,
         "baseline": baseline_metrics,
@@ -63,6 +75,7 @@ def evaluate_model(
             6,
         ),
         "test_rows": len(test),
+        "importance_rows": len(sample),
     }
     return report, plots
 
@@ -100,7 +113,8 @@ def main() -> None:
             read_table(params.paths.test),
             schema,
             params.task,
-            params.evaluate.primary_metric,
+            params.evaluate,
+            params.seed,
         )
         write_json(report, params.paths.metrics)
         for name, table in plots.items():
