@@ -28,9 +28,8 @@ def evaluate_model(
 ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
     """Score ``model`` and a baseline fitted on ``train``; return metrics and plot tables.
 
-    Permutation importance is measured on at most ``options.importance_rows`` test rows: its
-    cost grows with rows x features x repeats, and a sample that size ranks features as well.
-    """
+    Permutation importance uses at most ``options.importance_rows`` test rows (cost: rows x
+    features x repeats)."""
     features, target = schema.feature_names, schema.target.name
     primary_metric = options.primary_metric
     X_test, y_test = test[features], test[target]
