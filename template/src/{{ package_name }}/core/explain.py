@@ -25,6 +25,8 @@ from .metrics import GREATER_IS_BETTER, model_metrics
 
 # Shuffles per column: their mean is the importance, their spread its uncertainty.
 IMPORTANCE_REPEATS = 5
+# Rows scored per model call by the model-agnostic method (input rows x background rows).
+ABLATION_BATCH_ROWS = 20_000
 ABLATION = "ablation: output change vs background rows"
 TREE_SHAP = "shap.TreeExplainer: Shapley values of the raw output"
 # Estimators SHAP's TreeExplainer reads (core/models.py's names).
@@ -102,12 +104,22 @@ def ablation_contributions(
     """Per row and column: the output minus its mean with the column from ``background``.
 
     Returns the outputs explained (the predicted class's probability, or the prediction) and
-    the contributions, one column per column of ``rows``.
+    the contributions, one column per column of ``rows``. Rows go through in batches, so the
+    frames scored (rows x background rows) stay small whatever the input's size.
     """
+    step = max(1, ABLATION_BATCH_ROWS // len(background))
+    parts = [_ablate(model, rows.iloc[i : i + step], background) for i in range(0, len(rows), step)]
+    outputs = np.concatenate([output for output, _ in parts])
+    return outputs, pd.concat([values for _, values in parts], ignore_index=True)
+
+
+def _ablate(
+    model: Any, rows: pd.DataFrame, background: pd.DataFrame
+) -> tuple[np.ndarray, pd.DataFrame]:
     classes = _explained_class(model, rows)
     output = _output(model, rows, classes)
     repeat = len(background)
-    repeated = rows.loc[rows.index.repeat(repeat)].reset_index(drop=True)
+    repeated = rows.iloc[np.repeat(np.arange(len(rows)), repeat)].reset_index(drop=True)
     repeated_classes = None if classes is None else np.repeat(classes, repeat)
     values = np.empty((len(rows), rows.shape[1]))
     for index, column in enumerate(rows.columns):
