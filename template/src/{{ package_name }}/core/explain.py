@@ -144,11 +144,12 @@ def _input_columns(preprocess: Any, features: list[str]) -> list[str]:
 def tree_contributions(model: Any, rows: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame] | None:
     """SHAP values of a tree ensemble summed per input column, or None when SHAP cannot.
 
-    None when SHAP is not installed or the estimator is not a tree ensemble it reads.
+    None when SHAP is not installed or the model does not end in a tree ensemble SHAP reads.
     """
-    estimator = model[-1]
-    if type(estimator).__name__ not in TREE_ESTIMATORS:
+    steps = getattr(model, "steps", None)  # a scikit-learn Pipeline: preprocessing, estimator
+    if not steps or type(steps[-1][1]).__name__ not in TREE_ESTIMATORS:
         return None
+    estimator = steps[-1][1]
     try:
         import shap
     except ImportError:
