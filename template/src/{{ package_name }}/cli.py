@@ -166,6 +166,52 @@ def tune_worker(
 
 
 @app.command()
+def explain(
+    input: Annotated[Path, typer.Option("--input", "-i", help="CSV or Parquet rows to explain")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="CSV file to write [default: stdout]")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model folder or MLflow URI (default: the champion)")
+    ] = None,
+    background_rows: Annotated[
+        int, typer.Option(min=1, help="Training rows the model-agnostic method compares with")
+    ] = 100,
+) -> None:
+    """Each row's per-feature contributions to its prediction (docs: explanations)."""
+    from .config import get_settings, load_params
+    from .core.explain import bounded_sample, contributions
+    from .core.schema import DataValidationError, feature_frame, load_schema
+    from .io.data import read_table
+    from .io.model_loader import ModelLoadError, load_pipeline
+    from .predict import resolve_model_uri
+
+    settings = get_settings()
+    params = load_params(settings.params_file)
+    schema = load_schema(params.paths.schema_file)
+    for path, hint in ((input, "no such file"), (params.paths.train, "run 'make pipeline'")):
+        if not path.is_file():
+            typer.echo(f"{path}: {hint}", err=True)
+            raise typer.Exit(code=2)
+    try:
+        rows = feature_frame(read_table(input), schema)
+        loaded = load_pipeline(resolve_model_uri(model, settings.model_name))
+    except DataValidationError as error:
+        typer.echo(f"{input}: {error}", err=True)
+        raise typer.Exit(code=2) from None
+    except ModelLoadError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(code=1) from None
+    train = feature_frame(read_table(params.paths.train), schema)
+    table = contributions(loaded, rows, bounded_sample(train, background_rows, params.seed))
+    if output is None:
+        typer.echo(table.to_csv(index=False), nl=False)
+    else:
+        table.to_csv(output, index=False)
+        typer.echo(f"wrote {len(table)} explained rows to {output} ({table['method'].iloc[0]})")
+
+
+@app.command()
 def champion() -> None:
     """Show the registered model version that holds the 'champion' alias."""
     from mlflow.tracking import MlflowClient

@@ -46,6 +46,14 @@ def scatter_figure(table: pd.DataFrame, x: str, y: str, title: str) -> Figure:
     return figure
 
 
+def importance_figure(table: pd.DataFrame) -> Figure:
+    """Horizontal bars of each feature's permutation importance, the largest on top."""
+    shown = table.head(20).iloc[::-1]
+    figure, axes = _figure("Permutation importance (top 20)", "drop in the primary metric", "")
+    axes.barh(shown["feature"].astype(str), shown["importance"], xerr=shown["std"])
+    return figure
+
+
 def figures(plots: dict[str, pd.DataFrame]) -> dict[str, Figure]:
     """One figure per plot table the evaluate stage wrote, keyed by file name."""
     drawn: dict[str, Figure] = {}
@@ -63,4 +71,6 @@ def figures(plots: dict[str, pd.DataFrame]) -> dict[str, Figure]:
             table, "actual", "predicted", "Predicted vs actual"
         )
         drawn["residuals.png"] = scatter_figure(table, "predicted", "residual", "Residuals")
+    if "importance" in plots:
+        drawn["importance.png"] = importance_figure(plots["importance"])
     return drawn

@@ -1,5 +1,5 @@
 """Stage ``evaluate``: test-set metrics against a trivial baseline and a linear model, metrics
-per slice, and the plots' data.
+per slice, feature importance, and the plots' data.
 
 The linear model is refitted here, on at most ``evaluate.linear_rows`` training rows, rather than
 read from an earlier run: the comparison must hold for this data version and these features.
@@ -11,7 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import Params, Settings, Task
+from ..config import EvaluateParams, Params, Settings, Task
+from ..core.explain import bounded_sample, permutation_importances
 from ..core.metrics import curve_points, improvement, model_metrics
 from ..core.model_card import slice_metrics
 from ..core.models import build_baseline, build_pipeline
@@ -39,12 +40,17 @@ def evaluate_model(
     test: pd.DataFrame,
     schema: DataSchema,
     task: Task,
-    primary_metric: str,
+    options: EvaluateParams,
+    seed: int,
     linear: Any | None = None,
 ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
     """Score ``model``, a baseline fitted on ``train`` and the fitted ``linear`` model (if any);
-    return metrics and plot tables."""
+    return metrics and plot tables.
+
+    Permutation importance uses at most ``options.importance_rows`` test rows (cost: rows x
+    features x repeats)."""
     features, target = schema.feature_names, schema.target.name
+    primary_metric = options.primary_metric
     X_test, y_test = test[features], test[target]
     metrics, y_pred, proba = model_metrics(task, model, X_test, y_test)
     baseline = build_baseline(task).fit(train[features], train[target])
@@ -79,6 +85,10 @@ def evaluate_model(
                 }
             )
         }
+    sample = bounded_sample(test, options.importance_rows, seed)
+    plots["importance"] = permutation_importances(
+        model, sample, features, target, task, primary_metric, seed
+    )
     report = {
         "test": metrics,
         "baseline": baseline_metrics,
@@ -87,6 +97,7 @@ def evaluate_model(
         "gain_over_baseline": gain(baseline_metrics),
         "gain_over_linear": gain(linear_metrics) if linear_metrics else None,
         "test_rows": len(test),
+        "importance_rows": len(sample),
     }
     return report, plots
 
@@ -128,7 +139,8 @@ def main() -> None:
             test,
             schema,
             params.task,
-            params.evaluate.primary_metric,
+            params.evaluate,
+            params.seed,
             fit_linear(train, schema, params),
         )
         report["slices"] = slice_metrics(

@@ -1,0 +1,185 @@
+"""Why the model predicts what it does: permutation importance, and each row's contributions.
+
+Permutation importance (scikit-learn) is the drop in the primary metric when one column's values
+are shuffled: model-agnostic, measured on held-out rows, in the metric the gate judges.
+
+A row's contributions say how much each column moved that row's output. With SHAP installed
+(``uv sync --extra explain``) a tree ensemble is explained by SHAP's TreeExplainer: exact
+Shapley values in the model's own units, fast because it walks the trees. Any other model, or
+a project without SHAP, gets a model-agnostic estimate: the output minus the mean output over
+background rows with that one column taken from the background. It needs nothing but the model,
+is exact for additive models (linear ones), and for others it shows each column's effect on its
+own, without sharing interactions out as Shapley values do; the two methods' units are said in
+the ``method`` column.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import Task
+from .metrics import GREATER_IS_BETTER, model_metrics
+
+# Shuffles per column: their mean is the importance, their spread its uncertainty.
+IMPORTANCE_REPEATS = 5
+# Rows scored per model call by the model-agnostic method (input rows x background rows).
+ABLATION_BATCH_ROWS = 20_000
+ABLATION = "ablation: output change vs background rows"
+TREE_SHAP = "shap.TreeExplainer: Shapley values of the raw output"
+# Estimators SHAP's TreeExplainer reads (core/models.py's names).
+TREE_ESTIMATORS = {
+    "RandomForestClassifier",
+    "RandomForestRegressor",
+    "HistGradientBoostingClassifier",
+    "HistGradientBoostingRegressor",
+    "LGBMClassifier",
+    "LGBMRegressor",
+    "XGBClassifier",
+    "XGBRegressor",
+}
+
+
+def permutation_importances(
+    model: Any,
+    frame: pd.DataFrame,
+    features: list[str],
+    target: str,
+    task: Task,
+    metric: str,
+    seed: int,
+) -> pd.DataFrame:
+    """Each feature's mean drop in ``metric`` when shuffled in ``frame``, largest first."""
+    from sklearn.inspection import permutation_importance
+
+    sign = 1.0 if GREATER_IS_BETTER[metric] else -1.0
+
+    def score(estimator: Any, X: pd.DataFrame, y: pd.Series) -> float:
+        return sign * model_metrics(task, estimator, X, y)[0][metric]
+
+    result = permutation_importance(
+        model,
+        frame[features],
+        frame[target],
+        scoring=score,
+        n_repeats=IMPORTANCE_REPEATS,
+        random_state=seed,
+    )
+    table = pd.DataFrame(
+        {
+            "feature": features,
+            "importance": result.importances_mean.round(6),
+            "std": result.importances_std.round(6),
+        }
+    )
+    return table.sort_values("importance", ascending=False, ignore_index=True)
+
+
+def bounded_sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    """``frame`` itself when it has at most ``rows`` rows, else a seeded sample of ``rows``."""
+    return frame if len(frame) <= rows else frame.sample(n=rows, random_state=seed)
+
+
+def _explained_class(model: Any, rows: pd.DataFrame) -> np.ndarray | None:
+    """Per row, the index of the class the model predicts (None for a regressor)."""
+    if not hasattr(model, "predict_proba"):
+        return None
+    predicted: np.ndarray = np.asarray(model.predict_proba(rows)).argmax(axis=1)
+    return predicted
+
+
+def _output(model: Any, rows: pd.DataFrame, classes: np.ndarray | None) -> np.ndarray:
+    if classes is None:
+        return np.asarray(model.predict(rows), dtype=float)
+    proba = np.asarray(model.predict_proba(rows))
+    explained: np.ndarray = proba[np.arange(len(rows)), classes]
+    return explained
+
+
+def ablation_contributions(
+    model: Any, rows: pd.DataFrame, background: pd.DataFrame
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Per row and column: the output minus its mean with the column from ``background``.
+
+    Returns the outputs explained (the predicted class's probability, or the prediction) and
+    the contributions, one column per column of ``rows``. Rows go through in batches, so the
+    frames scored (rows x background rows) stay small whatever the input's size.
+    """
+    step = max(1, ABLATION_BATCH_ROWS // len(background))
+    parts = [_ablate(model, rows.iloc[i : i + step], background) for i in range(0, len(rows), step)]
+    outputs = np.concatenate([output for output, _ in parts])
+    return outputs, pd.concat([values for _, values in parts], ignore_index=True)
+
+
+def _ablate(
+    model: Any, rows: pd.DataFrame, background: pd.DataFrame
+) -> tuple[np.ndarray, pd.DataFrame]:
+    classes = _explained_class(model, rows)
+    output = _output(model, rows, classes)
+    repeat = len(background)
+    repeated = rows.iloc[np.repeat(np.arange(len(rows)), repeat)].reset_index(drop=True)
+    repeated_classes = None if classes is None else np.repeat(classes, repeat)
+    values = np.empty((len(rows), rows.shape[1]))
+    for index, column in enumerate(rows.columns):
+        swapped = repeated.copy()
+        swapped[column] = np.tile(background[column].to_numpy(), len(rows))
+        mean = _output(model, swapped, repeated_classes).reshape(len(rows), repeat).mean(axis=1)
+        values[:, index] = output - mean
+    return output, pd.DataFrame(values, columns=rows.columns)
+
+
+def _input_columns(preprocess: Any, features: list[str]) -> list[str]:
+    """For each column the preprocessing outputs, the input column it was made from."""
+    names = [str(name) for name in preprocess.get_feature_names_out()]
+    # Longest match first, so a column 'age_band' is not taken for a one-hot 'age' value.
+    by_length = sorted(features, key=len, reverse=True)
+    return [
+        next((f for f in by_length if name == f or name.startswith(f"{f}_")), name)
+        for name in names
+    ]
+
+
+def tree_contributions(model: Any, rows: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame] | None:
+    """SHAP values of a tree ensemble summed per input column, or None when SHAP cannot.
+
+    None when SHAP is not installed or the model does not end in a tree ensemble SHAP reads.
+    """
+    steps = getattr(model, "steps", None)  # a scikit-learn Pipeline: preprocessing, estimator
+    if not steps or type(steps[-1][1]).__name__ not in TREE_ESTIMATORS:
+        return None
+    estimator = steps[-1][1]
+    try:
+        import shap
+    except ImportError:
+        return None
+    transformed = model[:-1].transform(rows)
+    explanation = shap.TreeExplainer(estimator)(transformed)
+    values, base = np.asarray(explanation.values), np.asarray(explanation.base_values)
+    classes = _explained_class(model, rows)
+    if values.ndim == 3:  # one set per class: keep the predicted class's
+        picked = np.arange(len(rows))
+        values, base = values[picked, :, classes], base.reshape(len(rows), -1)[picked, classes]
+    elif classes is not None:  # one set for a binary model's positive class: sign per row
+        sign = np.where(classes == 1, 1.0, -1.0)
+        values, base = values * sign[:, None], base.reshape(-1) * sign
+    owners = _input_columns(model[:-1], list(rows.columns))
+    summed = pd.DataFrame(values, columns=owners).T.groupby(level=0, sort=False).sum().T
+    # A column the team's features made that is named after no input keeps its own name.
+    made = [name for name in summed.columns if name not in rows.columns]
+    summed = summed.reindex(columns=[*rows.columns, *made], fill_value=0.0)
+    return base.reshape(-1) + values.sum(axis=1), summed
+
+
+def contributions(model: Any, rows: pd.DataFrame, background: pd.DataFrame) -> pd.DataFrame:
+    """Each row's per-column contributions, its prediction, the output explained and how."""
+    shap_result = tree_contributions(model, rows)
+    method = ABLATION if shap_result is None else TREE_SHAP
+    output, values = shap_result or ablation_contributions(model, rows, background)
+    # + 0.0 turns the -0.0 that rounding leaves into 0.0
+    table = values.round(6).reset_index(drop=True) + 0.0
+    table.insert(0, "prediction", np.asarray(model.predict(rows)))
+    table.insert(1, "output", output.round(6))
+    table.insert(2, "method", method)
+    return table
