@@ -102,3 +102,39 @@ def test_dvc_reruns_tune_only_when_its_inputs_change(tuned_project: Path) -> Non
     set_params(tuned_project, "tune", n_trials=BUDGET["n_trials"] + 2)
     status = stale()
     assert status.startswith("tune:") and "modified:" in status, status
+
+
+# Run in the project: the study's trials in the database, by worker, as JSON.
+STUDY_IN_DATABASE = """
+import json, os, sys
+import optuna
+tuned = json.load(open("models/tuned.json"))
+study = optuna.load_study(study_name=tuned["study"], storage=os.environ["TUNE_STORAGE"])
+print(json.dumps({"tuned": tuned, "workers": sorted(t.user_attrs["worker"] for t in study.trials)}))
+"""
+
+
+@pytest.mark.slow
+def test_workers_share_a_study_in_postgresql(tuned_project: Path) -> None:
+    from .test_team import postgres
+
+    # given the project's PostgreSQL driver (the tracking-server group) and a fresh database
+    run(["uv", "sync", "--locked", "--group", "tracking-server"], tuned_project)
+    set_params(tuned_project, "tune", **BUDGET)
+    with postgres() as pg:
+        url = f"postgresql+psycopg://mlflow:{pg.password}@127.0.0.1:{pg.port}/postgres"
+        env = {"TUNE_STORAGE": url}
+        # when the tune stage runs its two workers against it (forced: where the study is
+        # stored is a setting, not an input of the stage)
+        repro = ["uv", "run", "--no-sync", "dvc", "repro", "--single-item", "--force", "tune"]
+        done = run(repro, tuned_project, env=env)
+        found = json.loads(
+            run(["uv", "run", "--no-sync", "python", "-c", STUDY_IN_DATABASE], tuned_project,
+                env=env).stdout
+        )  # fmt: skip
+    # then the database holds the whole budget's trials, run by both workers
+    assert found["tuned"]["trials"] == BUDGET["n_trials"], found
+    assert len(found["workers"]) == BUDGET["n_trials"], found
+    assert set(found["workers"]) == {0, 1}, found
+    # and the password shows in no output
+    assert pg.password not in done.stdout + done.stderr, "the database password was printed"
