@@ -109,9 +109,7 @@ def check_file(project: Path, collected: set[str]) -> Iterator[str]:
         if row.score and not row.evidence:
             yield f"{row.id} scores {row.score} without evidence"
         for evidence in row.evidence:
-            if not evidence.endswith(f"::{TODO}") and (
-                why := unresolved(project, evidence, collected)
-            ):
+            if why := unresolved(project, evidence, collected):
                 yield f"{row.id}: `{evidence}`: {why}"
 
 
@@ -151,11 +149,6 @@ def test_a_made_up_citation_is_caught(tmp_path: Path) -> None:
     assert "Infrastructure: the file says 6.0, its rows add up to 7.0" in problems, problems
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rows of other parts of issue 17 (tuning, importance, team features) cite their "
-    "test files with a TODO-lead marker until the merge; fill in their ids, then drop this mark",
-)
 def test_no_row_waits_for_its_test_id(tmp_path: Path) -> None:
     project = render(tmp_path / "project", skip_tasks=True)
 
