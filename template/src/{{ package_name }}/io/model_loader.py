@@ -31,6 +31,15 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "sklearn.tree._tree.Tree",  # random_forest
         # hist_gradient_boosting
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        # lightgbm and xgboost: each Booster keeps its trees in the library's own model format
+        # (LightGBM's text, XGBoost's UBJSON) and reads them back with the library's parser
+        "collections.OrderedDict",
+        "lightgbm.basic.Booster",
+        "lightgbm.sklearn.LGBMClassifier",
+        "lightgbm.sklearn.LGBMRegressor",
+        "xgboost.core.Booster",
+        "xgboost.sklearn.XGBRegressor",
+        f"{str(__package__).rpartition('.')[0]}.core.boosting.XGBLabelClassifier",
     }
 )
 SKOPS = "skops"

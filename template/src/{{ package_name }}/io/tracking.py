@@ -16,7 +16,10 @@ from ..config import CHAMPION, Settings
 from ..redaction import install_log_redaction
 
 # Pinned from the running environment: MLflow would infer them by loading the model again.
-RUNTIME_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "skops")
+# The gradient-boosting libraries are pinned where installed (optional extras).
+RUNTIME_PACKAGES = (
+    "scikit-learn", "pandas", "numpy", "scipy", "skops", "lightgbm", "xgboost", "xgboost-cpu"
+)
 
 
 def configure(settings: Settings) -> None:
