@@ -33,7 +33,7 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
         # lightgbm and xgboost: each Booster keeps its trees in the library's own model format
         # (LightGBM's text, XGBoost's UBJSON) and reads them back with the library's parser
-        "collections.OrderedDict",
+        "collections.OrderedDict",  # LightGBM's best_score_: defaultdict(OrderedDict)
         "lightgbm.basic.Booster",
         "lightgbm.sklearn.LGBMClassifier",
         "lightgbm.sklearn.LGBMRegressor",
