@@ -1,5 +1,5 @@
 """LightGBM and XGBoost projects, end to end: ``make setup`` installs the library params.yaml
-names, the pipeline registers a champion, the generated tests (whose library tests skip where a
+names, the pipeline registers a champion, the generated library tests (which skip where a
 library is absent: here both are installed, so the skip never hides) and lint pass, and the live
 service, batch ``predict`` and Spark answer the library's own predictions.
 
@@ -33,13 +33,9 @@ PROJECTS = {
     },
     "xgboost": {"estimator": "xgboost", "task": "regression"},
 }
-# The generated tests that build, save, load or serve a model of each kind.
-MODEL_TESTS = [
-    "tests/test_boosting.py",
-    "tests/test_model_loader.py",
-    "tests/test_models.py",
-    "tests/test_compiled.py",
-]
+# The generated tests of the libraries: every library and task in one project (in-process
+# training, loading and serving), and the loader's trusted types of every estimator family.
+MODEL_TESTS = ["tests/test_boosting.py", "tests/test_model_loader.py"]
 # Run in the project, argv[1] a folder: writes the test split's first rows with a row id to
 # rows.csv and prints them as JSON instances with the predictions of the model the pipeline
 # saved, loaded through the project's loader (the library's own predict).
@@ -151,12 +147,14 @@ def wait_ready(server: Server) -> dict[str, object]:
         time.sleep(0.5)
 
 
+# Once: with both libraries installed the generated tests cover both libraries and tasks.
+@pytest.mark.parametrize("project", ["xgboost"], indirect=True)
 def test_generated_model_tests_pass_with_both_libraries(project: Path) -> None:
     # given both libraries installed, so that no library test of the project skips
     run(["uv", "sync", "--locked", "--extra", "lightgbm", "--extra", "xgboost"], project)
 
-    # when the project's tests of estimators, the loader and the compiled path run (the whole
-    # suite runs on the default and CSV projects: test_generated.py)
+    # when the project's library and loader tests run (the whole suite runs on the default and
+    # CSV projects: test_generated.py)
     tests = run(["uv", "run", "--no-sync", "pytest", "-rs", *MODEL_TESTS], project)
 
     # then they pass, and none skips
