@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -33,20 +34,45 @@ ESTIMATORS: dict[Task, dict[ModelKind, type[BaseEstimator]]] = {
     },
 }
 
+# Gradient-boosting libraries, optional installs (config.LIBRARY_KINDS): imported only when
+# params.yaml names them. XGBoost's classifier accepts only labels 0..n-1, so it is wrapped.
+LIBRARY_ESTIMATORS: dict[Task, dict[ModelKind, str]] = {
+    "classification": {
+        "lightgbm": "lightgbm:LGBMClassifier",
+        "xgboost": f"{__package__}.boosting:XGBLabelClassifier",
+    },
+    "regression": {"lightgbm": "lightgbm:LGBMRegressor", "xgboost": "xgboost:XGBRegressor"},
+}
+
 # Estimators whose fit draws random numbers take the pipeline seed.
-SEEDED: set[ModelKind] = {"random_forest", "hist_gradient_boosting"}
+SEEDED: set[ModelKind] = {"random_forest", "hist_gradient_boosting", "lightgbm", "xgboost"}
+
+
+def estimator_class(task: Task, kind: ModelKind) -> type[BaseEstimator]:
+    """The estimator class of ``kind`` for ``task``; a library that is not installed is named
+    with the command that installs it."""
+    if kind in ESTIMATORS[task]:
+        return ESTIMATORS[task][kind]
+    module, _, name = LIBRARY_ESTIMATORS[task][kind].partition(":")
+    try:
+        found: type[BaseEstimator] = getattr(importlib.import_module(module), name)
+    except ImportError as error:
+        raise ValueError(
+            f"train.model is {kind!r} but {error.name} is not installed: run 'make setup' "
+            f"(it installs the extra params.yaml names) or 'uv sync --extra {kind}'"
+        ) from None
+    return found
 
 
 def build_estimator(
     task: Task, kind: ModelKind, hyperparameters: dict[str, Any], seed: int
 ) -> BaseEstimator:
     """Instantiate the estimator ``kind`` for ``task`` with ``hyperparameters``."""
-    estimator_class = ESTIMATORS[task][kind]
     options = dict(hyperparameters)
     if kind in SEEDED or (task == "classification" and kind == "linear"):
         options.setdefault("random_state", seed)
     try:
-        return estimator_class(**options)
+        return estimator_class(task, kind)(**options)
     except TypeError as error:
         raise ValueError(f"invalid hyperparameters for {kind} ({task}): {error}") from error
 

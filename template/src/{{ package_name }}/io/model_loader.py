@@ -36,6 +36,15 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         f"{_FEATURES}.DateParts",  # datetime columns
         f"{_FEATURES}.TextSize",  # text columns
         f"{_FEATURES}.Ratio",  # the example team feature
+        # lightgbm and xgboost: each Booster keeps its trees in the library's own model format
+        # (LightGBM's text, XGBoost's UBJSON) and reads them back with the library's parser
+        "collections.OrderedDict",  # LightGBM's best_score_: defaultdict(OrderedDict)
+        "lightgbm.basic.Booster",
+        "lightgbm.sklearn.LGBMClassifier",
+        "lightgbm.sklearn.LGBMRegressor",
+        "xgboost.core.Booster",
+        "xgboost.sklearn.XGBRegressor",
+        f"{str(__package__).rpartition('.')[0]}.core.boosting.XGBLabelClassifier",
     }
 )
 SKOPS = "skops"

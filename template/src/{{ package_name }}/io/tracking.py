@@ -17,6 +17,8 @@ from ..redaction import install_log_redaction
 
 # Pinned from the running environment: MLflow would infer them by loading the model again.
 RUNTIME_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "skops")
+# Optional installs (the lightgbm and xgboost extras): pinned where installed.
+LIBRARY_PACKAGES = ("lightgbm", "xgboost", "xgboost-cpu")
 
 
 def configure(settings: Settings) -> None:
@@ -31,7 +33,7 @@ def configure(settings: Settings) -> None:
 def pip_requirements() -> list[str]:
     """Exact versions of the packages a logged scikit-learn model needs to load."""
     pins = []
-    for package in RUNTIME_PACKAGES:
+    for package in (*RUNTIME_PACKAGES, *LIBRARY_PACKAGES):
         try:
             pins.append(f"{package}=={importlib.metadata.version(package)}")
         except importlib.metadata.PackageNotFoundError:

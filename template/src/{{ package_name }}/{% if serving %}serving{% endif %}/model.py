@@ -43,11 +43,26 @@ class LoadedModel:
     # where the operator chose it, and never makes the service ready.
     baseline: bool = False
 
+    @property
+    def scorer(self) -> str:
+        """What answers requests: ``compiled`` (the checked copy; the library for batches over
+        ``compiled_max_rows``), or the library of the model's final step alone."""
+        return "compiled" if self.compiled is not None else library_of(self.pipeline)
+
     def predict(self, rows: Sequence[Row]) -> np.ndarray[Any, Any]:
         """Predictions for rows the contract validated."""
         if self.compiled is not None and len(rows) <= self.compiled_max_rows:
             return self.compiled.predict(rows)
         return np.asarray(self.pipeline.predict(self.contract.frame(rows)))
+
+
+def library_of(model: Any) -> str:
+    """The library whose code predicts for ``model`` (its final step's): ``sklearn``,
+    ``lightgbm``, ``xgboost``; a class of this project's counts as the library it extends."""
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    own = {str(__package__).partition(".")[0], "builtins"}
+    roots = (cls.__module__.partition(".")[0] for cls in type(final).__mro__)
+    return next((root for root in roots if root not in own), "unknown")
 
 
 def _folder_version(folder: Path) -> str:
@@ -67,13 +82,16 @@ def compile_checked(pipeline: Any, contract: Contract) -> CompiledPipeline | Non
         rows = [dict.fromkeys(contract.names) | row for row in compiled.check_rows()]
         same = np.array_equal(compiled.predict(rows), pipeline.predict(contract.frame(rows)))
     except NotCompilableError as error:
-        logger.info("scoring with scikit-learn only", extra={"reason": str(error)})
+        logger.info(
+            "scoring with the model's library only",
+            extra={"library": library_of(pipeline), "reason": str(error)},
+        )
         return None
     except Exception as error:  # a surprise in the copy must never stop the service
         logger.warning("cannot compile the pipeline", extra={"reason": repr(error)})
         return None
     if not same:
-        logger.warning("the compiled pipeline disagrees with scikit-learn; not using it")
+        logger.warning("the compiled pipeline disagrees with the model's library; not using it")
         return None
     return compiled
 

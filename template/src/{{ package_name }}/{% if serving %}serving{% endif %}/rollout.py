@@ -130,6 +130,7 @@ def load_primary(serving: ServingSettings) -> ModelHolder:
             "model_uri": model.uri,
             "model_version": model.version,
             "compiled": model.compiled is not None,
+            "scorer": model.scorer,
         },
     )
     return ModelHolder(primary=model)

@@ -49,6 +49,8 @@ class Readiness(BaseModel):
     model_uri: str | None = None
     model_version: str | None = None
     reason: str | None = None
+    # What scores requests: "compiled" (the checked NumPy copy) or the model's library.
+    scorer: str | None = None
     # With a canary release: the version that answers `canary_share` of the requests.
     canary_version: str | None = None
     canary_share: float | None = None

@@ -32,7 +32,12 @@ async def ready(holder: HolderDep) -> JSONResponse:
     if model is None:
         body = Readiness(status="unavailable", reason=reason or "no model is loaded")
         return JSONResponse(body.model_dump(), status_code=503, headers=NOT_READY)
-    body = Readiness(status="ready", model_uri=redact(model.uri), model_version=model.version)
+    body = Readiness(
+        status="ready",
+        model_uri=redact(model.uri),
+        model_version=model.version,
+        scorer=model.scorer,
+    )
     if model is holder.fallback:  # answers instead of the champion: say so, and why
         body.status, body.reason = "fallback", reason
         if model.baseline:  # the operator's choice, but no model: not ready
