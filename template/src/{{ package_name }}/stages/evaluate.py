@@ -34,6 +34,28 @@ def fit_linear(train: pd.DataFrame, schema: DataSchema, params: Params) -> Any |
     return linear.fit(sample[schema.feature_names], sample[schema.target.name])
 
 
+def prediction_plots(
+    task: Task, model: Any, y_test: pd.Series, y_pred: Any, proba: Any
+) -> dict[str, pd.DataFrame]:
+    """The plots' tables: confusion and curves for a classifier, predictions and residuals for a
+    regressor."""
+    if task == "regression":
+        actual = y_test.to_numpy()
+        residual = (actual - y_pred).round(6)
+        return {
+            "predictions": pd.DataFrame(
+                {"actual": actual, "predicted": y_pred.round(6), "residual": residual}
+            )
+        }
+    if proba is None:
+        raise ValueError("a classifier must provide predict_proba")
+    plots = {
+        "confusion": pd.DataFrame({"actual": y_test.astype(str), "predicted": y_pred.astype(str)})
+    }
+    plots.update(curve_points(y_test, proba, model.classes_))
+    return plots
+
+
 def evaluate_model(
     model: Any,
     train: pd.DataFrame,
@@ -65,26 +87,7 @@ def evaluate_model(
         change = improvement(primary_metric, metrics[primary_metric], reference[primary_metric])
         return round(change, 6)
 
-    plots: dict[str, pd.DataFrame]
-    if task == "classification":
-        plots = {
-            "confusion": pd.DataFrame(
-                {"actual": y_test.astype(str), "predicted": y_pred.astype(str)}
-            )
-        }
-        if proba is None:
-            raise ValueError("a classifier must provide predict_proba")
-        plots.update(curve_points(y_test, proba, model.classes_))
-    else:
-        plots = {
-            "predictions": pd.DataFrame(
-                {
-                    "actual": y_test.to_numpy(),
-                    "predicted": y_pred.round(6),
-                    "residual": (y_test.to_numpy() - y_pred).round(6),
-                }
-            )
-        }
+    plots = prediction_plots(task, model, y_test, y_pred, proba)
     sample = bounded_sample(test, options.importance_rows, seed)
     plots["importance"] = permutation_importances(
         model, sample, features, target, task, primary_metric, seed
