@@ -106,7 +106,7 @@ def _run(
 
 def _print_outcome(summary: MonitorSummary) -> None:
     """What was checked, and what could not be: conflicting labels, unreadable lines, values."""
-    drifted = ", ".join(summary.drifted_features) or "none"
+    drifted = ", ".join(c.label for c in summary.features if c.drifted) or "none"
     typer.echo(f"{summary.current_rows} rows checked; drifted features: {drifted}")
     if summary.champion_age_days is not None:
         typer.echo(f"champion registered {summary.champion_age_days} days ago")

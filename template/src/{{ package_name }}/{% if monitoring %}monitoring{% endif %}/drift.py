@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
@@ -36,6 +36,13 @@ class ColumnDrift(BaseModel):
     drifted: bool
     reference_rows: int
     current_rows: int
+    # A column the model derives (a date part, a text size, a team feature): its features.
+    derived_from: list[str] = Field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """The column's name, and for a derived column the features it is made from."""
+        return f"{self.column} (from {', '.join(self.derived_from)})" if self.derived_from else self.column
 
 
 def finite_numbers(values: pd.Series) -> Numbers:

@@ -133,7 +133,7 @@ def _drift_table(rows: list[ColumnDrift]) -> str:
     head = _head("column", "type", "test", "p-value", "effect", "drift")
     body = "".join(
         f"<tr class={'bad' if row.drifted else 'good'}>"
-        + "".join(_cell(v) for v in (row.column, row.kind, row.test, row.p_value, row.effect))
+        + "".join(_cell(v) for v in (row.label, row.kind, row.test, row.p_value, row.effect))
         + f"<td>{'yes' if row.drifted else 'no'}</td></tr>"
         for row in rows
     )
@@ -142,7 +142,7 @@ def _drift_table(rows: list[ColumnDrift]) -> str:
 
 def _figure_html(drift: ColumnDrift, reference: pd.Series, current: pd.Series) -> str:
     image = distribution_plot(reference, current, numeric=drift.kind == "numeric")
-    caption = html.escape(drift.column) + (" (drifted)" if drift.drifted else "")
+    caption = html.escape(drift.label) + (" (drifted)" if drift.drifted else "")
     return (
         f"<figure><img alt='{html.escape(drift.column, quote=True)}' "
         f"src='data:image/png;base64,{image}'><figcaption>{caption}</figcaption></figure>"

@@ -13,7 +13,7 @@ from ..io.data import read_json, read_table, write_json, write_text
 from .feedback import CONFLICT, join_feedback
 from .html_report import render_html
 from .prediction_log import Unreadable, read_log
-from .profile import load_reference
+from .profile import Reference, derive, load_reference
 from .report import MonitorSummary, build_summary, champion_age_alert
 from .settings import MonitoringSettings
 
@@ -74,6 +74,20 @@ def load_current(
     return pd.concat([features, others], axis=1)
 
 
+def with_derived(current: pd.DataFrame, reference: Reference, params: Params) -> pd.DataFrame:
+    """``current`` and the derived columns the reference holds, computed by the model the
+    reference was made with (the pipeline's ``paths.model``): both sides come from the same
+    fitted steps. Of a date, only ``monitor.date_parts`` are kept."""
+    if not reference.derived:
+        return current
+    from ..io.model_loader import load_pipeline
+
+    features = current[list(reference.summary["features"])]
+    model = load_pipeline(str(params.paths.model))
+    made = derive(model, features, params.monitor.date_parts).values
+    return pd.concat([current, made[[c for c in made.columns if c in reference.derived]]], axis=1)
+
+
 def champion_age_days(settings: Settings, now: datetime | None = None) -> float | None:
     """Days since the registry's champion version was created; ``None`` without one."""
     from mlflow.tracking import MlflowClient
@@ -107,6 +121,7 @@ def run_monitor(
     try:
         reference = load_reference(params.paths.reference)
         current = load_current(current_path, schema, settings, monitoring, model, since, unreadable)
+        current = with_derived(current, reference, params)
     except (DataValidationError, FileNotFoundError, ValueError) as error:
         raise UnusableInputError(str(error)) from error
     metrics_file = params.paths.metrics

@@ -1,4 +1,5 @@
-"""The reference profile: a sample of the training features and predictions, plus their summary.
+"""The reference profile: a sample of the training features, the columns the model derives from
+them, and predictions, plus their summary.
 
 Drift is measured against this profile. It is a DVC output of the ``reference`` stage, so it
 always matches the model trained on the same data.
@@ -7,7 +8,8 @@ always matches the model trained on the same data.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import PREDICTION
+from ..core.features import DATE_PARTS, DateParts
 from ..core.schema import DataSchema
 from ..io.data import read_json, read_table, write_json, write_table
 
@@ -38,8 +41,49 @@ class Reference:
         return list(self.summary["categorical"])
 
     @property
+    def derived(self) -> dict[str, list[str]]:
+        """Each derived column the sample holds, with the features it is made from."""
+        return dict(self.summary.get("derived", {}))  # none in a profile made before 0.6.0
+
+    @property
     def prediction_type(self) -> str:
         return str(self.summary["prediction_type"])
+
+
+@dataclass(frozen=True)
+class Derived:
+    """Derived columns of some rows (unscaled) and the features each is made from."""
+
+    values: pd.DataFrame
+    sources: dict[str, list[str]] = field(default_factory=dict)
+
+
+def derive(model: Any, features: pd.DataFrame, date_parts: Collection[str] = DATE_PARTS) -> Derived:
+    """The columns the model derives from ``features`` (date parts, text sizes, the team's
+    features), computed by the model's own fitted steps, before imputation and scaling.
+
+    The steps are read from the saved pipeline rather than rebuilt from ``core/features.py``:
+    a profile of a model trained before a feature changed still matches that model. Of a date,
+    only ``date_parts`` are kept. A model without a ``preprocess`` step derives nothing.
+    """
+    preprocess = getattr(model, "named_steps", {}).get("preprocess")
+    values, sources = [], {}
+    for _, steps, columns in getattr(preprocess, "transformers_", []):
+        step = getattr(steps, "named_steps", {}).get("derive")
+        if step is None:  # numeric and categorical features are tested as themselves
+            continue
+        made = pd.DataFrame(
+            np.asarray(step.transform(features[columns]), dtype="float64"),
+            columns=[str(name) for name in step.get_feature_names_out()],
+            index=features.index,
+        )
+        if isinstance(step, DateParts):
+            made = made[[f"{c}_{part}" for c in columns for part in DATE_PARTS if part in date_parts]]
+        # A derived column named like a feature would hide it: the feature is tested already.
+        made = made.drop(columns=[name for name in made.columns if name in features.columns])
+        values.append(made)
+        sources.update({str(name): list(columns) for name in made.columns})
+    return Derived(pd.concat([pd.DataFrame(index=features.index), *values], axis=1), sources)
 
 
 def moments(values: pd.Series) -> tuple[float | None, float | None]:
@@ -112,14 +156,19 @@ def build_reference(
     task: str,
     rows: int,
     seed: int,
+    model: Any = None,
 ) -> Reference:
-    """Keep at most ``rows`` training rows: features, target, and the model's predictions."""
+    """Keep at most ``rows`` training rows: features, target, the model's predictions and,
+    given the ``model``, the columns it derives (all of a date's parts: ``monitor`` picks)."""
     columns = [*schema.feature_names, schema.target.name]
     sample = train[columns].assign(**{PREDICTION: list(predictions)})
     if len(sample) > rows:
         sample = sample.sample(n=rows, random_state=seed)
     sample = sample.reset_index(drop=True)
-    return Reference(sample=sample, summary=summarize(sample, schema, task))
+    derived = derive(model, sample[schema.feature_names])
+    sample = pd.concat([sample, derived.values], axis=1)
+    summary = summarize(sample, schema, task)
+    return Reference(sample=sample, summary={**summary, "derived": derived.sources})
 
 
 def save_reference(reference: Reference, folder: Path) -> None:

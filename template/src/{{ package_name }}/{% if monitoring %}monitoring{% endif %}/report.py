@@ -232,9 +232,10 @@ def _alerts(
     alert = params.alert
     alerts = []
     if len(summary.drifted_features) > alert.max_drifted_features:
+        drifted = ", ".join(column.label for column in summary.features if column.drifted)
         alerts.append(
             f"{len(summary.drifted_features)} feature(s) drifted "
-            f"(allowed {alert.max_drifted_features}): {', '.join(summary.drifted_features)}"
+            f"(allowed {alert.max_drifted_features}): {drifted}"
         )
     if alert.prediction_drift and summary.prediction is not None and summary.prediction.drifted:
         alerts.append("the predictions drifted")
@@ -298,23 +299,30 @@ def _min_effect(params: MonitorParams, kind: Kind) -> float:
 def _feature_drift(
     reference: Reference, current: pd.DataFrame, params: MonitorParams, skip: Collection[str]
 ) -> list[ColumnDrift]:
+    """Each feature's drift, then each derived column's (those ``current`` holds), tested as
+    numbers; a derived column made from a skipped feature is skipped too."""
+    sources = reference.derived
     kinds: list[tuple[Kind, list[str]]] = [
         ("numeric", reference.numeric),
         ("categorical", reference.categorical),
+        ("numeric", [name for name in sources if name in current.columns]),
     ]
-    return [
-        column_drift(
-            name,
-            kind,
-            reference.sample[name],
-            current[name],
-            params.p_value,
-            _min_effect(params, kind),
-        )
-        for kind, names in kinds
-        for name in names
-        if name not in skip
-    ]
+    result = []
+    for kind, names in kinds:
+        for name in names:
+            if name in skip or set(sources.get(name, [])) & set(skip):
+                continue
+            drift = column_drift(
+                name,
+                kind,
+                reference.sample[name],
+                current[name],
+                params.p_value,
+                _min_effect(params, kind),
+            )
+            drift.derived_from = sources.get(name, [])
+            result.append(drift)
+    return result
 
 
 def _prediction_drift(
