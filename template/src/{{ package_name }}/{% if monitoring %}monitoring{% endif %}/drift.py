@@ -42,7 +42,9 @@ class ColumnDrift(BaseModel):
     @property
     def label(self) -> str:
         """The column's name, and for a derived column the features it is made from."""
-        return f"{self.column} (from {', '.join(self.derived_from)})" if self.derived_from else self.column
+        if not self.derived_from:
+            return self.column
+        return f"{self.column} (from {', '.join(self.derived_from)})"
 
 
 def finite_numbers(values: pd.Series) -> Numbers:

@@ -82,6 +82,11 @@ def with_derived(current: pd.DataFrame, reference: Reference, params: Params) ->
         return current
     from ..io.model_loader import load_pipeline
 
+    if not params.paths.model.exists():
+        raise FileNotFoundError(
+            f"no model at {params.paths.model} to derive the reference's columns "
+            f"({', '.join(reference.derived)}) from; run 'make pipeline' first"
+        )
     features = current[list(reference.summary["features"])]
     model = load_pipeline(str(params.paths.model))
     made = derive(model, features, params.monitor.date_parts).values

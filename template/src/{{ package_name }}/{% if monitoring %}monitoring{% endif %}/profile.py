@@ -78,7 +78,8 @@ def derive(model: Any, features: pd.DataFrame, date_parts: Collection[str] = DAT
             index=features.index,
         )
         if isinstance(step, DateParts):
-            made = made[[f"{c}_{part}" for c in columns for part in DATE_PARTS if part in date_parts]]
+            kept = [part for part in DATE_PARTS if part in date_parts]
+            made = made[[f"{column}_{part}" for column in columns for part in kept]]
         # A derived column named like a feature would hide it: the feature is tested already.
         made = made.drop(columns=[name for name in made.columns if name in features.columns])
         values.append(made)
