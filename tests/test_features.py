@@ -188,3 +188,6 @@ def test_a_parquet_dataset_goes_end_to_end(
     assert checked.returncode in (0, 1), f"monitor failed to run: {checked.stderr[-2000:]}"
     summary = json.loads((report / "summary.json").read_text())
     assert summary["current_rows"] == ROWS, f"monitor checked every row: {summary}"
+    # the date's weekday, derived by the model's own step, was drift-tested; its year was not
+    tested = [column["column"] for column in summary["features"]]
+    assert "date_dayofweek" in tested and "date_year" not in tested, tested
