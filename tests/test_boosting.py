@@ -1,7 +1,8 @@
 """LightGBM and XGBoost projects, end to end: ``make setup`` installs the library params.yaml
 names, the pipeline registers a champion, the generated library tests (which skip where a
 library is absent: here both are installed, so the skip never hides) and lint pass, and the live
-service, batch ``predict`` and Spark answer the library's own predictions.
+service, batch ``predict`` and Spark answer the library's own predictions; ``explain`` gives
+each library's models SHAP values that add up to the library's raw output.
 
 Two projects cover both libraries and both tasks: LightGBM on a user CSV (classification,
 string labels, categories, missing values), XGBoost on the built-in regression example; the
@@ -150,8 +151,10 @@ def wait_ready(server: Server) -> dict[str, object]:
 # Once: with both libraries installed the generated tests cover both libraries and tasks.
 @pytest.mark.parametrize("project", ["xgboost"], indirect=True)
 def test_generated_model_tests_pass_with_both_libraries(project: Path) -> None:
-    # given both libraries installed, so that no library test of the project skips
-    run(["uv", "sync", "--locked", "--extra", "lightgbm", "--extra", "xgboost"], project)
+    # given both libraries and SHAP installed, so that no library test of the project skips
+    # (SHAP's tree path on each library's models included)
+    extras = ["--extra", "lightgbm", "--extra", "xgboost", "--extra", "explain"]
+    run(["uv", "sync", "--locked", *extras], project)
 
     # when the project's library and loader tests run (the whole suite runs on the default and
     # CSV projects: test_generated.py)

@@ -1,6 +1,7 @@
 """``predict --engine spark`` of a generated project: pyspark stays out of the default install,
 and with the ``spark`` extra installed the Spark job predicts what the local ``predict`` does on
-the same rows (CSV and Parquet), on a real local Spark session (Java 17).
+the same rows (CSV and Parquet), on a real local Spark session (Java 17), also for a model with
+date, text and team-feature steps, and refuses NaN predictions as ``predict`` does.
 
 The slow test installs the extra and runs the generated project's own Spark tests, which skip
 where pyspark is absent: here they must run, so that skip never hides in CI.
@@ -46,19 +47,29 @@ def spark_project(default_project: Path) -> Iterator[Path]:
     run(["uv", "sync", "--locked"], default_project)
 
 
+# Generated tests this one names: what the Spark job must do beyond the example's layout.
+GENERATED_SPARK_TESTS = [
+    "test_spark_scores_dates_text_and_a_team_feature_as_the_local_engine",
+    "test_spark_refuses_nan_predictions_and_writes_nothing",
+]
+
+
 @pytest.mark.slow
 def test_generated_spark_tests_run_and_pass(spark_project: Path) -> None:
     # when the project's own Spark tests run with the extra installed
     result = run(
-        ["uv", "run", "--no-sync", "pytest", "tests/test_spark.py", "-rs", "-q"],
+        ["uv", "run", "--no-sync", "pytest", "tests/test_spark.py", "-rs", "-v"],
         spark_project,
         env=LOCAL_SPARK,
     )
 
-    # then they ran, none skipped
+    # then they ran, none skipped: a model with date, text and team-feature steps scored as
+    # the local engine scores it, NaN predictions refused, among them
     summary = result.stdout.strip().splitlines()[-1]
     print(summary)
     assert re.search(r"\b\d+ passed\b", summary) and "skipped" not in summary, result.stdout
+    for name in GENERATED_SPARK_TESTS:
+        assert re.search(rf"::{name}(\[\w+\])? PASSED", result.stdout), f"{name} did not pass"
 
 
 # Run in the project (pandas is not a dependency of this repository): argv = what to do.

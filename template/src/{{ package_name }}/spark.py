@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .config import PREDICTION, get_settings
+from .core.models import nonfinite_rows
 from .core.schema import DataSchema, DataValidationError, feature_frame
 from .io.model_loader import ModelFolder, check_model, read_pipeline
 
@@ -94,10 +95,19 @@ def executor_pipeline(name: str, uri: str) -> Any:
 def score_frames(
     frames: Iterator[pd.DataFrame], name: str, uri: str, schema: DataSchema
 ) -> Iterator[pd.DataFrame]:
-    """Each batch with its predictions; an input's own prediction column is replaced."""
+    """Each batch with its predictions; an input's own prediction column is replaced. A NaN
+    or infinite prediction fails the job, as it stops ``predict`` and is refused by the API."""
     model = executor_pipeline(name, uri)
     for frame in frames:
-        yield frame.assign(**{PREDICTION: model.predict(feature_frame(frame, schema))})
+        values = model.predict(feature_frame(frame, schema))
+        if len(bad := nonfinite_rows(values)):
+            raise DataValidationError(
+                [
+                    f"{len(bad)} prediction(s) are NaN or infinite, the first for record "
+                    f"{bad[0] + 1} of a batch of {len(frame)} rows"
+                ]
+            )
+        yield frame.assign(**{PREDICTION: values})
 
 
 def prediction_type(model: ModelFolder) -> DataType:
@@ -133,10 +143,13 @@ def score(
 
     with tempfile.TemporaryDirectory(prefix="spark-") as temporary:
         folder = Path(temporary)
-        ship_package(spark, folder)
-        name = ship_model(spark, model, folder)
         frame = read_input(spark, source)
         feature_frame(pd.DataFrame(columns=frame.columns), schema)  # names the missing columns
+        written = output_schema(frame, model)
+        # Refusals come before the files are added: a file added but fetched by no job (this
+        # folder gone) would fail the session's next job, as a notebook or a test runs it.
+        name = ship_model(spark, model, folder)
+        ship_package(spark, folder)
         rows = spark.sparkContext.accumulator(0)
 
         def scored(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -144,7 +157,7 @@ def score(
                 rows.add(len(batch))
                 yield batch
 
-        writer = frame.mapInPandas(scored, output_schema(frame, model)).write
+        writer = frame.mapInPandas(scored, written).write
         try:
             if output.lower().endswith(CSV):
                 writer.options(**CSV_OPTIONS).csv(output)

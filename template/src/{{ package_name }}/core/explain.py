@@ -147,7 +147,8 @@ def tree_contributions(model: Any, rows: pd.DataFrame) -> tuple[np.ndarray, pd.D
     None when SHAP is not installed or the model does not end in a tree ensemble SHAP reads.
     """
     steps = getattr(model, "steps", None)  # a scikit-learn Pipeline: preprocessing, estimator
-    if not steps or type(steps[-1][1]).__name__ not in TREE_ESTIMATORS:
+    # By class or base class: core/boosting.py's XGBLabelClassifier is an XGBClassifier.
+    if not steps or not {c.__name__ for c in type(steps[-1][1]).__mro__} & TREE_ESTIMATORS:
         return None
     estimator = steps[-1][1]
     try:
