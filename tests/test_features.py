@@ -15,7 +15,6 @@ import csv
 import json
 import math
 import random
-import re
 from pathlib import Path
 
 import pytest

@@ -26,7 +26,10 @@ BAD_ANSWERS = {
     "package that shadows a dependency": ({"package_name": "mlflow"}, "would shadow a module"),
     "package name too long": ({"package_name": "p" * 33}, "at most 32 characters"),
     "email without a domain": ({"author_email": "someone"}, "author_email must look like"),
-    "dataset that is not a csv": ({"dataset_path": "data.xlsx"}, "must point to a .csv or .parquet file"),
+    "dataset that is not a csv": (
+        {"dataset_path": "data.xlsx"},
+        "must point to a .csv or .parquet file",
+    ),
     "dataset without a target": (
         {"dataset_path": str(DATA / "customers.csv"), "target_column": ""},
         "target_column is required when dataset_path is set",
