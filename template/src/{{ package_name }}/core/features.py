@@ -110,6 +110,10 @@ def team_features(schema: DataSchema) -> list[tuple[str, Any, list[str]]]:
 
         return [("income_per_age", Ratio("income", "age"), ["income", "age"])]
 
+    The project's tests train on small tables of their own (``tests/data``): return an entry
+    only when ``schema`` has its inputs (``if {"income", "age"} <= set(schema.feature_names)``),
+    or those tests fail on the missing columns.
+
     A transformer class of your own goes in this module and its name in
     ``io/model_loader.py``'s ``TRUSTED_TYPES`` (the service loads models without pickle).
     See docs: "Your own features".
@@ -159,7 +163,14 @@ def build_preprocessor(schema: DataSchema) -> ColumnTransformer:
         derived.append(("dates", DateParts(), schema.datetime_features))
     if schema.text_features:
         derived.append(("text", TextSize(), schema.text_features))
-    derived.extend(team_features(schema))
+    for name, step, columns in team_features(schema):
+        missing = sorted(set(columns) - set(schema.feature_names))
+        if missing:
+            raise ValueError(
+                f"team feature {name!r}: input column(s) {missing} are not features of the "
+                "schema (data/schema.yaml)"
+            )
+        derived.append((name, step, columns))
     return ColumnTransformer(
         [
             ("numeric", _numeric(), schema.numeric_features),
