@@ -134,6 +134,23 @@ def splice(block: bytes, cells: bytes, first_line: int) -> bytes:
     return b"".join(out.tolist())
 
 
+def predict_rows(model: Any, frame: pd.DataFrame, schema: DataSchema, where: str) -> Any:
+    """The model's predictions for ``frame``; a bad row or a NaN or infinite prediction stops
+    scoring, each reason prefixed with ``where`` (the rows' place in the input)."""
+    try:
+        values = model.predict(feature_frame(frame, schema))
+    except DataValidationError as error:
+        raise DataValidationError([f"{where}: {problem}" for problem in error.problems]) from None
+    if len(bad := nonfinite_rows(values)):
+        raise DataValidationError(
+            [
+                f"{where}: {len(bad)} prediction(s) are NaN or infinite, "
+                f"the first for record {bad[0] + 1} of these rows"
+            ]
+        )
+    return values
+
+
 def score_block(
     model: Any, schema: DataSchema, header: bytes, columns: list[str], block: bytes, first_line: int
 ) -> tuple[bytes, int]:
@@ -144,20 +161,7 @@ def score_block(
     features = read_features(data, schema, top)
     if features.empty:
         return block, 0  # blank lines only
-    try:
-        values = model.predict(feature_frame(features, schema))
-    except DataValidationError as error:
-        raise DataValidationError(
-            [f"rows from line {first_line}: {problem}" for problem in error.problems]
-        ) from None
-    if len(bad := nonfinite_rows(values)):
-        raise DataValidationError(
-            [
-                f"rows from line {first_line}: {len(bad)} prediction(s) are NaN or infinite, "
-                f"the first for record {bad[0] + 1} of these rows"
-            ]
-        )
-    predictions = pa.array(values)
+    predictions = pa.array(predict_rows(model, features, schema, f"rows from line {first_line}"))
     if PREDICTION not in columns:
         cells = csv_bytes(pa.table({PREDICTION: predictions}))
         return splice(block, cells, first_line), len(predictions)
@@ -239,12 +243,8 @@ def score_table(
         first_row = 0
         try:
             for frame in read_frames(source, chunk_size):
-                try:
-                    predictions = model.predict(feature_frame(frame, schema))
-                except DataValidationError as error:
-                    raise DataValidationError(
-                        [f"rows from row {first_row + 1}: {p}" for p in error.problems]
-                    ) from None
+                where = f"rows from row {first_row + 1}"
+                predictions = predict_rows(model, frame, schema, where)
                 table = pa.Table.from_pandas(
                     frame.assign(**{PREDICTION: predictions}), preserve_index=False
                 )
