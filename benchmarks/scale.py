@@ -105,27 +105,31 @@ while make.poll() is None:
         tree = [root, *root.children(recursive=True)]
     except psutil.Error:
         break
-    total, own, running = 0, 0, None
+    total, own, running, cpu = 0, 0, None, {}
     for process in tree:
         try:
             rss = process.memory_info().rss
+            times = process.cpu_times()
         except psutil.Error:
             continue
         total += rss
         stage = stage_of(process)
         own += rss if stage else 0
+        if stage:
+            cpu[str(process.pid)] = times.user + times.system
         running = running or stage
     peak = max(peak, total)
     if running and running != current:
         if current:
             stages[current]["disk_after"] = disk()
             stages[current]["end"] = now
-        stages[running] = {"start": now, "peak": 0, "own_peak": 0}
+        stages[running] = {"start": now, "peak": 0, "own_peak": 0, "cpu": {}}
         order.append(running)
         current = running
     if current:
         stages[current]["peak"] = max(stages[current]["peak"], total)
         stages[current]["own_peak"] = max(stages[current]["own_peak"], own)
+        stages[current]["cpu"].update(cpu)
     time.sleep(0.1)
 output = make.stdout.read().decode(errors="replace")
 end = time.perf_counter() - start
@@ -136,7 +140,8 @@ for name in order:
     stages[name]["seconds"] = stages[name]["end"] - stages[name]["start"]
 result = {"seconds": end, "peak": peak, "returncode": make.returncode, "order": order,
           "stages": stages, "first_stage_at": stages[order[0]]["start"] if order else None,
-          "disk_before": disk_before, "output": output[-4000:]}
+          "disk_before": disk_before, "self_cpu": sum(psutil.Process().cpu_times()[:2]),
+          "output": output[-4000:]}
 open(sys.argv[3], "w").write(json.dumps(result))
 """
 
@@ -215,12 +220,13 @@ def run_measured(
         start = time.perf_counter()
         process = subprocess.Popen(list(command), cwd=cwd, env=env, stdout=log, stderr=log)
         _, status, usage = os.wait4(process.pid, 0)
+        cpu = usage.ru_utime + usage.ru_stime
         elapsed = time.perf_counter() - start
         log.seek(0)
         output = log.read().decode(errors="replace")
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{output[-4000:]}")
-    return elapsed, usage.ru_maxrss / 1024, output  # ru_maxrss is in KiB on Linux
+    return elapsed, usage.ru_maxrss / 1024, cpu, output  # ru_maxrss is in KiB on Linux
 
 
 def stage_commands(project: Path) -> dict[str, str]:
@@ -239,8 +245,9 @@ def measure_pipeline(project: Path, env: dict[str, str]) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         command = [str(python), "-c", POLLER, json.dumps(stage_commands(project))]
         command += [json.dumps(DISK), out.name]
-        run_measured(command, project, env)
+        cpu = run_measured(command, project, env)[2]
         result: dict[str, Any] = json.loads(Path(out.name).read_text())
+    result["cpu_seconds"] = cpu - result["self_cpu"]
     if result["returncode"] != 0:
         raise SystemExit(f"make pipeline failed:\n{result['output']}")
     return result
@@ -252,8 +259,9 @@ def measure_floor(project: Path, source: Path, env: dict[str, str]) -> dict[str,
     hyper = params["train"]["hyperparameters"]["hist_gradient_boosting"]
     command = [str(project / ".venv" / "bin" / "python"), "-c", FLOOR, str(source), TARGET]
     command += [str(params["seed"]), str(params["split"]["test_size"]), json.dumps(hyper)]
-    seconds, peak, output = run_measured(command, project, env)
-    return {"seconds": seconds, "peak_mb": peak, **json.loads(output.strip().splitlines()[-1])}
+    seconds, peak, cpu, output = run_measured(command, project, env)
+    figures = {"seconds": seconds, "peak_mb": peak, "cpu_seconds": cpu}
+    return figures | json.loads(output.strip().splitlines()[-1])
 
 
 def measure_scoring(
@@ -264,8 +272,8 @@ def measure_scoring(
     program = str(project / ".venv" / "bin" / next(iter(scripts)))
     with tempfile.TemporaryDirectory() as tmp:
         command = [program, "predict", "--input", str(source), "--output", f"{tmp}/scored.csv"]
-        seconds, peak, _ = run_measured(command, project, env)
-    return {"seconds": seconds, "peak_mb": peak, "rows_per_s": rows / seconds}
+        seconds, peak, cpu, _ = run_measured(command, project, env)
+    return {"seconds": seconds, "peak_mb": peak, "cpu_seconds": cpu, "rows_per_s": rows / seconds}
 
 
 def profile_stages(project: Path, folder: Path, env: dict[str, str]) -> None:
@@ -280,10 +288,10 @@ def profile_stages(project: Path, folder: Path, env: dict[str, str]) -> None:
             print(f"profile: {name} is not 'python -m ...', skipped", file=sys.stderr)
             continue
         prof = folder / f"{name}.prof"
-        seconds, peak, _ = run_measured(
+        seconds, peak, _, _ = run_measured(
             [python, "-m", "cProfile", "-o", str(prof), *words], project, env
         )
-        _, _, text = run_measured([python, "-c", report, str(prof)], project, env)
+        text = run_measured([python, "-c", report, str(prof)], project, env)[3]
         header = f"# {name}: {seconds:.1f} s under cProfile, peak RSS {peak:.0f} MB\n"
         (folder / f"{name}.txt").write_text(header + text)
 
@@ -293,34 +301,35 @@ def ratio(value: float, floor: float) -> str:
 
 
 def format_table(results: dict[str, Any]) -> str:
-    """The issue's table: time, peak memory, ratio to the floor and the target, per step."""
+    """The issue's table: time, CPU time, peak memory, ratios to the floor, target, per step."""
     floor, pipeline = results["floor"], results["pipeline"]
     fs, fm = floor["seconds"], floor["peak_mb"]
     lines = [
-        "| step | time | peak memory | x floor time | x floor memory | target |",
-        "|---|---|---|---|---|---|",
+        "| step | time | CPU time | peak memory | x floor time | x floor memory | target |",
+        "|---|---|---|---|---|---|---|",
     ]
 
-    def row(step: str, seconds: float, peak: float | None, target: str, base: float = fs) -> None:
+    def row(step: str, figures: dict[str, float], target: str, base: float = fs) -> None:
+        cpu, peak = figures.get("cpu_seconds"), figures.get("peak_mb")
         memory = ["-", "-"] if peak is None else [f"{peak:.0f} MB", ratio(peak, fm)]
-        cells = [step, f"{seconds:.1f} s", memory[0], ratio(seconds, base), memory[1]]
-        lines.append("| " + " | ".join([*cells, target]) + " |")
+        cells = [step, f"{figures['seconds']:.1f} s", "-" if cpu is None else f"{cpu:.1f} s"]
+        cells += [memory[0], ratio(figures["seconds"], base), memory[1], target]
+        lines.append("| " + " | ".join(cells) + " |")
 
-    gen = results["generation"]
-    row("copier copy (generation)", gen["seconds"], gen["peak_mb"], "< 5 s, < 300 MB at 1M rows")
-    row("make pipeline", pipeline["seconds"], pipeline["peak_mb"], "<= 1.5x time, <= 1.2x memory")
-    row("- DVC before the first stage", pipeline["startup_seconds"], None, "")
+    row("copier copy (generation)", results["generation"], "< 5 s, < 300 MB at 1M rows")
+    row("make pipeline", pipeline, "<= 1.5x time, <= 1.2x memory")
+    row("- DVC before the first stage", {"seconds": pipeline["startup_seconds"]}, "")
     for name, stage in pipeline["stages"].items():
         if name == "train":
-            row("- train (x floor fit time)", stage["seconds"], stage["peak_mb"],
-                "<= 1.1x the floor's fit time", floor["fit_seconds"])  # fmt: skip
+            target = "<= 1.1x the floor's fit time"
+            row("- train (x floor fit time)", stage, target, floor["fit_seconds"])
         else:
-            row(f"- {name}", stage["seconds"], stage["peak_mb"], "< 0.10x floor time")
-    row("the floor (one plain script)", fs, fm, "")
-    row("- its fit", floor["fit_seconds"], None, "")
+            row(f"- {name}", stage, "< 0.10x floor time")
+    row("the floor (one plain script)", floor, "")
+    row("- its fit", {"seconds": floor["fit_seconds"]}, "")
     scoring = results["scoring"]
-    row(f"batch scoring ({scoring['rows_per_s']:,.0f} rows/s)", scoring["seconds"],
-        scoring["peak_mb"], "flat memory < 1 GB; rows/s >= before")  # fmt: skip
+    target = "flat memory < 1 GB; rows/s >= before"
+    row(f"batch scoring ({scoring['rows_per_s']:,.0f} rows/s)", scoring, target)
     return "\n".join(lines) + "\n\n" + format_disk(pipeline)
 
 
@@ -340,6 +349,7 @@ def summarise(poll: dict[str, Any]) -> dict[str, Any]:
     stages = {
         name: {
             "seconds": poll["stages"][name]["seconds"],
+            "cpu_seconds": sum(poll["stages"][name]["cpu"].values()),
             "peak_mb": poll["stages"][name]["own_peak"] / MB,
             "tree_peak_mb": poll["stages"][name]["peak"] / MB,
             "disk_after": poll["stages"][name]["disk_after"],
@@ -348,6 +358,7 @@ def summarise(poll: dict[str, Any]) -> dict[str, Any]:
     }
     return {
         "seconds": poll["seconds"],
+        "cpu_seconds": poll["cpu_seconds"],
         "peak_mb": poll["peak"] / MB,
         "startup_seconds": poll["first_stage_at"] or 0.0,
         "stages": stages,
@@ -367,7 +378,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     copy += ["--vcs-ref", args.template_ref, "--data", f"dataset_path={source}"]
     copy += ["--data", f"target_column={TARGET}", str(args.template), str(project)]
     print(f"rendering {args.template_ref}; {load_average()}", flush=True)
-    generation, peak, _ = run_measured(copy, work, env)
+    generation, peak, cpu, _ = run_measured(copy, work, env)
     run_measured(["make", "setup"], project, env)
     print(f"make pipeline; {load_average()}", flush=True)
     pipeline = summarise(measure_pipeline(project, env))
@@ -382,7 +393,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "rows": rows,
         "csv_mb": source.stat().st_size / MB,
         "template_ref": args.template_ref,
-        "generation": {"seconds": generation, "peak_mb": peak},
+        "generation": {"seconds": generation, "peak_mb": peak, "cpu_seconds": cpu},
         "pipeline": pipeline,
         "floor": floor,
         "scoring": scoring,

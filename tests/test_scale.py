@@ -57,11 +57,12 @@ def test_dataset_follows_the_spec_and_is_seeded(scale: ModuleType, tmp_path: Pat
 def test_table_gives_each_step_its_ratio_to_the_floor_and_its_target(scale: ModuleType) -> None:
     # Given figures of a run: a floor of 100 s / 1,000 MB with a 60 s fit
     disk = {key: 2 * MB for key in scale.DISK}
-    stage = {"seconds": 5.0, "peak_mb": 500.0, "tree_peak_mb": 700.0, "disk_after": disk}
+    stage = {"seconds": 5.0, "cpu_seconds": 4.0, "peak_mb": 500.0, "disk_after": disk}
     results = {
         "generation": {"seconds": 4.0, "peak_mb": 250.0},
         "pipeline": {
             "seconds": 150.0,
+            "cpu_seconds": 140.0,
             "peak_mb": 1200.0,
             "startup_seconds": 2.0,
             "disk_before": {key: MB for key in scale.DISK},
@@ -74,13 +75,14 @@ def test_table_gives_each_step_its_ratio_to_the_floor_and_its_target(scale: Modu
     # When the table is formatted
     table = scale.format_table(results)
 
-    # Then each step shows its time and memory as multiples of the floor, beside its target
+    # Then each step shows its time, CPU time and memory, then time and memory as multiples of
+    # the floor, beside its target
     lines = table.splitlines()
     pipeline = next(line for line in lines if line.startswith("| make pipeline |"))
-    assert "| 150.0 s | 1200 MB | 1.50x | 1.20x |" in pipeline, pipeline
+    assert "| 150.0 s | 140.0 s | 1200 MB | 1.50x | 1.20x |" in pipeline, pipeline
     assert "<= 1.5x time, <= 1.2x memory" in pipeline, pipeline
     train = next(line for line in lines if line.startswith("| - train"))
-    assert "| 66.0 s | 500 MB | 1.10x |" in train, f"train is compared to the fit: {train}"
+    assert "| 66.0 s | 4.0 s | 500 MB | 1.10x |" in train, f"train is compared to the fit: {train}"
     ingest = next(line for line in lines if line.startswith("| - ingest |"))
     assert "| 0.05x | 0.50x | < 0.10x floor time |" in ingest, ingest
     scoring = next(line for line in lines if line.startswith("| batch scoring"))
