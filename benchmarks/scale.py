@@ -22,8 +22,9 @@ Steps, all on the same file:
    ``mlflow.db``) is measured after each stage.
 4. the floor: one plain script (``pd.read_csv``, stratified split, the same ColumnTransformer
    and HistGradientBoosting with params.yaml's hyperparameters and early stopping,
-   ``predict_proba``, ROC AUC) in the project's ``.venv``; wall clock and peak RSS from
-   ``wait4``, its fit time reported apart.
+   ``predict_proba``, ROC AUC) in the project's ``.venv``, with ``OMP_NUM_THREADS=1`` as the
+   stages have it unless exported; wall clock and peak RSS from ``wait4``, its fit time
+   reported apart.
 5. batch scoring: ``<package> predict`` on the CSV (rows/s, peak RSS from ``wait4``).
 
 ``--profile DIR`` then runs each stage module again, outside DVC, under cProfile (stdlib,
@@ -259,7 +260,10 @@ def measure_floor(project: Path, source: Path, env: dict[str, str]) -> dict[str,
     hyper = params["train"]["hyperparameters"]["hist_gradient_boosting"]
     command = [str(project / ".venv" / "bin" / "python"), "-c", FLOOR, str(source), TARGET]
     command += [str(params["seed"]), str(params["split"]["test_size"]), json.dumps(hyper)]
-    seconds, peak, cpu, output = run_measured(command, project, env)
+    # The stages run with OMP_NUM_THREADS=1 unless it is exported (stages/__init__.py): the floor
+    # gets the same threads, or an oversubscribed machine turns OpenMP's spinning into its cost.
+    floor_env = {"OMP_NUM_THREADS": "1"} | env
+    seconds, peak, cpu, output = run_measured(command, project, floor_env)
     figures = {"seconds": seconds, "peak_mb": peak, "cpu_seconds": cpu}
     return figures | json.loads(output.strip().splitlines()[-1])
 
