@@ -255,27 +255,26 @@ def file_md5(path: Path) -> str:
 
 
 def copy_hashed(source: Path, target: Path) -> str:
-    """Copy ``source`` to ``target`` in one streamed pass; return the MD5 of its bytes.
+    """Copy ``source`` to ``target`` and return the MD5 of the copy's bytes, in bounded memory.
 
     The copy is written under a hidden name and renamed into place once complete; a copy
-    whose size and MD5 already match is left alone.
+    whose size and MD5 already match is left alone. ``shutil.copyfile`` lets the kernel copy
+    (sendfile), then the hash reads the copy back from the page cache: faster than hashing
+    while copying through Python (benchmarks in docs/large-data.md).
     """
     if target.is_file() and target.stat().st_size == source.stat().st_size:
-        digest = file_md5(source)
-        if file_md5(target) == digest:
+        digest = file_md5(target)
+        if file_md5(source) == digest:
             return digest
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".partial-{secrets.token_hex(4)}-{target.name}")
-    md5 = hashlib.md5(usedforsecurity=False)
     try:
-        with source.open("rb") as reader, partial.open("wb") as writer:
-            for block in iter(lambda: reader.read(1 << 20), b""):
-                md5.update(block)
-                writer.write(block)
+        shutil.copyfile(source, partial)
+        digest = file_md5(partial)
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)  # a name made up above
-    return md5.hexdigest()
+    return digest
 
 
 def track_with_dvc(data: Path, md5: str) -> None:
