@@ -16,7 +16,6 @@ from ..config import Task
 if TYPE_CHECKING:
     # pandera is imported where data is validated: stages that only read the contract skip it.
     import pandera.pandas as pa
-    from pandera.errors import SchemaErrors
 
 MAX_EXAMPLES = 3
 # A class needs two training rows after the test split, for the early-stopping split inside

@@ -55,9 +55,7 @@ def split_table(
 ) -> tuple[pa.Table, pa.Table]:
     """:func:`split_dataset` on an Arrow table: the same rows in the same order, without
     converting every column to pandas (the labels only, when stratifying)."""
-    labels = (
-        table.column(target).to_pandas() if task == "classification" and stratify else None
-    )
+    labels = table.column(target).to_pandas() if task == "classification" and stratify else None
     train, test = split_rows(labels, table.num_rows, test_size, seed)
     return table.take(train), table.take(test)
 
