@@ -135,7 +135,12 @@ def write_batches(frames: Iterable[pd.DataFrame], path: Path) -> None:
             schema = writer.schema if writer is not None else None
             table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
             if writer is None:
-                writer = stack.enter_context(pq.ParquetWriter(partial, table.schema))
+                # A dictionary per row group is tried and dropped again for float columns,
+                # whose values rarely repeat: that doubled the time to write a large table.
+                kept = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+                writer = stack.enter_context(
+                    pq.ParquetWriter(partial, table.schema, use_dictionary=kept)
+                )
             writer.write_table(table)
         if writer is None:
             pd.DataFrame().to_parquet(partial)
