@@ -136,7 +136,7 @@ def write_batches(frames: Iterable[pd.DataFrame], path: Path) -> None:
             table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
             if writer is None:
                 # A dictionary per row group is tried and dropped again for float columns,
-                # whose values rarely repeat: that doubled the time to write a large table.
+                # whose values rarely repeat: a cost paid once per batch for nothing.
                 kept = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
                 writer = stack.enter_context(
                     pq.ParquetWriter(partial, table.schema, use_dictionary=kept)
