@@ -4,18 +4,26 @@ Runs once, right after ``copier copy`` when ``dataset_path`` is set:
 
 1. checks that the file is a readable CSV (or Parquet file) with a header, data rows and the
    target column;
-2. copies it to ``data/raw/dataset.csv`` (``.parquet``) and writes the ``.dvc`` file that
-   tracks it (the same ``md5``/``size`` record ``dvc add`` writes; the first ``dvc repro`` or
-   ``dvc commit`` stores it in the DVC cache);
+2. copies it to ``data/raw/dataset.csv`` (``.parquet``) in one streamed pass that also hashes
+   it, and writes the ``.dvc`` file that tracks it (the same ``md5``/``size`` record
+   ``dvc add`` writes; the first ``dvc repro`` or ``dvc commit`` stores it in the DVC cache);
 3. infers the data contract (numeric / categorical / ISO 8601 datetime / free-text columns,
    identifier-like columns to ignore) into ``data/schema.yaml``, which the pipeline's
    validate stage enforces.
 
+Inference reads a bounded sample, the first ``SAMPLE_ROWS`` rows, here in Copier's Python: the
+contract has to exist as soon as the project does (it is the file a team reviews and edits
+before the first run, and ``make pipeline`` needs it), and a sample costs the same for a
+thousand rows or ten million, where a full pass with the standard library grows with the file.
+A value past the sample that does not fit its column's inferred type is not lost: the validate
+stage checks every row against the contract and stops naming the column and the reason.
+
 Safe to re-run: an identical copy is left alone and an existing schema is never overwritten.
 Only the standard library (and PyYAML, which Copier itself depends on) is used for a CSV,
 because the hook runs in Copier's Python before the project's environment exists. Parquet
-needs pyarrow: without it in Copier's Python, the hook runs itself again through
-``uv run --with pyarrow`` (uv is what the project's ``make setup`` uses anyway).
+needs pyarrow (the sample is the first row group(s), read through the file's footer): without
+it in Copier's Python, the hook runs itself again through ``uv run --with pyarrow`` (uv is what
+the project's ``make setup`` uses anyway).
 """
 
 from __future__ import annotations
@@ -24,8 +32,10 @@ import argparse
 import csv
 import hashlib
 import importlib.util
+import itertools
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -39,6 +49,8 @@ RAW_FOLDER = Path("data/raw")
 SCHEMA = Path("data/schema.yaml")
 MISSING = {"", "na", "n/a", "nan", "null", "none", "<na>", "#n/a", "-nan", "nat"}
 IDENTIFIER_MIN_ROWS = 20
+# Rows read to infer the contract: enough to see each column's kind, bounded at any file size.
+SAMPLE_ROWS = 10_000
 # What the pipeline reads as a date (pandas' ISO 8601 parser): a day, maybe a time and a zone.
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?")
 # Free text, not a category: most values hold this many words or more.
@@ -59,7 +71,6 @@ class ColumnStats:
     missing: int = 0
     wordy: int = 0
     values: set[str] = field(default_factory=set)
-    distinct_overflow: bool = False
 
     def add(self, raw: str) -> None:
         value = raw.strip()
@@ -75,11 +86,7 @@ class ColumnStats:
             self.dates = False
         if len(value.split()) >= TEXT_MIN_WORDS:
             self.wordy += 1
-        if not self.distinct_overflow:
-            self.values.add(value)
-            # Counting every distinct value of a huge column would cost memory for nothing.
-            if len(self.values) > 1_000_000:
-                self.distinct_overflow = True
+        self.values.add(value)
 
 
 def resolve_source(source: str) -> Path:
@@ -111,14 +118,17 @@ def read_rows(path: Path) -> Iterator[list[str]]:
 
 
 def read_parquet_rows(path: Path) -> Iterator[list[str]]:
-    """Yield the Parquet file's column names, then its rows as text (dates in ISO 8601)."""
+    """Yield the Parquet file's column names, then its first rows as text (dates in ISO 8601).
+
+    Only the footer and the row group(s) holding the sample are read.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         table = pq.ParquetFile(path)
         yield table.schema_arrow.names
-        for batch in table.iter_batches(batch_size=65_536):
+        for batch in itertools.islice(table.iter_batches(batch_size=SAMPLE_ROWS), 1):
             columns = [column.to_pylist() for column in batch.columns]
             for row in zip(*columns, strict=True):
                 yield [_text(value) for value in row]
@@ -146,8 +156,17 @@ def column_kind(column: ColumnStats, rows: int) -> str:
     return "categorical"
 
 
-def profile(path: Path) -> tuple[list[ColumnStats], int]:
-    """Return per-column statistics and the number of data rows of the table at ``path``."""
+@dataclass
+class Sample:
+    """What the first ``SAMPLE_ROWS`` rows of a table say about its columns."""
+
+    columns: list[ColumnStats]
+    rows: int
+    whole: bool  # the sample is the whole table: facts about all rows can be judged here
+
+
+def profile(path: Path) -> Sample:
+    """Return per-column statistics of the first ``SAMPLE_ROWS`` data rows at ``path``."""
     if not path.is_file():
         raise DatasetError(f"dataset_path {path} does not exist or is not a file")
     rows = read_parquet_rows(path) if is_parquet(path) else read_rows(path)
@@ -166,6 +185,8 @@ def profile(path: Path) -> tuple[list[ColumnStats], int]:
     for line, row in enumerate(rows, start=2):
         if not row:
             continue
+        if count == SAMPLE_ROWS:
+            return Sample(columns, count, whole=False)
         if len(row) != len(columns):
             raise DatasetError(
                 f"{path}, line {line}: expected {len(columns)} fields, found {len(row)}"
@@ -175,25 +196,30 @@ def profile(path: Path) -> tuple[list[ColumnStats], int]:
         count += 1
     if count == 0:
         raise DatasetError(f"{path} has a header but no data rows")
-    return columns, count
+    return Sample(columns, count, whole=True)
 
 
-def infer_schema(columns: list[ColumnStats], rows: int, target: str, task: str) -> dict:
-    """Describe the dataset as the data contract ``data/schema.yaml`` holds."""
+def infer_schema(sample: Sample, target: str, task: str) -> dict:
+    """Describe the dataset as the data contract ``data/schema.yaml`` holds.
+
+    What only the whole table can show (an empty label, a single class) is refused here when
+    the sample is the whole table, and otherwise left to the validate stage, which sees it all.
+    """
+    columns, rows = sample.columns, sample.rows
     by_name = {column.name: column for column in columns}
     if target not in by_name:
         raise DatasetError(
             f"target_column {target!r} is not a column of the dataset; columns: {list(by_name)}"
         )
     label = by_name[target]
-    if label.missing == rows:
+    if label.missing == rows and sample.whole:
         raise DatasetError(f"target column {target!r} is empty")
     if task == "regression" and not label.numeric:
         raise DatasetError(
             f"target column {target!r} is not numeric, so it cannot be regressed; "
             "use task=classification or pick a numeric target"
         )
-    if task == "classification" and len(label.values) < 2:
+    if task == "classification" and len(label.values) < 2 and sample.whole:
         raise DatasetError(f"target column {target!r} has a single class; nothing to learn")
     entries = []
     for column in columns:
@@ -228,12 +254,35 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def track_with_dvc(data: Path) -> None:
+def copy_hashed(source: Path, target: Path) -> str:
+    """Copy ``source`` to ``target`` and return the MD5 of the copy's bytes, in bounded memory.
+
+    The copy is written under a hidden name and renamed into place once complete; a copy
+    whose size and MD5 already match is left alone. ``shutil.copyfile`` lets the kernel copy
+    (sendfile), then the hash reads the copy back from the page cache: faster than hashing
+    while copying through Python (benchmarks in docs/large-data.md).
+    """
+    if target.is_file() and target.stat().st_size == source.stat().st_size:
+        digest = file_md5(target)
+        if file_md5(source) == digest:
+            return digest
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".partial-{secrets.token_hex(4)}-{target.name}")
+    try:
+        shutil.copyfile(source, partial)
+        digest = file_md5(partial)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)  # a name made up above
+    return digest
+
+
+def track_with_dvc(data: Path, md5: str) -> None:
     """Write ``<data>.dvc`` and ignore the data file in git, as ``dvc add`` does."""
     record = {
         "outs": [
             {
-                "md5": file_md5(data),
+                "md5": md5,
                 "size": data.stat().st_size,
                 "hash": "md5",
                 "path": data.name,
@@ -250,7 +299,8 @@ def track_with_dvc(data: Path) -> None:
 
 SCHEMA_HEADER = """\
 # Data contract, enforced by the pipeline's validate stage before anything trains.
-# Inferred from {source} when the project was generated; edit it on purpose.
+# Inferred from {sample} of {source} when the project was generated (validate checks every
+# row against it); edit it on purpose.
 #   type: numeric | categorical | datetime (ISO 8601: the model sees its date parts) | text
 #   role: feature | ignore     nullable: true | false
 """
@@ -287,22 +337,26 @@ def main(argv: list[str] | None = None) -> int:
         return rerun_with_pyarrow(sys.argv[1:] if argv is None else argv)
     raw_data = RAW_FOLDER / ("dataset.parquet" if is_parquet(source) else "dataset.csv")
     try:
-        columns, rows = profile(source)
-        schema = infer_schema(columns, rows, args.target.strip(), args.task)
+        sample = profile(source)
+        schema = infer_schema(sample, args.target.strip(), args.task)
     except DatasetError as error:
         print(f"import_dataset: {error}", file=sys.stderr)
         return 1
 
-    raw_data.parent.mkdir(parents=True, exist_ok=True)
-    if not (raw_data.exists() and file_md5(raw_data) == file_md5(source)):
-        shutil.copyfile(source, raw_data)
-    track_with_dvc(raw_data)
+    track_with_dvc(raw_data, copy_hashed(source, raw_data))
     if not SCHEMA.exists():
-        header = SCHEMA_HEADER.format(source=source.name)
+        header = SCHEMA_HEADER.format(source=source.name, sample=sample_words(sample))
         SCHEMA.write_text(header + yaml.safe_dump(schema, sort_keys=False, allow_unicode=True))
     features = sum(1 for column in schema["columns"] if column["role"] == "feature")
-    print(f"import_dataset: {rows} rows, {features} feature columns -> {raw_data}, {SCHEMA}")
+    print(
+        f"import_dataset: {features} feature columns inferred from {sample_words(sample)} "
+        f"-> {raw_data}, {SCHEMA}"
+    )
     return 0
+
+
+def sample_words(sample: Sample) -> str:
+    return f"{'all' if sample.whole else 'the first'} {sample.rows} rows"
 
 
 if __name__ == "__main__":

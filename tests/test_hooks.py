@@ -127,6 +127,29 @@ def test_unusable_csv_is_refused_with_the_reason(
     assert not (project / "data").exists(), "nothing is written for a refused file"
 
 
+def test_import_infers_from_a_bounded_sample_and_leaves_the_rest_to_validate(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a table whose first rows are numbers and of one class, and whose later rows hold
+    # a word in the numeric column and the second class
+    monkeypatch.setattr(import_dataset, "SAMPLE_ROWS", 30)
+    lines = ["amount,y", *[f"{i}.5,x" for i in range(30)], "oops,z", "7,z"]
+    source = project / "late.csv"
+    source.write_text("\n".join(lines) + "\n")
+
+    # when imported
+    assert run_import(source, "y") == 0
+
+    # then the contract comes from the sample only (validate checks the later rows against
+    # it), the single class of the sample is no refusal, and the whole file is copied
+    schema = yaml.safe_load((project / "data/schema.yaml").read_text())
+    assert schema["columns"] == [
+        {"name": "amount", "type": "numeric", "role": "feature", "nullable": True}
+    ], "inferred from the first 30 rows, not from the whole file"
+    assert "the first 30 rows" in (project / "data/schema.yaml").read_text()
+    assert (project / "data/raw/dataset.csv").read_bytes() == source.read_bytes()
+
+
 def test_missing_source_is_named(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_import(project / "nope.csv", "y") == 1
     assert "does not exist" in capsys.readouterr().err

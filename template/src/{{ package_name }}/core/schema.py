@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -15,7 +16,6 @@ from ..config import Task
 if TYPE_CHECKING:
     # pandera is imported where data is validated: stages that only read the contract skip it.
     import pandera.pandas as pa
-    from pandera.errors import SchemaErrors
 
 MAX_EXAMPLES = 3
 # A class needs two training rows after the test split, for the early-stopping split inside
@@ -136,10 +136,9 @@ def build_schema(schema: DataSchema, task: Task) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(columns, strict=True, coerce=False)
 
 
-def _describe(errors: SchemaErrors) -> list[str]:
+def _describe(cases_table: pd.DataFrame) -> list[str]:
     """Turn pandera's failure table into one readable line per (column, check)."""
     problems: list[str] = []
-    cases_table = errors.failure_cases
     coerced = set(
         cases_table.loc[cases_table["check"].astype(str).str.startswith("coerce_dtype"), "column"]
     )
@@ -172,18 +171,38 @@ def _describe(errors: SchemaErrors) -> list[str]:
     return problems
 
 
-def _dataset_problems(
-    frame: pd.DataFrame, schema: DataSchema, task: Task, min_rows: int
-) -> list[str]:
+@dataclass
+class Tally:
+    """What the checks of the whole table need, summed batch by batch."""
+
+    names: list[str] = field(default_factory=list)
+    rows: int = 0
+    classes: pd.Series | None = None
+    missing: pd.Series | None = None
+
+    def add(self, frame: pd.DataFrame, schema: DataSchema, task: Task) -> None:
+        self.names = self.names or [str(name) for name in frame.columns]
+        self.rows += len(frame)
+        if task == "classification" and schema.target.name in frame.columns:
+            self.classes = _sum(self.classes, frame[schema.target.name].value_counts())
+        present = [name for name in schema.feature_names if name in frame.columns]
+        self.missing = _sum(self.missing, frame[present].isna().sum())
+
+
+def _sum(total: pd.Series | None, counts: pd.Series) -> pd.Series:
+    return counts if total is None else total.add(counts, fill_value=0).astype("int64")
+
+
+def _dataset_problems(tally: Tally, schema: DataSchema, task: Task, min_rows: int) -> list[str]:
     """Invariants about the whole table that a column schema cannot express."""
-    if frame.shape[1] == 0:
+    if not tally.names:
         return ["dataset: the file is empty (no header, no rows)"]
     problems = []
-    if len(frame) < min_rows:
-        problems.append(f"dataset: {len(frame)} rows, fewer than data.min_rows={min_rows}")
+    if tally.rows < min_rows:
+        problems.append(f"dataset: {tally.rows} rows, fewer than data.min_rows={min_rows}")
     target = schema.target.name
-    if task == "classification" and target in frame.columns:
-        counts = frame[target].value_counts()
+    if tally.classes is not None:
+        counts = tally.classes
         if len(counts) < 2:
             problems.append(
                 f"column {target!r}: a single class {list(counts.index)}; need two or more"
@@ -195,29 +214,67 @@ def _dataset_problems(
                 f"be split into training, early-stopping and test rows: {list(rare.index)}"
             )
     for spec in schema.features:
-        if spec.name in frame.columns and frame[spec.name].isna().all() and len(frame):
+        if tally.missing is not None and tally.missing.get(spec.name, -1) == tally.rows > 0:
             problems.append(f"column {spec.name!r}: every value is missing")
     return problems
+
+
+def check_batch(
+    frame: pd.DataFrame, schema: DataSchema, task: Task
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``frame`` with numeric columns coerced, and pandera's failure table (None if clean)."""
+    from pandera.errors import SchemaErrors
+
+    try:
+        return build_schema(schema, task).validate(frame, lazy=True), None
+    except SchemaErrors as errors:
+        return frame, errors.failure_cases
+
+
+@dataclass
+class Validation:
+    """Validated batches: the failures and whole-table facts seen so far."""
+
+    schema: DataSchema
+    task: Task
+    tally: Tally = field(default_factory=Tally)
+    failures: list[pd.DataFrame] = field(default_factory=list)
+    unlabeled: int = 0  # rows dropped before validation for want of a label (by the stage)
+
+    def check(self, frame: pd.DataFrame) -> pd.DataFrame | None:
+        """The batch validated (dates as text), or None once any batch broke the contract."""
+        if frame.shape[1] == 0:
+            return None
+        validated, cases = check_batch(frame, self.schema, self.task)
+        self.tally.add(validated, self.schema, self.task)
+        if cases is not None:
+            self.failures.append(cases)
+        return None if self.failures else _dates_as_text(validated, self.schema)
+
+    def problems(self, min_rows: int) -> list[str]:
+        """Every broken rule of the table, as :class:`DataValidationError` lists them."""
+        described = _describe(_merge(self.failures)) if self.failures else []
+        return described + _dataset_problems(self.tally, self.schema, self.task, min_rows)
+
+
+def _merge(failures: list[pd.DataFrame]) -> pd.DataFrame:
+    """One failure table for all batches; a missing or extra column is named once."""
+    cases = pd.concat(failures, ignore_index=True)
+    per_table = cases["check"].astype(str).isin(["column_in_schema", "column_in_dataframe"])
+    repeated = per_table & cases.duplicated(["check", "failure_case"])
+    return cases[~repeated]
 
 
 def validate_frame(
     frame: pd.DataFrame, schema: DataSchema, task: Task, min_rows: int
 ) -> pd.DataFrame:
     """Return ``frame`` with numeric columns coerced, or raise :class:`DataValidationError`."""
-    from pandera.errors import SchemaErrors
-
-    if frame.shape[1] == 0:
-        raise DataValidationError(_dataset_problems(frame, schema, task, min_rows))
-    try:
-        validated = build_schema(schema, task).validate(frame, lazy=True)
-    except SchemaErrors as errors:
-        raise DataValidationError(
-            _describe(errors) + _dataset_problems(frame, schema, task, min_rows)
-        ) from None
-    problems = _dataset_problems(validated, schema, task, min_rows)
-    if problems:
+    validation = Validation(schema, task)
+    validated = validation.check(frame)
+    problems = validation.problems(min_rows)
+    if problems or validated is None:
         raise DataValidationError(problems)
-    return _dates_as_text(validated, schema)
+    return validated
 
 
 def _dates_as_text(frame: pd.DataFrame, schema: DataSchema) -> pd.DataFrame:
@@ -238,18 +295,28 @@ def drop_unlabeled(frame: pd.DataFrame, target: str, max_share: float) -> tuple[
     share passes ``max_share`` (params.yaml ``data.max_unlabeled_share``), which says the label
     column or its export is broken rather than a few rows unlabelled.
     """
+    labeled, count = split_unlabeled(frame, target)
+    check_unlabeled(count, len(frame), target, max_share)
+    return labeled, count
+
+
+def split_unlabeled(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, int]:
+    """``frame`` without the rows whose ``target`` is missing, and how many there were."""
     if target not in frame.columns or frame.empty:
         return frame, 0  # validation names the missing column or the empty table
     unlabeled = frame[target].isna()
-    count = int(unlabeled.sum())
-    if count / len(frame) > max_share:
+    return frame[~unlabeled].reset_index(drop=True), int(unlabeled.sum())
+
+
+def check_unlabeled(count: int, rows: int, target: str, max_share: float) -> None:
+    """Raise :class:`DataValidationError` if ``count`` of ``rows`` unlabelled passes the share."""
+    if rows and count / rows > max_share:
         raise DataValidationError(
             [
-                f"column {target!r}: {count} of {len(frame)} rows ({count / len(frame):.1%}) "
+                f"column {target!r}: {count} of {rows} rows ({count / rows:.1%}) "
                 f"have no label, more than data.max_unlabeled_share={max_share}"
             ]
         )
-    return frame[~unlabeled].reset_index(drop=True), count
 
 
 def feature_frame(frame: pd.DataFrame, schema: DataSchema) -> pd.DataFrame:

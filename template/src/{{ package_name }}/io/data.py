@@ -11,12 +11,15 @@ import hashlib
 import json
 import secrets
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def partial_path(path: Path) -> Path:
@@ -93,6 +96,76 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
             frame.to_parquet(partial, index=False)
         else:
             frame.to_csv(partial, index=False)
+
+
+def read_batches(path: Path, rows: int) -> Iterator[pd.DataFrame]:
+    """A Parquet file as frames of up to ``rows`` rows (at least one, maybe empty, frame so
+    that its columns are seen); a CSV file as one frame."""
+    import pyarrow.parquet as pq
+
+    if path.suffix != ".parquet":
+        yield read_table(path)
+        return
+    parquet = pq.ParquetFile(path)
+    if parquet.metadata.num_rows == 0:
+        yield parquet.schema_arrow.empty_table().to_pandas()
+    for batch in parquet.iter_batches(batch_size=rows):
+        yield batch.to_pandas()
+
+
+def write_batches(frames: Iterable[pd.DataFrame], path: Path) -> None:
+    """Write ``frames`` one after another as one table (Parquet, or CSV by suffix) in bounded
+    memory; nothing is written if ``frames`` raises (see :func:`output_file`).
+
+    Each batch takes the column types of the first, so that a column missing values in one
+    batch only still has one type in the file.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.suffix != ".parquet":
+        with output_file(path) as partial:
+            partial.touch()
+            for number, frame in enumerate(frames):
+                frame.to_csv(partial, index=False, mode="a", header=number == 0)
+        return
+    with output_file(path) as partial, ExitStack() as stack:
+        writer: pq.ParquetWriter | None = None
+        for frame in frames:
+            schema = writer.schema if writer is not None else None
+            table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+            if writer is None:
+                # A dictionary per row group is tried and dropped again for float columns,
+                # whose values rarely repeat: a cost paid once per batch for nothing.
+                kept = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+                writer = stack.enter_context(
+                    pq.ParquetWriter(partial, table.schema, use_dictionary=kept)
+                )
+            writer.write_table(table)
+        if writer is None:
+            pd.DataFrame().to_parquet(partial)
+
+
+def read_arrow(path: Path) -> pa.Table:
+    """:func:`read_table` as an Arrow table: Parquet is read without pandas."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.suffix == ".parquet":
+        return pq.read_table(path)
+    return pa.Table.from_pandas(read_table(path), preserve_index=False)
+
+
+def write_arrow(table: pa.Table, path: Path) -> None:
+    """:func:`write_table` for an Arrow table."""
+    import pyarrow.csv as pc
+    import pyarrow.parquet as pq
+
+    with output_file(path) as partial:
+        if path.suffix == ".parquet":
+            pq.write_table(table, partial)
+        else:
+            pc.write_csv(table, partial)
 
 
 def read_json(path: Path) -> Any:

@@ -2,30 +2,59 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pandas as pd
 
 from ..config import Params, Settings
 from ..core.schema import (
     DataSchema,
     DataValidationError,
-    drop_unlabeled,
+    Tally,
+    Validation,
+    check_unlabeled,
     load_schema,
-    validate_frame,
+    split_unlabeled,
 )
 from ..engine import exit_now
-from ..io.data import read_table, write_json, write_table
+from ..io.data import read_batches, write_batches, write_json
 from ._runner import StageError, run_stage
 
+# Rows validated at a time: memory stays flat whatever the size of the table.
+BATCH_ROWS = 100_000
 
-def profile(frame: pd.DataFrame, schema: DataSchema, unlabeled: int = 0) -> dict[str, object]:
+
+def profile(tally: Tally, schema: DataSchema, unlabeled: int = 0) -> dict[str, object]:
     """Small summary of validated data, tracked as a DVC metric."""
-    missing = frame[schema.feature_names].isna().mean().round(6)
+    rows = tally.rows
+    missing = pd.Series(dtype="float64") if tally.missing is None else tally.missing
+    fractions = (missing / rows).round(6) if rows else missing.astype("float64")
     return {
-        "rows": len(frame),
+        "rows": rows,
         "unlabeled_rows_dropped": unlabeled,
         "features": len(schema.feature_names),
-        "missing_fraction": {name: float(value) for name, value in missing.items() if value > 0},
+        "missing_fraction": {
+            name: float(fractions[name])
+            for name in schema.feature_names
+            if name in fractions.index and fractions[name] > 0
+        },
     }
+
+
+def validated_batches(params: Params, validation: Validation) -> Iterator[pd.DataFrame]:
+    """The ingested table's batches that pass the contract, as they are read; raises
+    :class:`DataValidationError` at the end naming every problem of the whole table."""
+    target, rows = params.data.target, 0
+    for frame in read_batches(params.paths.ingested, BATCH_ROWS):
+        labeled, dropped = split_unlabeled(frame, target)
+        validation.unlabeled, rows = validation.unlabeled + dropped, rows + len(frame)
+        validated = validation.check(labeled)
+        if validated is not None:
+            yield validated
+    check_unlabeled(validation.unlabeled, rows, target, params.data.max_unlabeled_share)
+    problems = validation.problems(params.data.min_rows)
+    if problems:
+        raise DataValidationError(problems)
 
 
 def main() -> None:
@@ -36,19 +65,16 @@ def main() -> None:
                 f"data.target is {params.data.target!r} in params.yaml but "
                 f"{schema.target.name!r} in {params.paths.schema_file}"
             )
-        frame = read_table(params.paths.ingested)
+        validation = Validation(schema, params.task)
         try:
-            labeled, unlabeled = drop_unlabeled(
-                frame, schema.target.name, params.data.max_unlabeled_share
-            )
-            validated = validate_frame(labeled, schema, params.task, params.data.min_rows)
+            write_batches(validated_batches(params, validation), params.paths.validated)
         except DataValidationError as error:
             raise StageError(f"{params.data.source}: {error}") from None
-        write_table(validated, params.paths.validated)
-        write_json(profile(validated, schema, unlabeled), params.paths.data_profile)
+        unlabeled = validation.unlabeled
+        write_json(profile(validation.tally, schema, unlabeled), params.paths.data_profile)
         print(
-            f"validated {len(validated)} rows against {params.paths.schema_file}; dropped "
-            f"{unlabeled} row(s) without a label ({schema.target.name!r} missing)"
+            f"validated {validation.tally.rows} rows against {params.paths.schema_file}; "
+            f"dropped {unlabeled} row(s) without a label ({schema.target.name!r} missing)"
         )
 
     run_stage("validate", body)
