@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..config import EvaluateParams, Params, Settings, Task
 from ..core.explain import bounded_sample, permutation_importances
-from ..core.metrics import curve_points, improvement, model_metrics
+from ..core.metrics import confusion_counts, curve_points, improvement, model_metrics
 from ..core.model_card import slice_metrics
 from ..core.models import build_baseline, build_pipeline
 from ..core.schema import DataSchema, load_schema
@@ -35,24 +35,26 @@ def fit_linear(train: pd.DataFrame, schema: DataSchema, params: Params) -> Any |
 
 
 def prediction_plots(
-    task: Task, model: Any, y_test: pd.Series, y_pred: Any, proba: Any
+    task: Task,
+    model: Any,
+    y_test: pd.Series,
+    y_pred: Any,
+    proba: Any,
+    options: EvaluateParams,
+    seed: int,
 ) -> dict[str, pd.DataFrame]:
-    """The plots' tables: confusion and curves for a classifier, predictions and residuals for a
-    regressor."""
+    """The plots' tables, aggregated here so that their size does not grow with the test set:
+    confusion counts and thinned curves for a classifier, a seeded sample of at most
+    ``options.plot_rows`` predictions and residuals for a regressor."""
     if task == "regression":
         actual = y_test.to_numpy()
         residual = (actual - y_pred).round(6)
-        return {
-            "predictions": pd.DataFrame(
-                {"actual": actual, "predicted": y_pred.round(6), "residual": residual}
-            )
-        }
+        table = pd.DataFrame({"actual": actual, "predicted": y_pred.round(6), "residual": residual})
+        return {"predictions": bounded_sample(table, options.plot_rows, seed)}
     if proba is None:
         raise ValueError("a classifier must provide predict_proba")
-    plots = {
-        "confusion": pd.DataFrame({"actual": y_test.astype(str), "predicted": y_pred.astype(str)})
-    }
-    plots.update(curve_points(y_test, proba, model.classes_))
+    plots = {"confusion": confusion_counts(y_test, y_pred)}
+    plots.update(curve_points(y_test, proba, model.classes_, options.plot_points))
     return plots
 
 
@@ -87,7 +89,7 @@ def evaluate_model(
         change = improvement(primary_metric, metrics[primary_metric], reference[primary_metric])
         return round(change, 6)
 
-    plots = prediction_plots(task, model, y_test, y_pred, proba)
+    plots = prediction_plots(task, model, y_test, y_pred, proba, options, seed)
     sample = bounded_sample(test, options.importance_rows, seed)
     plots["importance"] = permutation_importances(
         model, sample, features, target, task, primary_metric, seed
