@@ -53,11 +53,19 @@ def classification_metrics(
     classes."""
     from sklearn import metrics as skm
 
+    # Labels as their positions in ``classes`` (-1: a label the model never saw): the metrics
+    # are the same, and scikit-learn then sorts integers where it sorted strings, the bulk of
+    # the time on a large test set.
+    y_true = pd.Series(pd.Categorical(y_true, categories=classes).codes)
+    if y_pred is not None:
+        y_pred = pd.Categorical(y_pred, categories=classes).codes
+    labels = np.arange(len(classes))
+
     def roc_auc() -> float:
         if len(classes) == 2:
-            return float(skm.roc_auc_score(y_true == classes[1], proba[:, 1]))  # type: ignore[index]
+            return float(skm.roc_auc_score(y_true == 1, proba[:, 1]))  # type: ignore[index]
         return float(
-            skm.roc_auc_score(y_true, proba, multi_class="ovr", average="weighted", labels=classes)
+            skm.roc_auc_score(y_true, proba, multi_class="ovr", average="weighted", labels=labels)
         )
 
     scorers: dict[str, Callable[[], float]] = {
@@ -68,7 +76,7 @@ def classification_metrics(
             y_true, y_pred, average="macro", zero_division=0
         ),
         "recall_macro": lambda: skm.recall_score(y_true, y_pred, average="macro", zero_division=0),
-        "log_loss": lambda: skm.log_loss(y_true, proba, labels=classes),
+        "log_loss": lambda: skm.log_loss(y_true, proba, labels=labels),
         "roc_auc": roc_auc,
     }
     return {name: round(float(scorers[name]()), 6) for name in names or scorers}

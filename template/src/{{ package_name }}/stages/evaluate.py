@@ -7,6 +7,7 @@ read from an earlier run: the comparison must hold for this data version and the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -67,9 +68,11 @@ def evaluate_model(
     options: EvaluateParams,
     seed: int,
     linear: Any | None = None,
+    sensitive_columns: Sequence[str] = (),
+    slice_min_rows: int = 20,
 ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
-    """Score ``model``, a baseline fitted on ``train`` and the fitted ``linear`` model (if any);
-    return metrics and plot tables.
+    """Score ``model``, a baseline fitted on ``train`` and the fitted ``linear`` model (if any),
+    and ``model`` per slice of ``sensitive_columns``; return metrics and plot tables.
 
     Permutation importance uses at most ``options.importance_rows`` test rows (cost: rows x
     features x repeats)."""
@@ -103,6 +106,9 @@ def evaluate_model(
         "gain_over_linear": gain(linear_metrics) if linear_metrics else None,
         "test_rows": len(test),
         "importance_rows": len(sample),
+        "slices": slice_metrics(
+            task, test, target, y_pred, list(sensitive_columns), slice_min_rows
+        ),
     }
     return report, plots
 
@@ -147,12 +153,6 @@ def main() -> None:
             params.evaluate,
             params.seed,
             fit_linear(train, schema, params),
-        )
-        report["slices"] = slice_metrics(
-            params.task,
-            test,
-            schema.target.name,
-            model.predict(test[schema.feature_names]),
             params.model_card.sensitive_columns,
             params.gate.slices.min_rows,
         )
