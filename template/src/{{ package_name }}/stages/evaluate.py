@@ -130,7 +130,9 @@ def log_to_run(run_id: str, report: dict[str, Any], plots: dict[str, pd.DataFram
         if report["gain_over_linear"] is not None:
             mlflow.log_metric("gain_over_linear", report["gain_over_linear"])
         for name, table in plots.items():
-            mlflow.log_table(table, artifact_file=f"plots/{name}.json")
+            # log_dict replaces the file: log_table would append to the table of an earlier
+            # evaluate of the same run (the same format: columns and rows)
+            mlflow.log_dict(table.to_dict(orient="split", index=False), f"plots/{name}.json")
         for name, figure in figures(plots).items():
             mlflow.log_figure(figure, f"plots/{name}")
             plt.close(figure)
