@@ -108,7 +108,8 @@ def read_sample(path: Path, rows: int, seed: int) -> pd.DataFrame:
         parts.append(batch.take(pa.array(wanted[low:high] - start)))
         start += batch.num_rows
     sample = pa.Table.from_batches(parts, schema=file.schema_arrow).take(np.argsort(order))
-    return sample.to_pandas().set_axis(positions)
+    frame: pd.DataFrame = sample.to_pandas()
+    return frame.set_axis(positions)
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
