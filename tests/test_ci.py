@@ -1061,8 +1061,10 @@ def test_plots_become_mermaid_curves_and_a_confusion_table() -> None:
         {"fpr": "0.0", "tpr": "0.5", "rev": "main"},
         {"fpr": "1.0", "tpr": "1.0", "rev": "main"},
     ]
-    matrix = [{"actual": "a", "predicted": "a", "rev": rev} for rev in ("workspace", "main")]
+    # main holds one row per test row (before 0.6.0), the workspace a count per pair
+    matrix = [{"actual": "a", "predicted": "a", "rev": "main"} for _ in range(2)]
     matrix.append({"actual": "a", "predicted": "b", "rev": "main"})
+    matrix.append({"actual": "a", "predicted": "a", "count": "3", "rev": "workspace"})
     plots = {
         "ROC": [{"revisions": ["workspace", "main"], "content": {
             "mark": {"type": "line"}, "data": {"values": rows},
@@ -1080,7 +1082,7 @@ def test_plots_become_mermaid_curves_and_a_confusion_table() -> None:
     assert base.split(", ")[:2] == ["0.5000", "0.5250"], "base (main) first, interpolated"
     assert change.split(", ")[:2] == ["0.0000", "0.0500"]
     assert "blue: `main`, orange: `workspace`" in markdown
-    assert "| a | 1 → 1 | 1 → 0 |" in markdown, markdown
+    assert "| a | 2 → 3 | 1 → 0 |" in markdown, markdown
     assert "Not drawn here (see the HTML report): Residuals." in markdown
 
 

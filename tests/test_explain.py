@@ -138,7 +138,7 @@ def test_evaluate_records_permutation_importance_as_a_plot_and_artifact(
     importances = [float(row["importance"]) for row in table]
     assert importances == sorted(importances, reverse=True), importances
     assert importances[0] > 0, table[:3]
-    assert metrics["importance_rows"] == metrics["test_rows"], metrics  # under the 50,000 bound
+    assert metrics["importance_rows"] == metrics["test_rows"], metrics  # under the 10,000 bound
     # and DVC draws it, MLflow keeps its table and figure with the run
     assert "Permutation importance" in plots.stdout, plots.stdout[:2000]
     expected = {"plots/importance.json", "plots/importance.png"}

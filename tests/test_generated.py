@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -62,6 +64,42 @@ def test_data_and_models_round_trip_through_the_dvc_remote(project: Path) -> Non
     assert (project / "data/interim/validated.parquet").is_file()
     status = run(["uv", "run", "dvc", "status"], project)
     assert "up to date" in status.stdout, status.stdout
+
+
+def test_plots_are_aggregated_and_make_plots_draws_them_offline(
+    default_project: Path, tmp_path: Path
+) -> None:
+    """The confusion plot's data is one count per pair (not one row per test row), and the page
+    `make plots` writes draws every plot in headless Chromium with Vega from npm, not a CDN."""
+    tools = {name: shutil.which(name) for name in ("npm", "chromium")}
+    if missing := [name for name, found in tools.items() if found is None]:
+        message = f"{', '.join(missing)} not installed (apt-get install npm chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message + "; .ci/run installs them")  # CI must not pass by skipping
+        pytest.skip(message)
+    shown = json.loads(run(["uv", "run", "dvc", "plots", "show", "--json"], default_project).stdout)
+    confusion = shown["data"]["Confusion matrix"][0]["content"]["data"]["values"]
+
+    run(["make", "plots"], default_project, timeout=300)
+    page = default_project / "dvc_plots" / "index.html"
+    dom = run(
+        [
+            str(tools["chromium"]), "--headless", "--no-sandbox", "--disable-gpu",
+            "--disable-background-networking", "--disable-component-update", "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
+            "--dump-dom", page.as_uri(),
+        ],
+        default_project,
+        timeout=120,
+    ).stdout  # fmt: skip
+
+    counts = [int(row["count"]) for row in confusion]
+    assert sum(counts) == metrics(default_project)["test_rows"], confusion
+    assert len(confusion) <= 4, "one row per (actual, predicted) pair of two classes"
+    html = page.read_text()
+    assert not re.search(r"<script[^>]*src=['\"]?(https?:)?//", html), "loads from the network"
+    plots = len(shown["data"])
+    assert dom.count("<canvas") == plots, f"{dom.count('<canvas')} of {plots} plots drawn"
 
 
 def test_champion_loads_from_the_registry_and_predicts(default_project: Path) -> None:

@@ -83,10 +83,11 @@ def confusion(title: str, content: dict[str, Any], revisions: list[str]) -> str:
     encoding = content["spec"]["encoding"]
     actual, predicted = encoding["x"]["field"], encoding["y"]["field"]
     rows = content["data"]["values"]
-    counts = {
-        rev: Counter((str(r[actual]), str(r[predicted])) for r in rows if r.get("rev") == rev)
-        for rev in revisions
-    }
+    counts: dict[str, Counter[tuple[str, str]]] = {rev: Counter() for rev in revisions}
+    for r in rows:
+        if r.get("rev") in counts:
+            # a `count` per pair (evaluate since 0.6.0), or one row per test row (before)
+            counts[r["rev"]][(str(r[actual]), str(r[predicted]))] += int(float(r.get("count", 1)))
     labels = sorted({label for c in counts.values() for pair in c for label in pair})
     if not labels:
         return ""

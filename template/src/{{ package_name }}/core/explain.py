@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Task
-from .metrics import GREATER_IS_BETTER, model_metrics
+from .metrics import GREATER_IS_BETTER, metric_score
 
 # Shuffles per column: their mean is the importance, their spread its uncertainty.
 IMPORTANCE_REPEATS = 5
@@ -57,7 +57,7 @@ def permutation_importances(
     sign = 1.0 if GREATER_IS_BETTER[metric] else -1.0
 
     def score(estimator: Any, X: pd.DataFrame, y: pd.Series) -> float:
-        return sign * model_metrics(task, estimator, X, y)[0][metric]
+        return sign * metric_score(task, estimator, X, y, metric)
 
     result = permutation_importance(
         model,

@@ -19,8 +19,10 @@ def _figure(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Axes]:
 
 
 def confusion_figure(table: pd.DataFrame) -> Figure:
-    """Counts of (actual, predicted) pairs as a heat map."""
-    counts = pd.crosstab(table["actual"], table["predicted"])
+    """The ``count`` of each (actual, predicted) pair as a heat map."""
+    counts = table.pivot_table(
+        index="actual", columns="predicted", values="count", aggfunc="sum", fill_value=0
+    )
     figure, axes = _figure("Confusion matrix", "predicted", "actual")
     axes.imshow(counts.to_numpy(), cmap="Blues")
     axes.set_xticks(range(len(counts.columns)), [str(c) for c in counts.columns])

@@ -6,6 +6,7 @@ scikit-learn is imported inside the functions that use it: the register stage ne
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import Any
 
 import numpy as np
@@ -36,27 +37,49 @@ def improvement(metric: str, candidate: float, reference: float) -> float:
     return delta if GREATER_IS_BETTER[metric] else -delta
 
 
+# Classification metrics computed from probabilities; the others need only predicted labels.
+PROBABILITY_METRICS = frozenset({"roc_auc", "log_loss"})
+
+
 def classification_metrics(
-    y_true: pd.Series, y_pred: np.ndarray, proba: np.ndarray, classes: np.ndarray
+    y_true: pd.Series,
+    y_pred: np.ndarray | None,
+    proba: np.ndarray | None,
+    classes: np.ndarray,
+    names: Collection[str] | None = None,
 ) -> dict[str, float]:
-    """Label and probability metrics; ROC AUC is one-vs-rest, weighted, for many classes."""
+    """Label and probability metrics (``names`` only, when given: then ``y_pred`` or ``proba``
+    may be ``None`` if none of them needs it); ROC AUC is one-vs-rest, weighted, for many
+    classes."""
     from sklearn import metrics as skm
 
-    result = {
-        "accuracy": skm.accuracy_score(y_true, y_pred),
-        "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred),
-        "f1_macro": skm.f1_score(y_true, y_pred, average="macro", zero_division=0),
-        "precision_macro": skm.precision_score(y_true, y_pred, average="macro", zero_division=0),
-        "recall_macro": skm.recall_score(y_true, y_pred, average="macro", zero_division=0),
-        "log_loss": skm.log_loss(y_true, proba, labels=classes),
-    }
-    if len(classes) == 2:
-        result["roc_auc"] = skm.roc_auc_score(y_true == classes[1], proba[:, 1])
-    else:
-        result["roc_auc"] = skm.roc_auc_score(
-            y_true, proba, multi_class="ovr", average="weighted", labels=classes
+    # Labels as their positions in ``classes`` (-1: a label the model never saw): the metrics
+    # are the same, and scikit-learn then sorts integers where it sorted strings, the bulk of
+    # the time on a large test set.
+    y_true = pd.Series(pd.Categorical(y_true, categories=classes).codes)
+    if y_pred is not None:
+        y_pred = pd.Categorical(y_pred, categories=classes).codes
+    labels = np.arange(len(classes))
+
+    def roc_auc() -> float:
+        if len(classes) == 2:
+            return float(skm.roc_auc_score(y_true == 1, proba[:, 1]))  # type: ignore[index]
+        return float(
+            skm.roc_auc_score(y_true, proba, multi_class="ovr", average="weighted", labels=labels)
         )
-    return {name: round(float(value), 6) for name, value in result.items()}
+
+    scorers: dict[str, Callable[[], float]] = {
+        "accuracy": lambda: skm.accuracy_score(y_true, y_pred),
+        "balanced_accuracy": lambda: skm.balanced_accuracy_score(y_true, y_pred),
+        "f1_macro": lambda: skm.f1_score(y_true, y_pred, average="macro", zero_division=0),
+        "precision_macro": lambda: skm.precision_score(
+            y_true, y_pred, average="macro", zero_division=0
+        ),
+        "recall_macro": lambda: skm.recall_score(y_true, y_pred, average="macro", zero_division=0),
+        "log_loss": lambda: skm.log_loss(y_true, proba, labels=labels),
+        "roc_auc": roc_auc,
+    }
+    return {name: round(float(scorers[name]()), 6) for name in names or scorers}
 
 
 def regression_metrics(y_true: pd.Series, y_pred: np.ndarray) -> dict[str, float]:
@@ -82,10 +105,32 @@ def model_metrics(
     return regression_metrics(y, y_pred), y_pred, None
 
 
+def metric_score(task: Task, model: Any, X: pd.DataFrame, y: pd.Series, metric: str) -> float:
+    """One metric of a fitted ``model`` on ``X, y``, from only the predictions it needs: what
+    permutation importance computes once per column and repeat."""
+    if task == "regression":
+        return regression_metrics(y, np.asarray(model.predict(X)))[metric]
+    if metric in PROBABILITY_METRICS:
+        proba = np.asarray(model.predict_proba(X))
+        return classification_metrics(y, None, proba, model.classes_, [metric])[metric]
+    y_pred = np.asarray(model.predict(X))
+    return classification_metrics(y, y_pred, None, model.classes_, [metric])[metric]
+
+
+def thin(curve: pd.DataFrame, points: int) -> pd.DataFrame:
+    """At most ``points`` rows of ``curve``, evenly spaced along it, its first and last kept:
+    a curve of one point per test row is as heavy to draw as the test set, not more legible."""
+    if len(curve) <= points:
+        return curve
+    kept = np.unique(np.linspace(0, len(curve) - 1, max(points, 2)).round().astype(int))
+    return curve.iloc[kept].reset_index(drop=True)
+
+
 def curve_points(
-    y_true: pd.Series, proba: np.ndarray, classes: np.ndarray
+    y_true: pd.Series, proba: np.ndarray, classes: np.ndarray, points: int
 ) -> dict[str, pd.DataFrame]:
-    """ROC and precision-recall points (micro-averaged one-vs-rest for many classes)."""
+    """ROC and precision-recall points (micro-averaged one-vs-rest for many classes), each
+    curve thinned to at most ``points`` points."""
     from sklearn import metrics as skm
 
     if len(classes) == 2:
@@ -96,9 +141,14 @@ def curve_points(
         scores = proba.ravel()
     fpr, tpr, _ = skm.roc_curve(positive, scores)
     precision, recall, _ = skm.precision_recall_curve(positive, scores)
-    return {
-        "roc": pd.DataFrame({"fpr": fpr.round(6), "tpr": tpr.round(6)}),
-        "precision_recall": pd.DataFrame(
-            {"recall": recall.round(6), "precision": precision.round(6)}
-        ),
-    }
+    roc = pd.DataFrame({"fpr": fpr.round(6), "tpr": tpr.round(6)})
+    pr = pd.DataFrame({"recall": recall.round(6), "precision": precision.round(6)})
+    return {"roc": thin(roc, points), "precision_recall": thin(pr, points)}
+
+
+def confusion_counts(actual: pd.Series, predicted: np.ndarray) -> pd.DataFrame:
+    """One row per (actual, predicted) pair that occurs, with its ``count`` of test rows."""
+    pairs = pd.DataFrame({"actual": actual.astype(str).to_numpy(), "predicted": predicted})
+    pairs["predicted"] = pairs["predicted"].astype(str)
+    counts = pairs.value_counts(sort=False).rename("count").reset_index()
+    return counts.sort_values(["actual", "predicted"], ignore_index=True)

@@ -89,6 +89,32 @@ def read_table(path: Path) -> pd.DataFrame:
         return pd.DataFrame()
 
 
+def read_sample(path: Path, rows: int, seed: int) -> pd.DataFrame:
+    """The rows of a Parquet file that ``read_table(path).sample(n=rows, random_state=seed)``
+    draws, in its order (the whole table when it has no more than ``rows``), holding one batch
+    of the file at a time besides the sample. pyarrow's ``Dataset.take`` gives the same rows
+    but holds far more while it reads; hence this loop over batches."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path, pre_buffer=False)
+    total = file.metadata.num_rows
+    if total <= rows:
+        return read_table(path)
+    # pandas draws the positions from the length alone, so a frame of positions draws the same
+    positions = pd.RangeIndex(total).to_series().sample(n=rows, random_state=seed).to_numpy()
+    order = np.argsort(positions)
+    wanted, parts, start = positions[order], [], 0
+    for batch in file.iter_batches(batch_size=65_536, use_threads=False):
+        low, high = np.searchsorted(wanted, [start, start + batch.num_rows])
+        parts.append(batch.take(pa.array(wanted[low:high] - start)))
+        start += batch.num_rows
+    sample = pa.Table.from_batches(parts, schema=file.schema_arrow).take(np.argsort(order))
+    frame: pd.DataFrame = sample.to_pandas()
+    return frame.set_axis(positions)
+
+
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` as Parquet (or CSV by suffix), creating the folder."""
     with output_file(path) as partial:

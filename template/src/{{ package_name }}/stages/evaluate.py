@@ -7,13 +7,14 @@ read from an earlier run: the comparison must hold for this data version and the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
 from ..config import EvaluateParams, Params, Settings, Task
 from ..core.explain import bounded_sample, permutation_importances
-from ..core.metrics import curve_points, improvement, model_metrics
+from ..core.metrics import confusion_counts, curve_points, improvement, model_metrics
 from ..core.model_card import slice_metrics
 from ..core.models import build_baseline, build_pipeline
 from ..core.schema import DataSchema, load_schema
@@ -35,24 +36,26 @@ def fit_linear(train: pd.DataFrame, schema: DataSchema, params: Params) -> Any |
 
 
 def prediction_plots(
-    task: Task, model: Any, y_test: pd.Series, y_pred: Any, proba: Any
+    task: Task,
+    model: Any,
+    y_test: pd.Series,
+    y_pred: Any,
+    proba: Any,
+    options: EvaluateParams,
+    seed: int,
 ) -> dict[str, pd.DataFrame]:
-    """The plots' tables: confusion and curves for a classifier, predictions and residuals for a
-    regressor."""
+    """The plots' tables, aggregated here so that their size does not grow with the test set:
+    confusion counts and thinned curves for a classifier, a seeded sample of at most
+    ``options.plot_rows`` predictions and residuals for a regressor."""
     if task == "regression":
         actual = y_test.to_numpy()
         residual = (actual - y_pred).round(6)
-        return {
-            "predictions": pd.DataFrame(
-                {"actual": actual, "predicted": y_pred.round(6), "residual": residual}
-            )
-        }
+        table = pd.DataFrame({"actual": actual, "predicted": y_pred.round(6), "residual": residual})
+        return {"predictions": bounded_sample(table, options.plot_rows, seed)}
     if proba is None:
         raise ValueError("a classifier must provide predict_proba")
-    plots = {
-        "confusion": pd.DataFrame({"actual": y_test.astype(str), "predicted": y_pred.astype(str)})
-    }
-    plots.update(curve_points(y_test, proba, model.classes_))
+    plots = {"confusion": confusion_counts(y_test, y_pred)}
+    plots.update(curve_points(y_test, proba, model.classes_, options.plot_points))
     return plots
 
 
@@ -65,9 +68,11 @@ def evaluate_model(
     options: EvaluateParams,
     seed: int,
     linear: Any | None = None,
+    sensitive_columns: Sequence[str] = (),
+    slice_min_rows: int = 20,
 ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
-    """Score ``model``, a baseline fitted on ``train`` and the fitted ``linear`` model (if any);
-    return metrics and plot tables.
+    """Score ``model``, a baseline fitted on ``train`` and the fitted ``linear`` model (if any),
+    and ``model`` per slice of ``sensitive_columns``; return metrics and plot tables.
 
     Permutation importance uses at most ``options.importance_rows`` test rows (cost: rows x
     features x repeats)."""
@@ -87,7 +92,7 @@ def evaluate_model(
         change = improvement(primary_metric, metrics[primary_metric], reference[primary_metric])
         return round(change, 6)
 
-    plots = prediction_plots(task, model, y_test, y_pred, proba)
+    plots = prediction_plots(task, model, y_test, y_pred, proba, options, seed)
     sample = bounded_sample(test, options.importance_rows, seed)
     plots["importance"] = permutation_importances(
         model, sample, features, target, task, primary_metric, seed
@@ -101,6 +106,9 @@ def evaluate_model(
         "gain_over_linear": gain(linear_metrics) if linear_metrics else None,
         "test_rows": len(test),
         "importance_rows": len(sample),
+        "slices": slice_metrics(
+            task, test, target, y_pred, list(sensitive_columns), slice_min_rows
+        ),
     }
     return report, plots
 
@@ -122,7 +130,9 @@ def log_to_run(run_id: str, report: dict[str, Any], plots: dict[str, pd.DataFram
         if report["gain_over_linear"] is not None:
             mlflow.log_metric("gain_over_linear", report["gain_over_linear"])
         for name, table in plots.items():
-            mlflow.log_table(table, artifact_file=f"plots/{name}.json")
+            # log_dict replaces the file: log_table would append to the table of an earlier
+            # evaluate of the same run (the same format: columns and rows)
+            mlflow.log_dict(table.to_dict(orient="split", index=False), f"plots/{name}.json")
         for name, figure in figures(plots).items():
             mlflow.log_figure(figure, f"plots/{name}")
             plt.close(figure)
@@ -145,12 +155,6 @@ def main() -> None:
             params.evaluate,
             params.seed,
             fit_linear(train, schema, params),
-        )
-        report["slices"] = slice_metrics(
-            params.task,
-            test,
-            schema.target.name,
-            model.predict(test[schema.feature_names]),
             params.model_card.sensitive_columns,
             params.gate.slices.min_rows,
         )
