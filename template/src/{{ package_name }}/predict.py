@@ -217,22 +217,41 @@ def is_parquet(path: Path) -> bool:
     return path.suffix.lower() == ".parquet"
 
 
+def read_tables(source: Path, chunk_size: int) -> Iterator[pa.Table]:
+    """``source`` as tables of about ``chunk_size`` rows: a Parquet file's batches keep its
+    types (a batch without missing values is not read as integers when another has some)."""
+    if not is_parquet(source):
+        for frame in pd.read_csv(source, chunksize=chunk_size):
+            yield pa.Table.from_pandas(frame, preserve_index=False)
+        return
+    import pyarrow.parquet as pq
+
+    for batch in pq.ParquetFile(source).iter_batches(batch_size=chunk_size):
+        yield pa.Table.from_batches([batch])
+
+
 def read_frames(source: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
     """``source`` (Parquet, or CSV) as frames of about ``chunk_size`` rows."""
     if is_parquet(source):
-        import pyarrow.parquet as pq
-
-        for batch in pq.ParquetFile(source).iter_batches(batch_size=chunk_size):
-            yield batch.to_pandas()
+        yield from (table.to_pandas() for table in read_tables(source, chunk_size))
     else:
         yield from pd.read_csv(source, chunksize=chunk_size)
+
+
+def with_predictions(table: pa.Table, predictions: Any) -> pa.Table:
+    """``table`` and its ``prediction`` column, which replaces an input's own where it stands."""
+    column = pa.array(predictions)
+    if PREDICTION in table.column_names:
+        return table.set_column(table.column_names.index(PREDICTION), PREDICTION, column)
+    return table.append_column(PREDICTION, column)
 
 
 def score_table(
     model: Any, schema: DataSchema, source: Path, output: Path, chunk_size: int
 ) -> Iterator[int]:
     """Score ``source`` into ``output`` when either is Parquet (the format goes by each
-    suffix), yielding rows done per block; the output is renamed into place once complete.
+    suffix), batch by batch, yielding rows done per batch; the output is renamed into place
+    once complete, and nothing is left of it when a batch fails.
 
     Values, not spellings, are kept here: a table format has no spelling to keep.
     """
@@ -242,18 +261,16 @@ def score_table(
         writer: Any = None
         first_row = 0
         try:
-            for frame in read_frames(source, chunk_size):
+            for table in read_tables(source, chunk_size):
                 where = f"rows from row {first_row + 1}"
-                predictions = predict_rows(model, frame, schema, where)
-                table = pa.Table.from_pandas(
-                    frame.assign(**{PREDICTION: predictions}), preserve_index=False
-                )
+                predictions = predict_rows(model, table.to_pandas(), schema, where)
+                table = with_predictions(table, predictions)
                 if writer is None:
                     open_writer = pq.ParquetWriter if is_parquet(output) else pacsv.CSVWriter
                     writer = open_writer(str(partial), table.schema)
                 writer.write_table(table.cast(writer.schema))
-                first_row += len(frame)
-                yield len(frame)
+                first_row += table.num_rows
+                yield table.num_rows
         finally:
             if writer is not None:
                 writer.close()
