@@ -243,7 +243,9 @@ def read_tables(source: Path, chunk_size: int) -> Iterator[pa.Table]:
         return
     import pyarrow.parquet as pq
 
-    for batch in pq.ParquetFile(source).iter_batches(batch_size=chunk_size):
+    # Without pre-buffering, a row group's column chunks are read as they are decoded, not
+    # held whole: the memory of a batch, not of a row group (which may be the whole file).
+    for batch in pq.ParquetFile(source, pre_buffer=False).iter_batches(batch_size=chunk_size):
         yield pa.Table.from_batches([batch])
 
 
