@@ -123,7 +123,7 @@ def predict_locally(
     with threadpool_limits(1, user_api="blas"), Progress(transient=True) as progress:
         task = progress.add_task(f"scoring {source.name}", total=None)
         if is_parquet(source) or is_parquet(output):
-            scoring = score_table(loaded, schema, source, output, chunk_size)
+            scoring = score_table(loaded, schema, source, output, chunk_size, threads)
         else:
             scoring = score_csv(loaded, schema, source, output, chunk_size, threads)
         for rows in scoring:

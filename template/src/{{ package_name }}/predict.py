@@ -11,11 +11,11 @@ import io
 import os
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from .core.schema import DataSchema, DataValidationError, feature_frame
 from .io.data import output_file
 
 QUOTE, NEWLINE = b'"', b"\n"
+T = TypeVar("T")
 
 
 def resolve_model_uri(model: str | None, model_name: str) -> str:
@@ -171,18 +172,40 @@ def score_block(
     return csv_bytes(text), len(predictions)
 
 
+def in_order(
+    pool: ThreadPoolExecutor,
+    function: Callable[..., T],
+    calls: Iterator[tuple[Any, ...]],
+    ahead: int,
+) -> Iterator[T]:
+    """``function`` of each of ``calls``' arguments, run on ``pool``, its results in their
+    order; at most ``ahead + 1`` calls (blocks, and their results) are in memory at once."""
+    pending: deque[Future[T]] = deque()
+    for arguments in calls:
+        pending.append(pool.submit(function, *arguments))
+        while len(pending) > ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def scoring_threads(threads: int) -> ThreadPoolExecutor:
+    """Threads that each run the model on one core (the caller limits BLAS, process-wide)."""
+    # OpenMP's thread limit is per thread: set in each scoring thread
+    return ThreadPoolExecutor(threads, initializer=threadpool_limits, initargs=(1, "openmp"))
+
+
 def score_csv(
     model: Any, schema: DataSchema, source: Path, output: Path, chunk_size: int, threads: int = 1
 ) -> Iterator[int]:
     """Score ``source`` into ``output``, yielding rows done per block. At most ``threads +
     1`` blocks are in memory, whatever the file's size; the output is renamed into place once
-    complete. Each thread runs the model on one core (the caller limits BLAS, process-wide)."""
+    complete."""
     with (
         output_file(output) as partial,
         source.open("rb") as reader,
         partial.open("wb") as sink,
-        # OpenMP's thread limit is per thread: set in each scoring thread
-        ThreadPoolExecutor(threads, initializer=threadpool_limits, initargs=(1, "openmp")) as pool,
+        scoring_threads(threads) as pool,
     ):
         header = complete(reader, reader.readline())
         if not header.strip():
@@ -195,65 +218,86 @@ def score_csv(
         feature_frame(pd.DataFrame(columns=columns), schema)  # names the missing columns
         added = b"" if PREDICTION in columns else f",{PREDICTION}".encode()
         sink.write(header[:end] + added + header[end:])
-        pending: deque[Future[tuple[bytes, int]]] = deque()
 
-        def write_done(waiting: int) -> Iterator[int]:
-            """Write scored blocks, oldest first, until ``waiting`` are left."""
-            while len(pending) > waiting:
-                scored, rows = pending.popleft().result()
-                sink.write(scored)
-                yield rows
+        def blocks() -> Iterator[tuple[Any, ...]]:
+            first_line = 1 + header.count(b"\n")
+            for block in read_blocks(reader, chunk_size):
+                yield model, schema, header, columns, block, first_line
+                first_line += block.count(b"\n") + (not block.endswith(b"\n"))
 
-        first_line = 1 + header.count(b"\n")
-        for block in read_blocks(reader, chunk_size):
-            scoring = pool.submit(score_block, model, schema, header, columns, block, first_line)
-            pending.append(scoring)
-            first_line += block.count(b"\n") + (not block.endswith(b"\n"))
-            yield from write_done(threads)
-        yield from write_done(0)
+        for scored, rows in in_order(pool, score_block, blocks(), threads):
+            sink.write(scored)
+            yield rows
 
 
 def is_parquet(path: Path) -> bool:
     return path.suffix.lower() == ".parquet"
 
 
+def read_tables(source: Path, chunk_size: int) -> Iterator[pa.Table]:
+    """``source`` as tables of about ``chunk_size`` rows: a Parquet file's batches keep its
+    types (a batch without missing values is not read as integers when another has some)."""
+    if not is_parquet(source):
+        for frame in pd.read_csv(source, chunksize=chunk_size):
+            yield pa.Table.from_pandas(frame, preserve_index=False)
+        return
+    import pyarrow.parquet as pq
+
+    # Without pre-buffering, a row group's column chunks are read as they are decoded, not
+    # held whole: the memory of a batch, not of a row group (which may be the whole file).
+    for batch in pq.ParquetFile(source, pre_buffer=False).iter_batches(batch_size=chunk_size):
+        yield pa.Table.from_batches([batch])
+
+
 def read_frames(source: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
     """``source`` (Parquet, or CSV) as frames of about ``chunk_size`` rows."""
     if is_parquet(source):
-        import pyarrow.parquet as pq
-
-        for batch in pq.ParquetFile(source).iter_batches(batch_size=chunk_size):
-            yield batch.to_pandas()
+        yield from (table.to_pandas() for table in read_tables(source, chunk_size))
     else:
         yield from pd.read_csv(source, chunksize=chunk_size)
 
 
+def with_predictions(table: pa.Table, predictions: Any) -> pa.Table:
+    """``table`` and its ``prediction`` column, which replaces an input's own where it stands."""
+    column = pa.array(predictions)
+    if PREDICTION in table.column_names:
+        return table.set_column(table.column_names.index(PREDICTION), PREDICTION, column)
+    return table.append_column(PREDICTION, column)
+
+
+def score_batch(model: Any, schema: DataSchema, table: pa.Table, first_row: int) -> pa.Table:
+    """``table`` (its first row is row ``first_row`` of the input) with its predictions."""
+    where = f"rows from row {first_row}"
+    return with_predictions(table, predict_rows(model, table.to_pandas(), schema, where))
+
+
 def score_table(
-    model: Any, schema: DataSchema, source: Path, output: Path, chunk_size: int
+    model: Any, schema: DataSchema, source: Path, output: Path, chunk_size: int, threads: int = 1
 ) -> Iterator[int]:
     """Score ``source`` into ``output`` when either is Parquet (the format goes by each
-    suffix), yielding rows done per block; the output is renamed into place once complete.
+    suffix), batch by batch on ``threads`` threads as :func:`score_csv` does, yielding rows
+    done per batch; the output is renamed into place once complete, and nothing is left of it
+    when a batch fails.
 
     Values, not spellings, are kept here: a table format has no spelling to keep.
     """
     import pyarrow.parquet as pq
 
-    with output_file(output) as partial:
+    def batches() -> Iterator[tuple[Any, ...]]:
+        first_row = 1
+        for table in read_tables(source, chunk_size):
+            yield model, schema, table, first_row
+            first_row += table.num_rows
+
+    with output_file(output) as partial, scoring_threads(threads) as pool:
         writer: Any = None
-        first_row = 0
         try:
-            for frame in read_frames(source, chunk_size):
-                where = f"rows from row {first_row + 1}"
-                predictions = predict_rows(model, frame, schema, where)
-                table = pa.Table.from_pandas(
-                    frame.assign(**{PREDICTION: predictions}), preserve_index=False
-                )
+            for table in in_order(pool, score_batch, batches(), threads):
                 if writer is None:
                     open_writer = pq.ParquetWriter if is_parquet(output) else pacsv.CSVWriter
                     writer = open_writer(str(partial), table.schema)
                 writer.write_table(table.cast(writer.schema))
-                first_row += len(frame)
-                yield len(frame)
+                yield table.num_rows
         finally:
             if writer is not None:
                 writer.close()

@@ -107,7 +107,8 @@ def _run(
 def _print_outcome(summary: MonitorSummary) -> None:
     """What was checked, and what could not be: conflicting labels, unreadable lines, values."""
     drifted = ", ".join(c.label for c in summary.features if c.drifted) or "none"
-    typer.echo(f"{summary.current_rows} rows checked; drifted features: {drifted}")
+    sampled = f" (a seeded sample of {summary.table_rows})" if summary.table_rows else ""
+    typer.echo(f"{summary.current_rows} rows checked{sampled}; drifted features: {drifted}")
     if summary.champion_age_days is not None:
         typer.echo(f"champion registered {summary.champion_age_days} days ago")
     if summary.feedback_conflicts:

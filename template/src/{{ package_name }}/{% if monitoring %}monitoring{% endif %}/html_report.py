@@ -234,10 +234,11 @@ def _data_quality(rows: list[DataQuality]) -> str:
 def render_html(summary: MonitorSummary, reference: Reference, current: pd.DataFrame) -> str:
     """The report page for ``summary``, with one distribution plot per tested column."""
     columns = list(summary.features) + ([summary.prediction] if summary.prediction else [])
+    sampled = f" (a seeded sample of {summary.table_rows})" if summary.table_rows else ""
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>Monitoring report</title><style>{STYLE}</style></head><body>"
-        f"<h1>Monitoring report</h1><p>{summary.current_rows} current rows against "
+        f"<h1>Monitoring report</h1><p>{summary.current_rows} current rows{sampled} against "
         f"{summary.reference_rows} reference rows, {html.escape(summary.generated_at)}</p>"
         f"{_status(summary)}<h2>Drift</h2>{_drift_table(columns)}{_quality(summary.quality)}"
         f"{_shadow(summary.shadow)}{_canary(summary.canary)}{_data_quality(summary.data_quality)}"

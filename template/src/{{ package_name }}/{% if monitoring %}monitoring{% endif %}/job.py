@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..config import CHAMPION, PREDICTION, Params, Settings
@@ -18,6 +19,7 @@ from .report import MonitorSummary, build_summary, champion_age_alert
 from .settings import MonitoringSettings
 
 LOG_SUFFIXES = (".jsonl", ".json", ".log")
+CHUNK_ROWS = 100_000  # rows of a table read at a time while sampling it
 
 
 class UnusableInputError(Exception):
@@ -45,12 +47,16 @@ def load_current(
     model: str | None,
     since: datetime | None = None,
     unreadable: Unreadable | None = None,
-) -> pd.DataFrame:
-    """Current rows with validated features, ``prediction``, and the target when known.
+    sample: tuple[int | None, int] = (None, 0),
+) -> tuple[pd.DataFrame, int]:
+    """Current rows with validated features, ``prediction``, and the target when known; and
+    how many rows the input held.
 
     A prediction log gets its late labels from the feedback file; its unreadable lines and
     values are skipped and counted in ``unreadable``, and a feature no line has is missing. A
-    table without predictions is scored with ``model`` (the champion by default).
+    table is read in chunks and, beyond ``sample`` = (rows, seed), checked on a seeded uniform
+    sample of that many rows; without predictions it is scored with ``model`` (the champion by
+    default), the sample only.
     """
     target = schema.target.name
     if is_log(path):
@@ -59,8 +65,9 @@ def load_current(
         absent = [name for name in schema.feature_names if name not in frame.columns]
         for name in [*absent, *private_features(schema, monitoring)]:
             frame[name] = None  # in no line, or dropped or hashed before logging: missing
+        total = len(frame)
     else:
-        frame = read_table(path)
+        frame, total = sample_table(path, *sample)
     if frame.empty:
         raise ValueError("no rows to check")
     features = feature_frame(frame, schema)
@@ -71,7 +78,34 @@ def load_current(
 
         uri = resolve_model_uri(model, settings.model_name)
         others[PREDICTION] = load_pipeline(uri).predict(features)
-    return pd.concat([features, others], axis=1)
+    return pd.concat([features, others], axis=1), total
+
+
+def sample_table(path: Path, rows: int | None, seed: int) -> tuple[pd.DataFrame, int]:
+    """A seeded uniform sample of at most ``rows`` rows of the table at ``path`` (all of them
+    when ``rows`` is None or the table is no larger), in file order, and the table's row
+    count. Each row draws a random key and the ``rows`` smallest keys are kept, chunk by chunk:
+    memory holds the sample and one chunk, whatever the table's size."""
+    from ..predict import read_frames
+
+    if rows is None:
+        frame = read_table(path)
+        return frame, len(frame)
+    random = np.random.default_rng(seed)
+    kept: pd.DataFrame | None = None
+    keys = np.empty(0)
+    total = 0
+    try:
+        for chunk in read_frames(path, CHUNK_ROWS):
+            total += len(chunk)
+            kept = chunk if kept is None else pd.concat([kept, chunk], ignore_index=True)
+            keys = np.concatenate([keys, random.random(len(chunk))])
+            if len(kept) > rows:
+                keep = np.sort(np.argpartition(keys, rows)[:rows])
+                kept, keys = kept.iloc[keep].reset_index(drop=True), keys[keep]
+    except pd.errors.EmptyDataError:
+        pass  # an empty file: no rows to check
+    return (pd.DataFrame() if kept is None else kept), total
 
 
 def with_derived(current: pd.DataFrame, reference: Reference, params: Params) -> pd.DataFrame:
@@ -125,7 +159,10 @@ def run_monitor(
     unreadable = Unreadable()
     try:
         reference = load_reference(params.paths.reference)
-        current = load_current(current_path, schema, settings, monitoring, model, since, unreadable)
+        sample = (params.monitor.current_rows, params.seed)
+        current, total = load_current(
+            current_path, schema, settings, monitoring, model, since, unreadable, sample
+        )
         current = with_derived(current, reference, params)
     except (DataValidationError, FileNotFoundError, ValueError) as error:
         raise UnusableInputError(str(error)) from error
@@ -135,6 +172,8 @@ def run_monitor(
     summary = build_summary(
         reference, current, params.monitor, schema.target.name, reference_metrics, skip, unreadable
     )
+    if total > len(current):
+        summary.table_rows = total
     if CONFLICT in current.columns:
         summary.feedback_conflicts = int(current[CONFLICT].sum())
     limit = params.monitor.alert.max_champion_age_days

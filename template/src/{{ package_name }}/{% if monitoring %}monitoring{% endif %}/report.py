@@ -80,6 +80,8 @@ class CanaryComparison(BaseModel):
 class MonitorSummary(BaseModel):
     generated_at: str
     current_rows: int
+    # Rows of a current table larger than monitor.current_rows: current_rows is its sample.
+    table_rows: int | None = None
     reference_rows: int
     features: list[ColumnDrift]
     prediction: ColumnDrift | None
