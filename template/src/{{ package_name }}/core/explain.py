@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from ..config import Task
-from .metrics import GREATER_IS_BETTER, model_metrics
 
 # Shuffles per column: their mean is the importance, their spread its uncertainty.
 IMPORTANCE_REPEATS = 5
@@ -29,6 +28,13 @@ IMPORTANCE_REPEATS = 5
 ABLATION_BATCH_ROWS = 20_000
 ABLATION = "ablation: output change vs background rows"
 TREE_SHAP = "shap.TreeExplainer: Shapley values of the raw output"
+# scikit-learn's scorer of a metric (core/metrics.py's names) where the names differ; a scorer
+# is greater-is-better and computes only its one metric on each shuffle.
+SCORERS = {
+    "log_loss": "neg_log_loss",
+    "rmse": "neg_root_mean_squared_error",
+    "mae": "neg_mean_absolute_error",
+}
 # Estimators SHAP's TreeExplainer reads (core/models.py's names).
 TREE_ESTIMATORS = {
     "RandomForestClassifier",
@@ -54,16 +60,14 @@ def permutation_importances(
     """Each feature's mean drop in ``metric`` when shuffled in ``frame``, largest first."""
     from sklearn.inspection import permutation_importance
 
-    sign = 1.0 if GREATER_IS_BETTER[metric] else -1.0
-
-    def score(estimator: Any, X: pd.DataFrame, y: pd.Series) -> float:
-        return sign * model_metrics(task, estimator, X, y)[0][metric]
-
+    scorer = SCORERS.get(metric, metric)
+    if task == "classification" and metric == "roc_auc" and len(model.classes_) > 2:
+        scorer = "roc_auc_ovr_weighted"  # as core/metrics.py measures it for many classes
     result = permutation_importance(
         model,
         frame[features],
         frame[target],
-        scoring=score,
+        scoring=scorer,
         n_repeats=IMPORTANCE_REPEATS,
         random_state=seed,
     )
