@@ -42,11 +42,11 @@ def pip_requirements() -> list[str]:
 
 
 def skops_trusted_types(model: object) -> list[str]:
-    """Types skops must be told to trust to load ``model`` back, recorded in its ``MLmodel``.
+    """Types skops must be told to trust to load ``model`` back (it serialises ``model``).
 
     Each must be in the loader's ``TRUSTED_TYPES`` (the loader never takes the artifact's word
-    for it): a pipeline holding another type fails here, at training, rather than registering
-    a model that nothing would load.
+    for it): a pipeline holding another type fails here, naming them, rather than registering
+    a model that nothing would load. The train stage calls it only when logging failed.
     """
     import skops.io
 

@@ -66,11 +66,40 @@ def copy_logged_model(model_uri: str, destination: Path) -> None:
         raise StageError(f"{error} (params.yaml paths.model)") from None
 
 
+def log_model(model: Pipeline, example: pd.DataFrame) -> str:
+    """Log ``model`` to the active MLflow run, serialised once; returns its model URI.
+
+    MLflow saves the skops file and loads it back trusting only the model loader's
+    ``TRUSTED_TYPES``, so a pipeline holding another type fails here, at training, without a
+    second serialisation to list its types first (done only then, to name them).
+    """
+    import mlflow.sklearn
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import infer_signature
+
+    from ..io import tracking
+    from ..io.model_loader import TRUSTED_TYPES
+
+    try:
+        logged = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            # Inferred from the few example rows: over the training table it costs a pass.
+            signature=infer_signature(example, model.predict(example)),
+            input_example=example,
+            pip_requirements=tracking.pip_requirements(),
+            serialization_format="skops",  # MLflow would pick cloudpickle for Databricks
+            skops_trusted_types=sorted(TRUSTED_TYPES),
+        )
+    except MlflowException:
+        tracking.skops_trusted_types(model)  # raises UnsafeModelError naming the types
+        raise
+    return str(logged.model_uri)
+
+
 def main() -> None:
     def body(params: Params, settings: Settings) -> None:
         import mlflow
-        import mlflow.sklearn
-        from mlflow.models import infer_signature
 
         from ..io import tracking
 
@@ -79,11 +108,7 @@ def main() -> None:
         # Absent when train runs alone (`<package> train`) before the tune stage ever ran.
         tuned = read_json(params.paths.tuned) if params.paths.tuned.exists() else None
         model = fit_model(train, schema, params, tuned)
-
         example = train[schema.feature_names].head(INPUT_EXAMPLE_ROWS)
-        signature = infer_signature(example, model.predict(example))
-        requirements = tracking.pip_requirements()
-        trusted = tracking.skops_trusted_types(model)
         data_md5 = file_md5(params.paths.validated)
 
         tracking.configure(settings)
@@ -98,21 +123,13 @@ def main() -> None:
                     "tuned_by": (tuned or {}).get("mlflow_parent_run_id", "none"),
                 }
             )
-            logged = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=signature,
-                input_example=example,
-                pip_requirements=requirements,
-                serialization_format="skops",  # MLflow would pick cloudpickle for Databricks
-                skops_trusted_types=trusted,
-            )
+            model_uri = log_model(model, example)
 
         # The local copy feeds the evaluate stage and can be baked into a serving image. It is
         # the logged model's own files (saved once, copied back), so both are the same model.
-        copy_logged_model(logged.model_uri, params.paths.model)
+        copy_logged_model(model_uri, params.paths.model)
         write_json(
-            {"run_id": run.info.run_id, "model_uri": logged.model_uri, "data_md5": data_md5},
+            {"run_id": run.info.run_id, "model_uri": model_uri, "data_md5": data_md5},
             params.paths.run,
         )
         print(f"trained {params.train.model} on {len(train)} rows; MLflow run {run.info.run_id}")
