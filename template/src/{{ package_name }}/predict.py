@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any, TypeVar, cast
+from typing import IO, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,6 @@ from .core.schema import DataSchema, DataValidationError, feature_frame
 from .io.data import output_file
 
 QUOTE, NEWLINE = b'"', b"\n"
-T = TypeVar("T")
 
 
 def resolve_model_uri(model: str | None, model_name: str) -> str:
@@ -174,13 +173,13 @@ def score_block(
 
 def in_order(
     pool: ThreadPoolExecutor,
-    function: Callable[..., T],
+    function: Callable[..., Any],
     calls: Iterator[tuple[Any, ...]],
     ahead: int,
-) -> Iterator[T]:
+) -> Iterator[Any]:
     """``function`` of each of ``calls``' arguments, run on ``pool``, its results in their
     order; at most ``ahead + 1`` calls (blocks, and their results) are in memory at once."""
-    pending: deque[Future[T]] = deque()
+    pending: deque[Future[Any]] = deque()
     for arguments in calls:
         pending.append(pool.submit(function, *arguments))
         while len(pending) > ahead:
