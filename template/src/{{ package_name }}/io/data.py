@@ -115,11 +115,16 @@ def read_sample(path: Path, rows: int, seed: int) -> pd.DataFrame:
     return frame.set_axis(positions)
 
 
+# Rows per Parquet row group: readers that stream or sample a file (reference, monitor, batch
+# scoring) hold one row group at a time, so a table written as one group would be read whole.
+ROW_GROUP_ROWS = 100_000
+
+
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` as Parquet (or CSV by suffix), creating the folder."""
     with output_file(path) as partial:
         if path.suffix == ".parquet":
-            frame.to_parquet(partial, index=False)
+            frame.to_parquet(partial, index=False, row_group_size=ROW_GROUP_ROWS)
         else:
             frame.to_csv(partial, index=False)
 
@@ -189,7 +194,7 @@ def write_arrow(table: pa.Table, path: Path) -> None:
 
     with output_file(path) as partial:
         if path.suffix == ".parquet":
-            pq.write_table(table, partial)
+            pq.write_table(table, partial, row_group_size=ROW_GROUP_ROWS)
         else:
             pc.write_csv(table, partial)
 
