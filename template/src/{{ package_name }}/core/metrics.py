@@ -94,13 +94,33 @@ def regression_metrics(y_true: pd.Series, y_pred: np.ndarray) -> dict[str, float
     return {name: round(float(value), 6) for name, value in result.items()}
 
 
+# Rows on which labels read off the probabilities are checked against the model's ``predict``.
+LABEL_CHECK_ROWS = 1_000
+
+
+def predictions(task: Task, model: Any, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+    """The model's predictions on ``X`` and, for a classifier, its probabilities.
+
+    A classifier's labels are the most probable classes when its ``predict`` says so on the
+    first :data:`LABEL_CHECK_ROWS` rows, so the model runs once over ``X`` rather than twice;
+    a model that decides otherwise (a tuned threshold, say) is asked for all its labels.
+    """
+    if task == "regression":
+        return np.asarray(model.predict(X)), None
+    proba = np.asarray(model.predict_proba(X))
+    labels = np.asarray(model.classes_)[proba.argmax(axis=1)]
+    head = X.iloc[:LABEL_CHECK_ROWS]
+    if not np.array_equal(np.asarray(model.predict(head)), labels[: len(head)]):
+        labels = np.asarray(model.predict(X))
+    return labels, proba
+
+
 def model_metrics(
     task: Task, model: Any, X: pd.DataFrame, y: pd.Series
 ) -> tuple[dict[str, float], np.ndarray, np.ndarray | None]:
     """Metrics of a fitted ``model`` on ``X, y`` with its predictions (and probabilities)."""
-    y_pred = np.asarray(model.predict(X))
-    if task == "classification":
-        proba = np.asarray(model.predict_proba(X))
+    y_pred, proba = predictions(task, model, X)
+    if proba is not None:
         return classification_metrics(y, y_pred, proba, model.classes_), y_pred, proba
     return regression_metrics(y, y_pred), y_pred, None
 
