@@ -11,7 +11,7 @@ import hashlib
 import json
 import secrets
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -144,6 +144,16 @@ def read_batches(path: Path, rows: int) -> Iterator[pd.DataFrame]:
         yield batch.to_pandas()
 
 
+def table_shape(path: Path) -> tuple[int, int]:
+    """Rows and columns of a table file: a Parquet file's from its footer."""
+    if path.suffix != ".parquet":
+        return read_table(path).shape
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_metadata(path)
+    return metadata.num_rows, metadata.num_columns
+
+
 def write_batches(frames: Iterable[pd.DataFrame], path: Path) -> None:
     """Write ``frames`` one after another as one table (Parquet, or CSV by suffix) in bounded
     memory; nothing is written if ``frames`` raises (see :func:`output_file`).
@@ -221,3 +231,75 @@ def file_md5(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class ChunkTypesError(Exception):
+    """A CSV column that pandas read as different types in different chunks."""
+
+    def __init__(self, types: dict[str, Any] | None) -> None:
+        super().__init__(types)
+        self.types = types
+
+
+def whole_file_type(types: set[Any]) -> Any | None:
+    """The type pandas gives a column whose chunks it read as ``types``: numbers stay numbers
+    (floats, as one missing value makes them), anything else is text. ``None`` for booleans
+    mixed with gaps or text: pandas keeps those as Python objects, which no chunk type gives."""
+    kinds = {dtype.kind for dtype in types}
+    if kinds <= {"i", "u", "f"}:
+        return "float64"
+    return None if "b" in kinds else str
+
+
+def csv_chunks(path: Path, rows: int, types: dict[str, Any] | None) -> Iterator[pd.DataFrame]:
+    """``path`` as frames of up to ``rows`` rows, the columns in ``types`` read as that type;
+    raises :class:`ChunkTypesError` once a chunk's types differ from the first chunk's,
+    after reading the rest of the file for the type each changed column needs."""
+    try:
+        reader = pd.read_csv(path, chunksize=rows, dtype=types)
+    except pd.errors.EmptyDataError:
+        yield pd.DataFrame()
+        return
+    with reader:
+        first = next(reader, None)
+        if first is None:  # a header without rows
+            yield pd.read_csv(path, dtype=types)
+            return
+        seen = {str(name): {dtype} for name, dtype in first.dtypes.items()}
+        yield first
+        changed = False
+        for chunk in reader:
+            for name, dtype in chunk.dtypes.items():
+                changed |= dtype not in seen[str(name)]
+                seen[str(name)].add(dtype)
+            if not changed:
+                yield chunk
+    if changed:
+        wanted = {name: whole_file_type(found) for name, found in seen.items() if len(found) > 1}
+        unknown = any(kind is None for kind in wanted.values())
+        raise ChunkTypesError(None if unknown or types else wanted)
+
+
+def write_csv_as_parquet(
+    source: Path, path: Path, rows: int, rename: Callable[[str], str] | None = None
+) -> None:
+    """Write the CSV file ``source`` to the Parquet file ``path`` a chunk of ``rows`` rows at a
+    time, with the column types of ``pd.read_csv(source, low_memory=False)``, the columns named
+    by ``rename``.
+
+    pandas infers types per chunk: a column with a gap is float in that chunk only, digits in
+    one chunk and words in another are numbers there and text here. When that happens the
+    file is read again, those columns as the whole file's type; booleans mixed with gaps,
+    which no type expresses, are read in one piece.
+    """
+    types: dict[str, Any] | None = None
+    while True:
+        chunks = csv_chunks(source, rows, types)
+        try:
+            write_batches((chunk.rename(columns=rename) for chunk in chunks), path)
+            return
+        except ChunkTypesError as changed:
+            if changed.types is None:
+                break
+            types = changed.types
+    write_table(pd.read_csv(source, low_memory=False).rename(columns=rename), path)

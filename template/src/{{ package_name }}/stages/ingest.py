@@ -8,11 +8,20 @@ import pandas as pd
 
 from ..config import Params, Settings
 from ..engine import exit_now
-from ..io.data import read_table, write_table
+from ..io.data import (
+    read_batches,
+    read_table,
+    table_shape,
+    write_batches,
+    write_csv_as_parquet,
+    write_table,
+)
 from ._runner import StageError, run_stage
 
 BUILTIN_PREFIX = "sklearn:"
 BUILTIN = ("breast_cancer", "diabetes", "iris", "wine")
+# Rows read and written at a time: memory stays flat whatever the size of the file.
+BATCH_ROWS = 100_000
 
 
 def load_builtin(name: str, target: str) -> pd.DataFrame:
@@ -25,16 +34,12 @@ def load_builtin(name: str, target: str) -> pd.DataFrame:
     return frame.rename(columns={"target": target})
 
 
-def load_source(source: str, target: str, raw: Path) -> pd.DataFrame:
-    """Load ``source``: ``sklearn:<name>``, or a CSV or Parquet file inside the folder ``raw``.
+def source_file(source: str, raw: Path) -> Path:
+    """The data file ``source`` names, which must lie inside the folder ``raw``.
 
     ``dvc.yaml`` makes the stage depend on ``raw`` as a whole, so DVC sees any file there
-    change; a file elsewhere would go stale unnoticed, so it is refused. Column names are
-    stripped of surrounding spaces; nothing else is judged here: an empty or malformed table
-    goes on to the validate stage, which says what is wrong with it.
+    change; a file elsewhere would go stale unnoticed, so it is refused.
     """
-    if source.startswith(BUILTIN_PREFIX):
-        return load_builtin(source.removeprefix(BUILTIN_PREFIX), target)
     path = Path(source)
     if not path.resolve().is_relative_to(raw.resolve()):
         raise StageError(
@@ -43,15 +48,42 @@ def load_source(source: str, target: str, raw: Path) -> pd.DataFrame:
         )
     if not path.is_file():
         raise StageError(f"data source {path} not found (try 'dvc pull')")
-    frame = read_table(path)
-    return frame.rename(columns=lambda name: str(name).strip())
+    return path
+
+
+def column_name(name: object) -> str:
+    """Column names are stripped of surrounding spaces; nothing else is judged here: an empty
+    or malformed table goes on to the validate stage, which says what is wrong with it."""
+    return str(name).strip()
+
+
+def load_source(source: str, target: str, raw: Path) -> pd.DataFrame:
+    """The table ``source`` names, in memory: ``sklearn:<name>``, or a CSV or Parquet file
+    inside the folder ``raw``; the stage itself copies a file in batches (:func:`ingest`)."""
+    if source.startswith(BUILTIN_PREFIX):
+        return load_builtin(source.removeprefix(BUILTIN_PREFIX), target)
+    return read_table(source_file(source, raw)).rename(columns=column_name)
+
+
+def ingest(source: str, target: str, raw: Path, destination: Path) -> None:
+    """Write the table ``source`` names to ``destination`` as :func:`load_source` reads it,
+    a batch of :data:`BATCH_ROWS` rows at a time for a file."""
+    if source.startswith(BUILTIN_PREFIX):
+        write_table(load_source(source, target, raw), destination)
+        return
+    path = source_file(source, raw)
+    if path.suffix == ".parquet":
+        batches = read_batches(path, BATCH_ROWS)
+        write_batches((batch.rename(columns=column_name) for batch in batches), destination)
+    else:
+        write_csv_as_parquet(path, destination, BATCH_ROWS, column_name)
 
 
 def main() -> None:
     def body(params: Params, _: Settings) -> None:
-        frame = load_source(params.data.source, params.data.target, params.paths.raw)
-        write_table(frame, params.paths.ingested)
-        print(f"ingested {len(frame)} rows x {frame.shape[1]} columns from {params.data.source}")
+        ingest(params.data.source, params.data.target, params.paths.raw, params.paths.ingested)
+        rows, columns = table_shape(params.paths.ingested)
+        print(f"ingested {rows} rows x {columns} columns from {params.data.source}")
 
     run_stage("ingest", body)
 
