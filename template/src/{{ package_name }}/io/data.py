@@ -79,12 +79,13 @@ def output_folder(path: Path, marker: str) -> Iterator[Path]:
             shutil.rmtree(partial)  # made above
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a Parquet or CSV file; an empty CSV gives an empty frame for validation to judge."""
+def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a Parquet or CSV file (only ``columns``, if given); an empty CSV gives an empty
+    frame for validation to judge."""
     if path.suffix == ".parquet":
-        return pd.read_parquet(path)
+        return pd.read_parquet(path, columns=columns)
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, usecols=columns)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
 

@@ -19,7 +19,7 @@ from ..core.model_card import slice_metrics
 from ..core.models import build_baseline, build_pipeline
 from ..core.schema import DataSchema, load_schema
 from ..engine import exit_now
-from ..io.data import read_json, read_table, write_json, write_table
+from ..io.data import read_json, read_sample, read_table, write_json, write_table
 from ._runner import run_stage
 
 
@@ -71,8 +71,9 @@ def evaluate_model(
     sensitive_columns: Sequence[str] = (),
     slice_min_rows: int = 20,
 ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
-    """Score ``model``, a baseline fitted on ``train`` and the fitted ``linear`` model (if any),
-    and ``model`` per slice of ``sensitive_columns``; return metrics and plot tables.
+    """Score ``model``, a baseline fitted on the labels of ``train`` (its only column read) and
+    the fitted ``linear`` model (if any), and ``model`` per slice of ``sensitive_columns``;
+    return metrics and plot tables.
 
     Permutation importance uses at most ``options.importance_rows`` test rows (cost: rows x
     features x repeats)."""
@@ -80,7 +81,8 @@ def evaluate_model(
     primary_metric = options.primary_metric
     X_test, y_test = test[features], test[target]
     metrics, y_pred, proba = model_metrics(task, model, X_test, y_test)
-    baseline = build_baseline(task).fit(train[features], train[target])
+    # A dummy model ignores the features: the training labels alone fit it.
+    baseline = build_baseline(task).fit(train[[target]], train[target])
     baseline_metrics, _, _ = model_metrics(task, baseline, X_test, y_test)
     linear_metrics = model_metrics(task, linear, X_test, y_test)[0] if linear is not None else {}
     if primary_metric not in metrics:
@@ -145,16 +147,19 @@ def main() -> None:
 
         schema = load_schema(params.paths.schema_file)
         model = load_pipeline(str(params.paths.model))
-        train, test = read_table(params.paths.train), read_table(params.paths.test)
+        # Of the training set: its labels, and the rows fit_linear would sample from it.
+        labels = read_table(params.paths.train, columns=[schema.target.name])
+        sample = read_sample(params.paths.train, params.evaluate.linear_rows, params.seed)
+        test = read_table(params.paths.test)
         report, plots = evaluate_model(
             model,
-            train,
+            labels,
             test,
             schema,
             params.task,
             params.evaluate,
             params.seed,
-            fit_linear(train, schema, params),
+            fit_linear(sample, schema, params),
             params.model_card.sensitive_columns,
             params.gate.slices.min_rows,
         )
