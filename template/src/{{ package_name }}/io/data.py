@@ -13,6 +13,7 @@ import secrets
 import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -142,8 +143,9 @@ def read_batches(path: Path, rows: int) -> Iterator[pa.Table]:
     import pyarrow.parquet as pq
 
     if not is_parquet(path):
-        for frame in pd.read_csv(path, chunksize=rows):
-            yield pa.Table.from_pandas(frame, preserve_index=False)
+        # map keeps no chunk once converted: pandas' copy is freed while the caller holds Arrow's
+        to_arrow = partial(pa.Table.from_pandas, preserve_index=False)
+        yield from map(to_arrow, pd.read_csv(path, chunksize=rows))
         return
     # Without pre-buffering, a row group's column chunks are read as they are decoded, not
     # held whole: the memory of a batch, not of a row group (which may be the whole file).
