@@ -108,8 +108,9 @@ def predict_locally(
     from rich.progress import Progress
     from threadpoolctl import threadpool_limits
 
+    from .io.data import is_parquet
     from .io.model_loader import load_pipeline
-    from .predict import is_parquet, score_csv, score_table
+    from .predict import score_csv, score_table
 
     if not source.is_file():
         typer.echo(f"{source}: no such file", err=True)

@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 from .config import CHAMPION, PREDICTION
 from .core.models import nonfinite_rows
 from .core.schema import DataSchema, DataValidationError, feature_frame
-from .io.data import output_file
+from .io.data import is_parquet, output_file, read_batches
 
 QUOTE, NEWLINE = b'"', b"\n"
 
@@ -229,33 +229,6 @@ def score_csv(
             yield rows
 
 
-def is_parquet(path: Path) -> bool:
-    return path.suffix.lower() == ".parquet"
-
-
-def read_tables(source: Path, chunk_size: int) -> Iterator[pa.Table]:
-    """``source`` as tables of about ``chunk_size`` rows: a Parquet file's batches keep its
-    types (a batch without missing values is not read as integers when another has some)."""
-    if not is_parquet(source):
-        for frame in pd.read_csv(source, chunksize=chunk_size):
-            yield pa.Table.from_pandas(frame, preserve_index=False)
-        return
-    import pyarrow.parquet as pq
-
-    # Without pre-buffering, a row group's column chunks are read as they are decoded, not
-    # held whole: the memory of a batch, not of a row group (which may be the whole file).
-    for batch in pq.ParquetFile(source, pre_buffer=False).iter_batches(batch_size=chunk_size):
-        yield pa.Table.from_batches([batch])
-
-
-def read_frames(source: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
-    """``source`` (Parquet, or CSV) as frames of about ``chunk_size`` rows."""
-    if is_parquet(source):
-        yield from (table.to_pandas() for table in read_tables(source, chunk_size))
-    else:
-        yield from pd.read_csv(source, chunksize=chunk_size)
-
-
 def with_predictions(table: pa.Table, predictions: Any) -> pa.Table:
     """``table`` and its ``prediction`` column, which replaces an input's own where it stands."""
     column = pa.array(predictions)
@@ -284,8 +257,9 @@ def score_table(
 
     def batches() -> Iterator[tuple[Any, ...]]:
         first_row = 1
-        for table in read_tables(source, chunk_size):
-            yield model, schema, table, first_row
+        for table in read_batches(source, chunk_size):
+            if table.num_rows:  # an empty file's table of columns alone: nothing to score
+                yield model, schema, table, first_row
             first_row += table.num_rows
 
     with output_file(output) as partial, scoring_threads(threads) as pool:

@@ -13,6 +13,7 @@ import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -130,19 +131,30 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
             frame.to_csv(partial, index=False)
 
 
-def read_batches(path: Path, rows: int) -> Iterator[pd.DataFrame]:
-    """A Parquet file as frames of up to ``rows`` rows (at least one, maybe empty, frame so
-    that its columns are seen); a CSV file as one frame."""
+def is_parquet(path: Path) -> bool:
+    return path.suffix.lower() == ".parquet"
+
+
+def read_batches(path: Path, rows: int) -> Iterator[pa.Table]:
+    """``path`` as Arrow tables of up to ``rows`` rows, one held at a time: a Parquet file's
+    batches keep its types (a batch without missing values is not read as integers when
+    another has some), and an empty file gives one empty table so that its columns are seen;
+    a CSV file's chunks are typed by pandas' reader, each chunk on its own."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if path.suffix != ".parquet":
-        yield read_table(path)
+    if not is_parquet(path):
+        # map keeps no chunk once converted: pandas' copy is freed while the caller holds Arrow's
+        to_arrow = partial(pa.Table.from_pandas, preserve_index=False)
+        yield from map(to_arrow, pd.read_csv(path, chunksize=rows))
         return
-    parquet = pq.ParquetFile(path)
+    # Without pre-buffering, a row group's column chunks are read as they are decoded, not
+    # held whole: the memory of a batch, not of a row group (which may be the whole file).
+    parquet = pq.ParquetFile(path, pre_buffer=False)
     if parquet.metadata.num_rows == 0:
-        yield parquet.schema_arrow.empty_table().to_pandas()
+        yield parquet.schema_arrow.empty_table()
     for batch in parquet.iter_batches(batch_size=rows):
-        yield batch.to_pandas()
+        yield pa.Table.from_batches([batch])
 
 
 def table_shape(path: Path) -> tuple[int, int]:
