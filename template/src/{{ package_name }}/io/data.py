@@ -139,7 +139,8 @@ def read_batches(path: Path, rows: int) -> Iterator[pa.Table]:
     """``path`` as Arrow tables of up to ``rows`` rows, one held at a time: a Parquet file's
     batches keep its types (a batch without missing values is not read as integers when
     another has some), and an empty file gives one empty table so that its columns are seen;
-    a CSV file's chunks are typed by pandas' reader, each chunk on its own."""
+    a CSV file's chunks are typed by pandas' reader, each chunk on its own (its callers type
+    columns by the schema; :func:`write_csv_as_parquet` gives a CSV the whole file's types)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

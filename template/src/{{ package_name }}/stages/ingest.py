@@ -9,6 +9,7 @@ import pandas as pd
 from ..config import Params, Settings
 from ..engine import exit_now
 from ..io.data import (
+    is_parquet,
     read_batches,
     read_table,
     table_shape,
@@ -72,9 +73,10 @@ def ingest(source: str, target: str, raw: Path, destination: Path) -> None:
         write_table(load_source(source, target, raw), destination)
         return
     path = source_file(source, raw)
-    if path.suffix == ".parquet":
+    if is_parquet(path):
         batches = read_batches(path, BATCH_ROWS)
-        write_batches((batch.rename(columns=column_name) for batch in batches), destination)
+        frames = (batch.to_pandas().rename(columns=column_name) for batch in batches)
+        write_batches(frames, destination)
     else:
         write_csv_as_parquet(path, destination, BATCH_ROWS, column_name)
 
