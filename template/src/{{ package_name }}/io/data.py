@@ -147,7 +147,7 @@ def read_batches(path: Path, rows: int) -> Iterator[pa.Table]:
     if not is_parquet(path):
         # map keeps no chunk once converted: pandas' copy is freed while the caller holds Arrow's
         to_arrow = partial(pa.Table.from_pandas, preserve_index=False)
-        yield from map(to_arrow, pd.read_csv(path, chunksize=rows))
+        yield from map(to_arrow, pd.read_csv(path, chunksize=rows, low_memory=False))
         return
     # Without pre-buffering, a row group's column chunks are read as they are decoded, not
     # held whole: the memory of a batch, not of a row group (which may be the whole file).
@@ -270,7 +270,9 @@ def csv_chunks(path: Path, rows: int, types: dict[str, Any] | None) -> Iterator[
     raises :class:`ChunkTypesError` once a chunk's types differ from the first chunk's,
     after reading the rest of the file for the type each changed column needs."""
     try:
-        reader = pd.read_csv(path, chunksize=rows, dtype=types)
+        # low_memory=False: one type per column and chunk (the default parses a long chunk in
+        # pieces, which can leave numbers and text in one column)
+        reader = pd.read_csv(path, chunksize=rows, dtype=types, low_memory=False)
     except pd.errors.EmptyDataError:
         yield pd.DataFrame()
         return
@@ -295,7 +297,7 @@ def csv_chunks(path: Path, rows: int, types: dict[str, Any] | None) -> Iterator[
 
 
 def write_csv_as_parquet(
-    source: Path, path: Path, rows: int, rename: Callable[[str], str] | None = None
+    source: Path, path: Path, rows: int, rename: Callable[[str], str] = str
 ) -> None:
     """Write the CSV file ``source`` to the Parquet file ``path`` a chunk of ``rows`` rows at a
     time, with the column types of ``pd.read_csv(source, low_memory=False)``, the columns named
