@@ -48,6 +48,19 @@ def keep_rows(path: Path, rows: int) -> None:
     path.write_text("".join(lines[: rows + 1]))
 
 
+def cancer_csv(project: Path) -> None:
+    """``data/raw/cancer.csv``, the example's table, written unless a test wrote it already
+    (each test that reads it makes it, so any one of them runs alone)."""
+    if (project / "data/raw/cancer.csv").exists():
+        return
+    (project / "data/raw").mkdir(parents=True, exist_ok=True)  # in git since 0.6.0
+    python(
+        project,
+        "from sklearn.datasets import load_breast_cancer; "
+        "load_breast_cancer(as_frame=True).frame.to_csv('data/raw/cancer.csv', index=False)",
+    )
+
+
 @pytest.fixture(scope="module")
 def example_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A default project (the scikit-learn example), set up, its pipeline not run."""
@@ -61,12 +74,7 @@ def test_a_csv_brought_after_generation_reruns_ingest_when_it_changes(
 ) -> None:
     # given the example project switched to a CSV in data/raw/, as its README says
     project = example_project
-    (project / "data/raw").mkdir(parents=True, exist_ok=True)  # in git since 0.6.0
-    python(
-        project,
-        "from sklearn.datasets import load_breast_cancer; "
-        "load_breast_cancer(as_frame=True).frame.to_csv('data/raw/cancer.csv', index=False)",
-    )
+    cancer_csv(project)
     set_source(project, "data/raw/cancer.csv")
     run(["uv", "run", "--no-sync", "dvc", "add", "data/raw/cancer.csv"], project)
     first = repro_ingest(project)
@@ -83,6 +91,7 @@ def test_a_csv_brought_after_generation_reruns_ingest_when_it_changes(
 
 def test_a_parquet_file_in_data_raw_is_watched_too(example_project: Path) -> None:
     project = example_project
+    cancer_csv(project)
     write = "import pandas as pd; pd.read_csv('data/raw/cancer.csv').head({}).to_parquet('{}')"
     python(project, write.format(80, "data/raw/cancer.parquet"))
     set_source(project, "data/raw/cancer.parquet")
@@ -100,6 +109,7 @@ def test_a_data_file_outside_data_raw_is_refused_with_where_to_put_it(
 ) -> None:
     # given a CSV beside data/raw/, where DVC would not see it change
     project = example_project
+    cancer_csv(project)
     (project / "data/cancer.csv").write_text((project / "data/raw/cancer.csv").read_text())
     set_source(project, "data/cancer.csv")
 
