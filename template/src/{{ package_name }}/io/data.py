@@ -256,13 +256,14 @@ class ChunkTypesError(Exception):
 
 
 def whole_file_type(types: set[Any]) -> Any | None:
-    """The type pandas gives a column whose chunks it read as ``types``: numbers stay numbers
-    (floats, as one missing value makes them), anything else is text. ``None`` for booleans
-    mixed with gaps or text: pandas keeps those as Python objects, which no chunk type gives."""
+    """The type pandas gives a column whose chunks it read as ``types``: integers and floats
+    make floats (one missing value makes a column of integers float), numbers and text make
+    text. ``None`` where no type given to the reader says it: booleans mixed with gaps or text
+    (pandas keeps Python objects) and integers past int64 (pandas reads them unsigned)."""
     kinds = {dtype.kind for dtype in types}
-    if kinds <= {"i", "u", "f"}:
+    if kinds == {"i", "f"}:
         return "float64"
-    return None if "b" in kinds else str
+    return None if kinds & {"b", "u"} else str
 
 
 def csv_chunks(path: Path, rows: int, types: dict[str, Any] | None) -> Iterator[pd.DataFrame]:
