@@ -25,6 +25,8 @@ from .metrics import GREATER_IS_BETTER, metric_score
 
 # Shuffles per column: their mean is the importance, their spread its uncertainty.
 IMPORTANCE_REPEATS = 5
+# Fewer rows than this are shuffled on one thread (docs: "Large data", permutation importance).
+THREADED_IMPORTANCE_ROWS = 1_000
 # Rows scored per model call by the model-agnostic method (input rows x background rows).
 ABLATION_BATCH_ROWS = 20_000
 ABLATION = "ablation: output change vs background rows"
@@ -51,7 +53,14 @@ def permutation_importances(
     metric: str,
     seed: int,
 ) -> pd.DataFrame:
-    """Each feature's mean drop in ``metric`` when shuffled in ``frame``, largest first."""
+    """Each feature's mean drop in ``metric`` when shuffled in ``frame``, largest first.
+
+    Columns are shuffled and scored on threads, one per usable core, when ``frame`` has at
+    least ``THREADED_IMPORTANCE_ROWS`` rows: the model's predictions run outside Python's lock
+    (scikit-learn's trees and boosting, NumPy), and a thread shares the fitted model where a
+    worker process would need it pickled. Each column's shuffles come from the same seed on
+    any number of threads, so the table does not depend on them."""
+    from joblib import parallel_config
     from sklearn.inspection import permutation_importance
 
     sign = 1.0 if GREATER_IS_BETTER[metric] else -1.0
@@ -59,14 +68,17 @@ def permutation_importances(
     def score(estimator: Any, X: pd.DataFrame, y: pd.Series) -> float:
         return sign * metric_score(task, estimator, X, y, metric)
 
-    result = permutation_importance(
-        model,
-        frame[features],
-        frame[target],
-        scoring=score,
-        n_repeats=IMPORTANCE_REPEATS,
-        random_state=seed,
-    )
+    jobs = importance_threads(len(frame), len(features))
+    with parallel_config(backend="threading", n_jobs=jobs):
+        result = permutation_importance(
+            model,
+            frame[features],
+            frame[target],
+            scoring=score,
+            n_repeats=IMPORTANCE_REPEATS,
+            random_state=seed,
+            n_jobs=jobs,
+        )
     table = pd.DataFrame(
         {
             "feature": features,
@@ -75,6 +87,18 @@ def permutation_importances(
         }
     )
     return table.sort_values("importance", ascending=False, ignore_index=True)
+
+
+def importance_threads(rows: int, columns: int) -> int:
+    """Threads for permutation importance: the usable cores (joblib counts the CPU quota of a
+    container, not the host's cores), at most one per column; one below
+    ``THREADED_IMPORTANCE_ROWS`` rows, where Python's own work per call, which holds the lock,
+    outweighs the model's."""
+    from joblib import cpu_count
+
+    if rows < THREADED_IMPORTANCE_ROWS:
+        return 1
+    return max(1, min(columns, cpu_count()))
 
 
 def bounded_sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
