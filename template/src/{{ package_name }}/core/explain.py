@@ -98,7 +98,7 @@ def importance_threads(rows: int, columns: int) -> int:
 
     if rows < THREADED_IMPORTANCE_ROWS:
         return 1
-    return max(1, min(columns, cpu_count()))
+    return max(1, min(columns, int(cpu_count())))
 
 
 def bounded_sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
