@@ -69,7 +69,8 @@ def permutation_importances(
         return sign * metric_score(task, estimator, X, y, metric)
 
     jobs = importance_threads(len(frame), len(features))
-    with parallel_config(backend="threading", n_jobs=jobs):
+    # The backend only: a default n_jobs would reach the model's own joblib calls too.
+    with parallel_config(backend="threading"):
         result = permutation_importance(
             model,
             frame[features],
