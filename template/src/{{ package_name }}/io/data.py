@@ -158,6 +158,14 @@ def read_batches(path: Path, rows: int) -> Iterator[pa.Table]:
         yield pa.Table.from_batches([batch])
 
 
+def read_frames(path: Path, rows: int) -> Iterator[pd.DataFrame]:
+    """:func:`read_batches` as pandas frames. ``map`` keeps no table once converted: of each
+    batch, only pandas' copy is held."""
+    import pyarrow as pa
+
+    return map(pa.Table.to_pandas, read_batches(path, rows))
+
+
 def table_shape(path: Path) -> tuple[int, int]:
     """Rows and columns of a table file: a Parquet file's from its footer."""
     if path.suffix != ".parquet":

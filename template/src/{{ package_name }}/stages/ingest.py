@@ -10,7 +10,7 @@ from ..config import Params, Settings
 from ..engine import exit_now
 from ..io.data import (
     is_parquet,
-    read_batches,
+    read_frames,
     read_table,
     table_shape,
     write_batches,
@@ -74,9 +74,8 @@ def ingest(source: str, target: str, raw: Path, destination: Path) -> None:
         return
     path = source_file(source, raw)
     if is_parquet(path):
-        batches = read_batches(path, BATCH_ROWS)
-        frames = (batch.to_pandas().rename(columns=column_name) for batch in batches)
-        write_batches(frames, destination)
+        frames = read_frames(path, BATCH_ROWS)
+        write_batches((frame.rename(columns=column_name) for frame in frames), destination)
     else:
         write_csv_as_parquet(path, destination, BATCH_ROWS, column_name)
 

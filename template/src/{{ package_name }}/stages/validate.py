@@ -18,7 +18,7 @@ from ..core.schema import (
     split_unlabeled,
 )
 from ..engine import exit_now
-from ..io.data import is_parquet, read_batches, read_table, write_batches, write_json
+from ..io.data import is_parquet, read_frames, read_table, write_batches, write_json
 from ._runner import StageError, run_stage
 
 # Rows validated at a time: memory stays flat whatever the size of the table.
@@ -44,15 +44,12 @@ def profile(tally: Tally, schema: DataSchema, unlabeled: int = 0) -> dict[str, o
 
 def ingested_frames(path: Path) -> Iterator[pd.DataFrame]:
     """The ingested table as frames of up to ``BATCH_ROWS`` rows; a CSV file as one frame."""
-    import pyarrow as pa
-
     # pandas types each chunk of a CSV on its own: a column could change type from one chunk
     # to the next, and with it the contract's messages and the validated file's types.
     if not is_parquet(path):
         yield read_table(path)
         return
-    # map keeps no table once converted: one copy of a batch is held, pandas'
-    yield from map(pa.Table.to_pandas, read_batches(path, BATCH_ROWS))
+    yield from read_frames(path, BATCH_ROWS)
 
 
 def validated_batches(params: Params, validation: Validation) -> Iterator[pd.DataFrame]:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..config import CHAMPION, PREDICTION, Params, Settings
 from ..core.schema import DataSchema, DataValidationError, feature_frame
-from ..io.data import read_batches, read_json, read_table, write_json, write_text
+from ..io.data import read_frames, read_json, read_table, write_json, write_text
 from .feedback import CONFLICT, join_feedback
 from .html_report import render_html
 from .prediction_log import Unreadable, read_log
@@ -86,8 +86,6 @@ def sample_table(path: Path, rows: int | None, seed: int) -> tuple[pd.DataFrame,
     when ``rows`` is None or the table is no larger), in file order, and the table's row
     count. Each row draws a random key and the ``rows`` smallest keys are kept, chunk by chunk:
     memory holds the sample and one chunk, whatever the table's size."""
-    import pyarrow as pa
-
     if rows is None:
         frame = read_table(path)
         return frame, len(frame)
@@ -96,8 +94,7 @@ def sample_table(path: Path, rows: int | None, seed: int) -> tuple[pd.DataFrame,
     keys = np.empty(0)
     total = 0
     try:
-        # map keeps no table once converted: one copy of a chunk is held, pandas'
-        for chunk in map(pa.Table.to_pandas, read_batches(path, CHUNK_ROWS)):
+        for chunk in read_frames(path, CHUNK_ROWS):
             total += len(chunk)
             kept = chunk if kept is None else pd.concat([kept, chunk], ignore_index=True)
             keys = np.concatenate([keys, random.random(len(chunk))])
