@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: stages and CI have no display
-
-import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 
 def _figure(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Axes]:
-    figure, axes = plt.subplots(figsize=(5, 4), layout="constrained")
+    # A Figure of its own, not pyplot's: no GUI backend to choose (stages and CI have no
+    # display), no global list of open figures to close; saving as PNG draws with Agg.
+    figure = Figure(figsize=(5, 4), layout="constrained")
+    axes = figure.subplots()
     axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
     return figure, axes
 

@@ -80,10 +80,16 @@ def output_folder(path: Path, marker: str) -> Iterator[Path]:
             shutil.rmtree(partial)  # made above
 
 
+def is_parquet(path: Path) -> bool:
+    """Whether ``path`` names a Parquet file, by its suffix in any case (``.parquet``,
+    ``.PARQUET``); every reader and writer here decides by it, anything else is CSV."""
+    return path.suffix.lower() == ".parquet"
+
+
 def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a Parquet or CSV file (only ``columns``, if given); an empty CSV gives an empty
     frame for validation to judge."""
-    if path.suffix == ".parquet":
+    if is_parquet(path):
         return pd.read_parquet(path, columns=columns)
     try:
         return pd.read_csv(path, usecols=columns)
@@ -125,14 +131,10 @@ ROW_GROUP_ROWS = 100_000
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` as Parquet (or CSV by suffix), creating the folder."""
     with output_file(path) as partial:
-        if path.suffix == ".parquet":
+        if is_parquet(path):
             frame.to_parquet(partial, index=False, row_group_size=ROW_GROUP_ROWS)
         else:
             frame.to_csv(partial, index=False)
-
-
-def is_parquet(path: Path) -> bool:
-    return path.suffix.lower() == ".parquet"
 
 
 def read_batches(path: Path, rows: int) -> Iterator[pa.Table]:
@@ -168,7 +170,7 @@ def read_frames(path: Path, rows: int) -> Iterator[pd.DataFrame]:
 
 def table_shape(path: Path) -> tuple[int, int]:
     """Rows and columns of a table file: a Parquet file's from its footer."""
-    if path.suffix != ".parquet":
+    if not is_parquet(path):
         return read_table(path).shape
     import pyarrow.parquet as pq
 
@@ -186,7 +188,7 @@ def write_batches(frames: Iterable[pd.DataFrame], path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if path.suffix != ".parquet":
+    if not is_parquet(path):
         with output_file(path) as partial:
             partial.touch()
             for number, frame in enumerate(frames):
@@ -214,7 +216,7 @@ def read_arrow(path: Path) -> pa.Table:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if path.suffix == ".parquet":
+    if is_parquet(path):
         return pq.read_table(path)
     return pa.Table.from_pandas(read_table(path), preserve_index=False)
 
@@ -225,7 +227,7 @@ def write_arrow(table: pa.Table, path: Path) -> None:
     import pyarrow.parquet as pq
 
     with output_file(path) as partial:
-        if path.suffix == ".parquet":
+        if is_parquet(path):
             pq.write_table(table, partial, row_group_size=ROW_GROUP_ROWS)
         else:
             pc.write_csv(table, partial)

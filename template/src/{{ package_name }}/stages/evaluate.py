@@ -61,7 +61,7 @@ def prediction_plots(
 
 def evaluate_model(
     model: Any,
-    train: pd.DataFrame,
+    train_labels: pd.DataFrame,
     test: pd.DataFrame,
     schema: DataSchema,
     task: Task,
@@ -71,9 +71,9 @@ def evaluate_model(
     sensitive_columns: Sequence[str] = (),
     slice_min_rows: int = 20,
 ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
-    """Score ``model``, a baseline fitted on the labels of ``train`` (its only column read) and
-    the fitted ``linear`` model (if any), and ``model`` per slice of ``sensitive_columns``;
-    return metrics and plot tables.
+    """Score ``model``, a baseline fitted on ``train_labels`` (a frame holding the training
+    set's label column; other columns are ignored) and the fitted ``linear`` model (if any),
+    and ``model`` per slice of ``sensitive_columns``; return metrics and plot tables.
 
     Permutation importance uses at most ``options.importance_rows`` test rows (cost: rows x
     features x repeats)."""
@@ -82,7 +82,7 @@ def evaluate_model(
     X_test, y_test = test[features], test[target]
     metrics, y_pred, proba = model_metrics(task, model, X_test, y_test)
     # A dummy model ignores the features: the training labels alone fit it.
-    baseline = build_baseline(task).fit(train[[target]], train[target])
+    baseline = build_baseline(task).fit(train_labels[[target]], train_labels[target])
     baseline_metrics, _, _ = model_metrics(task, baseline, X_test, y_test)
     linear_metrics = model_metrics(task, linear, X_test, y_test)[0] if linear is not None else {}
     if primary_metric not in metrics:
@@ -117,7 +117,6 @@ def evaluate_model(
 
 def log_to_run(run_id: str, report: dict[str, Any], plots: dict[str, pd.DataFrame]) -> None:
     """Attach test and baseline metrics, the plot tables and their figures to the training run."""
-    import matplotlib.pyplot as plt
     import mlflow
 
     from ..core.figures import figures
@@ -137,7 +136,6 @@ def log_to_run(run_id: str, report: dict[str, Any], plots: dict[str, pd.DataFram
             mlflow.log_dict(table.to_dict(orient="split", index=False), f"plots/{name}.json")
         for name, figure in figures(plots).items():
             mlflow.log_figure(figure, f"plots/{name}")
-            plt.close(figure)
 
 
 def main() -> None:
