@@ -128,13 +128,25 @@ def read_sample(path: Path, rows: int, seed: int) -> pd.DataFrame:
 ROW_GROUP_ROWS = 100_000
 
 
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns a Parquet file stores by dictionary: all but the floating-point ones.
+    Measured values rarely repeat, so pyarrow would build a dictionary for each of them in each
+    row group, then drop it when it outgrows its page and store the values plain after all,
+    paying for both in time and in file size (docs: "Large data")."""
+    import pyarrow as pa
+
+    return [field.name for field in schema if not pa.types.is_floating(field.type)]
+
+
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` as Parquet (or CSV by suffix), creating the folder."""
+    if is_parquet(path):
+        import pyarrow as pa
+
+        write_arrow(pa.Table.from_pandas(frame, preserve_index=False), path)
+        return
     with output_file(path) as partial:
-        if is_parquet(path):
-            frame.to_parquet(partial, index=False, row_group_size=ROW_GROUP_ROWS)
-        else:
-            frame.to_csv(partial, index=False)
+        frame.to_csv(partial, index=False)
 
 
 def read_batches(path: Path, rows: int) -> Iterator[pa.Table]:
@@ -200,11 +212,10 @@ def write_batches(frames: Iterable[pd.DataFrame], path: Path) -> None:
             schema = writer.schema if writer is not None else None
             table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
             if writer is None:
-                # A dictionary per row group is tried and dropped again for float columns,
-                # whose values rarely repeat: a cost paid once per batch for nothing.
-                kept = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
                 writer = stack.enter_context(
-                    pq.ParquetWriter(partial, table.schema, use_dictionary=kept)
+                    pq.ParquetWriter(
+                        partial, table.schema, use_dictionary=dictionary_columns(table.schema)
+                    )
                 )
             writer.write_table(table)
         if writer is None:
@@ -228,7 +239,12 @@ def write_arrow(table: pa.Table, path: Path) -> None:
 
     with output_file(path) as partial:
         if is_parquet(path):
-            pq.write_table(table, partial, row_group_size=ROW_GROUP_ROWS)
+            pq.write_table(
+                table,
+                partial,
+                row_group_size=ROW_GROUP_ROWS,
+                use_dictionary=dictionary_columns(table.schema),
+            )
         else:
             pc.write_csv(table, partial)
 
