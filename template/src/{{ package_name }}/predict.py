@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 from .config import CHAMPION, PREDICTION
 from .core.models import nonfinite_rows
 from .core.schema import DataSchema, DataValidationError, feature_frame
-from .io.data import is_parquet, output_file, read_batches
+from .io.data import dictionary_columns, is_parquet, output_file, read_batches
 
 QUOTE, NEWLINE = b'"', b"\n"
 
@@ -267,8 +267,15 @@ def score_table(
         try:
             for table in in_order(pool, score_batch, batches(), threads):
                 if writer is None:
-                    open_writer = pq.ParquetWriter if is_parquet(output) else pacsv.CSVWriter
-                    writer = open_writer(str(partial), table.schema)
+                    writer = (
+                        pq.ParquetWriter(
+                            str(partial),
+                            table.schema,
+                            use_dictionary=dictionary_columns(table.schema),
+                        )
+                        if is_parquet(output)
+                        else pacsv.CSVWriter(str(partial), table.schema)
+                    )
                 writer.write_table(table.cast(writer.schema))
                 yield table.num_rows
         finally:
