@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 from .config import CHAMPION, PREDICTION
 from .core.models import nonfinite_rows
 from .core.schema import DataSchema, DataValidationError, feature_frame
-from .io.data import dictionary_columns, is_parquet, output_file, read_batches
+from .io.data import is_parquet, output_file, parquet_writer, read_batches
 
 QUOTE, NEWLINE = b'"', b"\n"
 
@@ -253,7 +253,6 @@ def score_table(
 
     Values, not spellings, are kept here: a table format has no spelling to keep.
     """
-    import pyarrow.parquet as pq
 
     def batches() -> Iterator[tuple[Any, ...]]:
         first_row = 1
@@ -267,15 +266,8 @@ def score_table(
         try:
             for table in in_order(pool, score_batch, batches(), threads):
                 if writer is None:
-                    writer = (
-                        pq.ParquetWriter(
-                            str(partial),
-                            table.schema,
-                            use_dictionary=dictionary_columns(table.schema),
-                        )
-                        if is_parquet(output)
-                        else pacsv.CSVWriter(str(partial), table.schema)
-                    )
+                    open_writer = parquet_writer if is_parquet(output) else pacsv.CSVWriter
+                    writer = open_writer(str(partial), table.schema)
                 writer.write_table(table.cast(writer.schema))
                 yield table.num_rows
         finally:

@@ -21,6 +21,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
 
 def partial_path(path: Path) -> Path:
@@ -128,14 +129,17 @@ def read_sample(path: Path, rows: int, seed: int) -> pd.DataFrame:
 ROW_GROUP_ROWS = 100_000
 
 
-def dictionary_columns(schema: pa.Schema) -> list[str]:
-    """The columns a Parquet file stores by dictionary: all but the floating-point ones.
-    Measured values rarely repeat, so pyarrow would build a dictionary for each of them in each
-    row group, then drop it when it outgrows its page and store the values plain after all,
-    paying for both in time and in file size (docs: "Large data")."""
+def parquet_writer(path: Path | str, schema: pa.Schema) -> pq.ParquetWriter:
+    """The writer of every Parquet file written here. It stores all columns but the
+    floating-point ones by dictionary: measured values rarely repeat, so pyarrow would build a
+    dictionary for each of them in each row group, then drop it when it outgrows its page and
+    store the values plain after all, paying for both in time and in file size (docs: "Large
+    data")."""
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    return [field.name for field in schema if not pa.types.is_floating(field.type)]
+    plain = [field.name for field in schema if not pa.types.is_floating(field.type)]
+    return pq.ParquetWriter(path, schema, use_dictionary=plain)
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
@@ -198,7 +202,6 @@ def write_batches(frames: Iterable[pd.DataFrame], path: Path) -> None:
     batch only still has one type in the file.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     if not is_parquet(path):
         with output_file(path) as partial:
@@ -212,11 +215,7 @@ def write_batches(frames: Iterable[pd.DataFrame], path: Path) -> None:
             schema = writer.schema if writer is not None else None
             table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
             if writer is None:
-                writer = stack.enter_context(
-                    pq.ParquetWriter(
-                        partial, table.schema, use_dictionary=dictionary_columns(table.schema)
-                    )
-                )
+                writer = stack.enter_context(parquet_writer(partial, table.schema))
             writer.write_table(table)
         if writer is None:
             pd.DataFrame().to_parquet(partial)
@@ -235,16 +234,11 @@ def read_arrow(path: Path) -> pa.Table:
 def write_arrow(table: pa.Table, path: Path) -> None:
     """:func:`write_table` for an Arrow table."""
     import pyarrow.csv as pc
-    import pyarrow.parquet as pq
 
     with output_file(path) as partial:
         if is_parquet(path):
-            pq.write_table(
-                table,
-                partial,
-                row_group_size=ROW_GROUP_ROWS,
-                use_dictionary=dictionary_columns(table.schema),
-            )
+            with parquet_writer(partial, table.schema) as writer:
+                writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
         else:
             pc.write_csv(table, partial)
 
