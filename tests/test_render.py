@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -111,3 +112,21 @@ def test_python_is_ruff_formatted(rendered: Rendered) -> None:
     result = _ruff("format", "--check", "--no-cache", ".", cwd=rendered.path)
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_setup_compiles_the_environment_only_where_python_caches_no_bytecode(
+    rendered: Rendered,
+) -> None:
+    """With PYTHONDONTWRITEBYTECODE set, each stage process would compile its imports again:
+    ``make setup`` compiles the environment once there, and leaves it to Python elsewhere."""
+
+    def setup_commands(**extra: str) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | extra
+        return subprocess.run(
+            ["make", "-n", "setup"], cwd=rendered.path, env=env, capture_output=True, text=True,
+            check=True,
+        ).stdout  # fmt: skip
+
+    assert "--compile-bytecode" in setup_commands(PYTHONDONTWRITEBYTECODE="1")
+    assert "--compile-bytecode" not in setup_commands()
+    assert "--compile-bytecode" not in setup_commands(PYTHONDONTWRITEBYTECODE="")
