@@ -138,8 +138,8 @@ def parquet_writer(path: Path | str, schema: pa.Schema) -> pq.ParquetWriter:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    plain = [field.name for field in schema if not pa.types.is_floating(field.type)]
-    return pq.ParquetWriter(path, schema, use_dictionary=plain)
+    by_dictionary = [field.name for field in schema if not pa.types.is_floating(field.type)]
+    return pq.ParquetWriter(path, schema, use_dictionary=by_dictionary)
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
