@@ -9,7 +9,9 @@ import os
 # First, so that the exit hook of stages that succeed runs after every library's (see exit_now).
 from .. import engine  # noqa: F401
 
-# The pipeline's tables are small: one OpenMP/BLAS thread fits and predicts as fast as several,
-# and does not slow to a crawl when the cores are busy (OpenMP threads wait for each other).
-# Set before scikit-learn loads its thread pools; export OMP_NUM_THREADS to use more.
+# One OpenMP/BLAS thread unless OMP_NUM_THREADS is exported. OpenMP threads wait for each
+# other, so where other work keeps the cores busy (CI runners, parallel test workers) two
+# threads fit slower than one. A large table on a machine of its own fits faster on every core:
+# export OMP_NUM_THREADS there (docs: "Large data", threads). Set before scikit-learn loads its
+# thread pools.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
