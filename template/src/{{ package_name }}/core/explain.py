@@ -58,17 +58,26 @@ def permutation_importances(
     Columns are shuffled and scored on threads, one per usable core, when ``frame`` has at
     least ``THREADED_IMPORTANCE_ROWS`` rows: the model's predictions run outside Python's lock
     (scikit-learn's trees and boosting, NumPy), and a thread shares the fitted model where a
-    worker process would need it pickled. Each column's shuffles come from the same seed on
-    any number of threads, so the table does not depend on them."""
+    worker process would need it pickled; each of them runs the model on one OpenMP thread.
+    Each column's shuffles come from the same seed on any number of threads, so the table does
+    not depend on them."""
     from joblib import parallel_config
     from sklearn.inspection import permutation_importance
+    from threadpoolctl import ThreadpoolController
 
     sign = 1.0 if GREATER_IS_BETTER[metric] else -1.0
+    jobs = importance_threads(len(frame), len(features))
+    # Several scoring threads each run the model on one OpenMP thread: with OMP_NUM_THREADS
+    # exported, each would start that many of its own, threads times threads on the cores.
+    # The limit holds for the calling thread only, and is undone after each call.
+    controller = ThreadpoolController() if jobs > 1 else None
 
     def score(estimator: Any, X: pd.DataFrame, y: pd.Series) -> float:
-        return sign * metric_score(task, estimator, X, y, metric)
+        if controller is None:
+            return sign * metric_score(task, estimator, X, y, metric)
+        with controller.limit(limits=1, user_api="openmp"):
+            return sign * metric_score(task, estimator, X, y, metric)
 
-    jobs = importance_threads(len(frame), len(features))
     # The backend only: a default n_jobs would reach the model's own joblib calls too.
     with parallel_config(backend="threading"):
         result = permutation_importance(
