@@ -16,7 +16,7 @@ from ..config import EvaluateParams, Params, Settings, Task
 from ..core.explain import bounded_sample, permutation_importances
 from ..core.metrics import confusion_counts, curve_points, improvement, model_metrics
 from ..core.model_card import slice_metrics
-from ..core.models import build_baseline, build_pipeline
+from ..core.models import build_pipeline, fit_baseline
 from ..core.schema import DataSchema, load_schema
 from ..engine import exit_now
 from ..io.data import read_json, read_sample, read_table, write_json, write_table
@@ -81,8 +81,7 @@ def evaluate_model(
     primary_metric = options.primary_metric
     X_test, y_test = test[features], test[target]
     metrics, y_pred, proba = model_metrics(task, model, X_test, y_test)
-    # A dummy model ignores the features: the training labels alone fit it.
-    baseline = build_baseline(task).fit(train_labels[[target]], train_labels[target])
+    baseline = fit_baseline(task, train_labels[target])
     baseline_metrics, _, _ = model_metrics(task, baseline, X_test, y_test)
     linear_metrics = model_metrics(task, linear, X_test, y_test)[0] if linear is not None else {}
     if primary_metric not in metrics:
