@@ -11,17 +11,21 @@ import hashlib
 import json
 import secrets
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from functools import partial
+from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+T = TypeVar("T")
 
 
 def partial_path(path: Path) -> Path:
@@ -317,6 +321,24 @@ def csv_chunks(path: Path, rows: int, types: dict[str, Any] | None) -> Iterator[
         raise ChunkTypesError(None if unknown or types else wanted)
 
 
+def read_ahead(items: Iterator[T]) -> Generator[T, None, None]:
+    """``items`` in order, each next one taken on a worker thread while the caller works on the
+    one before: parsing a CSV chunk overlaps with writing the previous one, whose Parquet
+    encoding runs outside Python's lock. One item at most is taken ahead. An error in taking
+    an item is raised when the caller asks for it; when the caller stops early, ``items`` is
+    closed once the item in flight is taken."""
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(lambda: list(islice(items, 1)))
+        try:
+            while taken := pending.result():
+                pending = pool.submit(lambda: list(islice(items, 1)))
+                yield taken[0]
+        finally:
+            wait([pending])  # the worker is done with ``items``
+            if isinstance(items, Generator):
+                items.close()
+
+
 def write_csv_as_parquet(
     source: Path, path: Path, rows: int, rename: Callable[[str], str] = str
 ) -> None:
@@ -331,7 +353,7 @@ def write_csv_as_parquet(
     """
     types: dict[str, Any] | None = None
     while True:
-        chunks = csv_chunks(source, rows, types)
+        chunks = read_ahead(csv_chunks(source, rows, types))
         try:
             write_batches((chunk.rename(columns=rename) for chunk in chunks), path)
             return
