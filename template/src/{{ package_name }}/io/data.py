@@ -17,15 +17,13 @@ from contextlib import ExitStack, contextmanager
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-T = TypeVar("T")
 
 
 def partial_path(path: Path) -> Path:
@@ -321,7 +319,7 @@ def csv_chunks(path: Path, rows: int, types: dict[str, Any] | None) -> Iterator[
         raise ChunkTypesError(None if unknown or types else wanted)
 
 
-def read_ahead(items: Iterator[T]) -> Generator[T, None, None]:
+def read_ahead(items: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """``items`` in order, each next one taken on a worker thread while the caller works on the
     one before: parsing a CSV chunk overlaps with writing the previous one, whose Parquet
     encoding runs outside Python's lock. One item at most is taken ahead. An error in taking
