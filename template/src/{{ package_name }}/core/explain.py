@@ -15,6 +15,7 @@ the ``method`` column.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -73,9 +74,7 @@ def permutation_importances(
     controller = ThreadpoolController() if jobs > 1 else None
 
     def score(estimator: Any, X: pd.DataFrame, y: pd.Series) -> float:
-        if controller is None:
-            return sign * metric_score(task, estimator, X, y, metric)
-        with controller.limit(limits=1, user_api="openmp"):
+        with controller.limit(limits=1, user_api="openmp") if controller else nullcontext():
             return sign * metric_score(task, estimator, X, y, metric)
 
     # The backend only: a default n_jobs would reach the model's own joblib calls too.

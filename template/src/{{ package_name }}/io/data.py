@@ -15,7 +15,6 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from functools import partial
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -326,11 +325,11 @@ def read_ahead(items: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     an item is raised when the caller asks for it; when the caller stops early, ``items`` is
     closed once the item in flight is taken."""
     with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
-        pending = pool.submit(lambda: list(islice(items, 1)))
+        pending = pool.submit(next, items, None)
         try:
-            while taken := pending.result():
-                pending = pool.submit(lambda: list(islice(items, 1)))
-                yield taken[0]
+            while (frame := pending.result()) is not None:
+                pending = pool.submit(next, items, None)
+                yield frame
         finally:
             wait([pending])  # the worker is done with ``items``
             if isinstance(items, Generator):
