@@ -150,6 +150,7 @@ open(sys.argv[3], "w").write(json.dumps(result))
 # HistGradientBoosting hyperparameters (JSON). Prints its fit seconds and ROC AUC as JSON.
 FLOOR = r"""
 import json, sys, time
+import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -165,7 +166,11 @@ numeric = list(frame.select_dtypes("number").columns)
 categorical = [c for c in frame.columns if c not in numeric]
 X_train, X_test, y_train, y_test = train_test_split(
     frame, y, test_size=float(test_size), stratify=y, random_state=int(seed))
-numeric_steps = Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+# The template's imputer (core/features.py observed_median): the median of each column's observed
+# values, not strategy="median", which sorts the whole masked table and costs seconds per million rows.
+def observed_median(values):
+    return float(np.median(values)) if values.size else 0.0
+numeric_steps = Pipeline([("impute", SimpleImputer(strategy=observed_median, keep_empty_features=True)),
                           ("scale", StandardScaler())])
 categorical_steps = Pipeline([
     ("impute", SimpleImputer(strategy="constant", fill_value="__missing__",

@@ -33,6 +33,7 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "sklearn.tree._tree.Tree",  # random_forest
         # hist_gradient_boosting
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        f"{_FEATURES}.observed_median",  # the numeric columns' imputation statistic
         f"{_FEATURES}.DateParts",  # datetime columns
         f"{_FEATURES}.TextSize",  # text columns
         f"{_FEATURES}.Ratio",  # the example team feature
