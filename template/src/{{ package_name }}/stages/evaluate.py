@@ -8,6 +8,7 @@ read from an earlier run: the comparison must hold for this data version and the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
@@ -80,24 +81,32 @@ def evaluate_model(
     features, target = schema.feature_names, schema.target.name
     primary_metric = options.primary_metric
     X_test, y_test = test[features], test[target]
-    metrics, y_pred, proba = model_metrics(task, model, X_test, y_test)
-    baseline = fit_baseline(task, train_labels[target])
-    baseline_metrics, _, _ = model_metrics(task, baseline, X_test, y_test)
-    linear_metrics = model_metrics(task, linear, X_test, y_test)[0] if linear is not None else {}
-    if primary_metric not in metrics:
-        raise ValueError(
-            f"evaluate.primary_metric {primary_metric!r} is not one of {list(metrics)}"
+    sample = bounded_sample(test, options.importance_rows, seed)
+    # Permutation importance runs on a thread of its own while this one scores the test set:
+    # the model's predictions run outside Python's lock, so neither waits for the other and
+    # the cores stay busy through the stage (docs: "Large data", evaluate).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        importance = pool.submit(
+            permutation_importances, model, sample, features, target, task, primary_metric, seed
         )
+        metrics, y_pred, proba = model_metrics(task, model, X_test, y_test)
+        baseline = fit_baseline(task, train_labels[target])
+        baseline_metrics, _, _ = model_metrics(task, baseline, X_test, y_test)
+        if linear is not None:
+            linear_metrics = model_metrics(task, linear, X_test, y_test)[0]
+        else:
+            linear_metrics = {}
+        if primary_metric not in metrics:
+            raise ValueError(
+                f"evaluate.primary_metric {primary_metric!r} is not one of {list(metrics)}"
+            )
+        plots = prediction_plots(task, model, y_test, y_pred, proba, options, seed)
+        plots["importance"] = importance.result()
 
     def gain(reference: dict[str, float]) -> float:
         change = improvement(primary_metric, metrics[primary_metric], reference[primary_metric])
         return round(change, 6)
 
-    plots = prediction_plots(task, model, y_test, y_pred, proba, options, seed)
-    sample = bounded_sample(test, options.importance_rows, seed)
-    plots["importance"] = permutation_importances(
-        model, sample, features, target, task, primary_metric, seed
-    )
     report = {
         "test": metrics,
         "baseline": baseline_metrics,
