@@ -83,8 +83,7 @@ def evaluate_model(
     X_test, y_test = test[features], test[target]
     sample = bounded_sample(test, options.importance_rows, seed)
     # Permutation importance runs on a thread of its own while this one scores the test set:
-    # the model's predictions run outside Python's lock, so neither waits for the other and
-    # the cores stay busy through the stage (docs: "Large data", evaluate).
+    # predictions run outside Python's lock, so neither waits for the other (docs: "Large data").
     with ThreadPoolExecutor(max_workers=1) as pool:
         importance = pool.submit(
             permutation_importances, model, sample, features, target, task, primary_metric, seed
