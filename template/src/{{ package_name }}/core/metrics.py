@@ -96,22 +96,37 @@ def regression_metrics(y_true: pd.Series, y_pred: np.ndarray) -> dict[str, float
 
 # Rows on which labels read off the probabilities are checked against the model's ``predict``.
 LABEL_CHECK_ROWS = 1_000
+# Rows per call of the model when scoring a table. Tree ensembles walk each tree over every row
+# they are given: a block of rows stays in the CPU's cache from one tree to the next, where the
+# rows of a whole large test set are read from memory again for every tree (docs: "Large data",
+# evaluate). The same size as the blocks of batch scoring (`predict --chunk-size`).
+SCORING_BLOCK_ROWS = 20_000
+
+
+def in_blocks(method: Callable[[pd.DataFrame], Any], X: pd.DataFrame) -> np.ndarray:
+    """``method(X)`` (a model's ``predict`` or ``predict_proba``) called on blocks of at most
+    :data:`SCORING_BLOCK_ROWS` rows, its results joined in order."""
+    if len(X) <= SCORING_BLOCK_ROWS:
+        return np.asarray(method(X))
+    blocks = range(0, len(X), SCORING_BLOCK_ROWS)
+    return np.concatenate([np.asarray(method(X.iloc[i : i + SCORING_BLOCK_ROWS])) for i in blocks])
 
 
 def predictions(task: Task, model: Any, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
-    """The model's predictions on ``X`` and, for a classifier, its probabilities.
+    """The model's predictions on ``X`` and, for a classifier, its probabilities, scored in
+    blocks of rows (:func:`in_blocks`).
 
     A classifier's labels are the most probable classes when its ``predict`` says so on the
     first :data:`LABEL_CHECK_ROWS` rows, so the model runs once over ``X`` rather than twice;
     a model that decides otherwise (a tuned threshold, say) is asked for all its labels.
     """
     if task == "regression":
-        return np.asarray(model.predict(X)), None
-    proba = np.asarray(model.predict_proba(X))
+        return in_blocks(model.predict, X), None
+    proba = in_blocks(model.predict_proba, X)
     labels = np.asarray(model.classes_)[proba.argmax(axis=1)]
     head = X.iloc[:LABEL_CHECK_ROWS]
     if not np.array_equal(np.asarray(model.predict(head)), labels[: len(head)]):
-        labels = np.asarray(model.predict(X))
+        labels = in_blocks(model.predict, X)
     return labels, proba
 
 
@@ -129,11 +144,11 @@ def metric_score(task: Task, model: Any, X: pd.DataFrame, y: pd.Series, metric: 
     """One metric of a fitted ``model`` on ``X, y``, from only the predictions it needs: what
     permutation importance computes once per column and repeat."""
     if task == "regression":
-        return regression_metrics(y, np.asarray(model.predict(X)))[metric]
+        return regression_metrics(y, in_blocks(model.predict, X))[metric]
     if metric in PROBABILITY_METRICS:
-        proba = np.asarray(model.predict_proba(X))
+        proba = in_blocks(model.predict_proba, X)
         return classification_metrics(y, None, proba, model.classes_, [metric])[metric]
-    y_pred = np.asarray(model.predict(X))
+    y_pred = in_blocks(model.predict, X)
     return classification_metrics(y, y_pred, None, model.classes_, [metric])[metric]
 
 
