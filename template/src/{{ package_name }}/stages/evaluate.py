@@ -20,7 +20,7 @@ from ..core.model_card import slice_metrics
 from ..core.models import build_pipeline, fit_baseline
 from ..core.schema import DataSchema, load_schema
 from ..engine import exit_now
-from ..io.data import read_json, read_sample, read_table, write_json, write_table
+from ..io.data import read_sample, read_table, write_json, write_table
 from ._runner import run_stage
 
 
@@ -122,32 +122,8 @@ def evaluate_model(
     return report, plots
 
 
-def log_to_run(run_id: str, report: dict[str, Any], plots: dict[str, pd.DataFrame]) -> None:
-    """Attach test and baseline metrics, the plot tables and their figures to the training run."""
-    import mlflow
-
-    from ..core.figures import figures
-
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics(report["test"])
-        mlflow.log_metrics(
-            {f"baseline_{name}": value for name, value in report["baseline"].items()}
-        )
-        mlflow.log_metrics({f"linear_{name}": value for name, value in report["linear"].items()})
-        mlflow.log_metric("gain_over_baseline", report["gain_over_baseline"])
-        if report["gain_over_linear"] is not None:
-            mlflow.log_metric("gain_over_linear", report["gain_over_linear"])
-        for name, table in plots.items():
-            # log_dict replaces the file: log_table would append to the table of an earlier
-            # evaluate of the same run (the same format: columns and rows)
-            mlflow.log_dict(table.to_dict(orient="split", index=False), f"plots/{name}.json")
-        for name, figure in figures(plots).items():
-            mlflow.log_figure(figure, f"plots/{name}")
-
-
 def main() -> None:
-    def body(params: Params, settings: Settings) -> None:
-        from ..io import tracking
+    def body(params: Params, _: Settings) -> None:
         from ..io.model_loader import load_pipeline
 
         schema = load_schema(params.paths.schema_file)
@@ -171,9 +147,6 @@ def main() -> None:
         write_json(report, params.paths.metrics)
         for name, table in plots.items():
             write_table(table, params.paths.plots / f"{name}.csv")
-
-        tracking.configure(settings)
-        log_to_run(read_json(params.paths.run)["run_id"], report, plots)
         primary = params.evaluate.primary_metric
         linear = report["linear"].get(primary, "the candidate")
         print(

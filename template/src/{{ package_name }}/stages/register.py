@@ -1,18 +1,31 @@
-"""Stage ``register``: apply the quality gate; only a passing model becomes ``champion``."""
+"""Stage ``register``: record the evaluation on the training run, apply the quality gate; only
+a passing model becomes ``champion``.
+
+The evaluation is logged to MLflow here rather than by ``evaluate``: this stage talks to the
+tracking store anyway, so ``evaluate`` is a computation on local files that needs no tracking
+server, and a store that is down fails this quick stage, which reruns on its own, rather than
+losing the evaluation (DVC keeps no outputs of a failed stage).
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..config import CHAMPION, Params, RegisterParams, Settings, SliceGate
 from ..core.metrics import improvement
 from ..engine import exit_now
-from ..io.data import read_json, write_json
+from ..io.data import read_json, read_table, write_json
 from ..io.model_card import write_model_card
 from ..io.tracking import Champion
 from ._runner import StageError, run_stage
 from .train import run_params
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
 
 
 @dataclass
@@ -109,6 +122,38 @@ def recheck(candidate: Champion, params: Params, holder: Champion | None, alias:
     return decide(report, params.gate, holder, alias)
 
 
+def read_plots(folder: Path) -> dict[str, pd.DataFrame]:
+    """The plot tables ``evaluate`` wrote, by name (``roc`` for ``roc.csv``)."""
+    return {path.stem: read_table(path) for path in sorted(folder.glob("*.csv"))}
+
+
+def log_evaluation(
+    client: MlflowClient, run_id: str, report: dict[str, Any], plots: dict[str, pd.DataFrame]
+) -> None:
+    """Attach test and baseline metrics, the plot tables and their figures to the training run
+    (through the client: the run need not belong to the experiment set in this process)."""
+    from mlflow.entities import Metric
+
+    from ..core.figures import figures
+
+    values = {
+        **report["test"],
+        **{f"baseline_{name}": value for name, value in report["baseline"].items()},
+        **{f"linear_{name}": value for name, value in report["linear"].items()},
+        "gain_over_baseline": report["gain_over_baseline"],
+    }
+    if report["gain_over_linear"] is not None:
+        values["gain_over_linear"] = report["gain_over_linear"]
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in values.items()])
+    for name, table in plots.items():
+        # log_dict replaces the file: log_table would append to the table of an earlier
+        # evaluation of the same run (the same format: columns and rows)
+        client.log_dict(run_id, table.to_dict(orient="split", index=False), f"plots/{name}.json")
+    for name, figure in figures(plots).items():
+        client.log_figure(run_id, figure, f"plots/{name}")
+
+
 def main() -> None:
     def body(params: Params, settings: Settings) -> None:
         import mlflow
@@ -120,6 +165,7 @@ def main() -> None:
         run = read_json(params.paths.run)
         tracking.configure(settings)
         client = MlflowClient()
+        log_evaluation(client, run["run_id"], report, read_plots(params.paths.plots))
         champion = tracking.get_champion(client, settings.model_name)
         decision = decide(report, params.gate, champion)
         record: dict[str, Any] = {
