@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,17 +28,33 @@ def hyperparameters(params: Params, tuned: dict[str, Any] | None = None) -> dict
     return chosen
 
 
+def build_model(
+    schema: DataSchema, params: Params, tuned: dict[str, Any] | None = None
+) -> Pipeline:
+    """Preprocessing + estimator as ``params.yaml`` (and the tune stage) set them, unfitted."""
+    from ..core.models import build_pipeline
+
+    return build_pipeline(
+        schema, params.task, params.train.model, hyperparameters(params, tuned), params.seed
+    )
+
+
 def fit_model(
     train: pd.DataFrame, schema: DataSchema, params: Params, tuned: dict[str, Any] | None = None
 ) -> Pipeline:
     """Fit preprocessing + estimator on the training table."""
-    from ..core.models import build_pipeline
-
-    model = build_pipeline(
-        schema, params.task, params.train.model, hyperparameters(params, tuned), params.seed
-    )
+    model = build_model(schema, params, tuned)
     model.fit(train[schema.feature_names], train[schema.target.name])
     return model
+
+
+def prepare_run(settings: Settings, data: Path) -> tuple[str, str]:
+    """What the run records besides the model: MLflow imported and pointed at its store (which
+    it creates on first use), then ``data``'s MD5 and the git commit."""
+    from ..io import tracking
+
+    tracking.configure(settings)
+    return file_md5(data), tracking.git_commit()
 
 
 def run_params(params: Params, tuned: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -99,24 +116,27 @@ def log_model(model: Pipeline, example: pd.DataFrame) -> str:
 
 def main() -> None:
     def body(params: Params, settings: Settings) -> None:
-        import mlflow
-
-        from ..io import tracking
-
         schema = load_schema(params.paths.schema_file)
         train = read_table(params.paths.train)
         # Absent when train runs alone (`<package> train`) before the tune stage ever ran.
         tuned = read_json(params.paths.tuned) if params.paths.tuned.exists() else None
-        model = fit_model(train, schema, params, tuned)
+        model = build_model(schema, params, tuned)  # scikit-learn imported on this thread first
+        # The fit runs on this thread (on one core unless OMP_NUM_THREADS is exported) while a
+        # second one does what needs no model: importing MLflow, opening its store, hashing the
+        # data (docs: "Large data", train).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            prepared = pool.submit(prepare_run, settings, params.paths.validated)
+            model.fit(train[schema.feature_names], train[schema.target.name])
+            data_md5, commit = prepared.result()
         example = train[schema.feature_names].head(INPUT_EXAMPLE_ROWS)
-        data_md5 = file_md5(params.paths.validated)
 
-        tracking.configure(settings)
+        import mlflow
+
         with mlflow.start_run() as run:
             mlflow.log_params(run_params(params, tuned))
             mlflow.set_tags(
                 {
-                    "git_commit": tracking.git_commit(),
+                    "git_commit": commit,
                     "data_md5": data_md5,
                     "data_source": params.data.source,
                     "train_rows": len(train),
