@@ -18,7 +18,7 @@ from ..core.schema import (
     split_unlabeled,
 )
 from ..engine import exit_now
-from ..io.data import is_parquet, read_frames, read_table, write_batches, write_json
+from ..io.data import is_parquet, read_ahead, read_frames, read_table, write_batches, write_json
 from ._runner import StageError, run_stage
 
 # Rows validated at a time: memory stays flat whatever the size of the table.
@@ -78,7 +78,10 @@ def main() -> None:
             )
         validation = Validation(schema, params.task)
         try:
-            write_batches(validated_batches(params, validation), params.paths.validated)
+            # The next batch is read and checked on a worker thread while this one is written
+            # (Parquet encoding runs outside Python's lock); an error still ends the file.
+            batches = read_ahead(validated_batches(params, validation))
+            write_batches(batches, params.paths.validated)
         except DataValidationError as error:
             raise StageError(f"{params.data.source}: {error}") from None
         unlabeled = validation.unlabeled
