@@ -17,8 +17,13 @@ from .helpers import render, run
 # Quotes, backslashes, Jinja and TOML/YAML syntax, newlines, and any unicode.
 NASTY = st.one_of(
     st.sampled_from(['"', "'", "\\", '"""', "{{ x }}", "{% raw %}", "key: value", "# c", "\n"]),
-    # U+0085 is refused by the validators (YAML cannot keep it); see test_validators.py.
-    st.text(alphabet=st.characters(exclude_characters="\x85"), min_size=1, max_size=3),
+    # Refused by the validators (see test_validators.py): U+0085, which YAML cannot keep, and
+    # lone surrogates (category Cs), which no file can hold.
+    st.text(
+        alphabet=st.characters(exclude_characters="\x85", exclude_categories=["Cs"]),
+        min_size=1,
+        max_size=3,
+    ),
 )
 FREE_TEXT = st.lists(NASTY, min_size=1, max_size=6).map("".join).filter(lambda s: s.strip())
 # An author name must keep a visible character once control characters are spaces (the

@@ -186,6 +186,33 @@ def test_nul_in_an_answer_is_refused(question: str, tmp_path: Path) -> None:
     assert not dest.exists() or not any(dest.iterdir()), "nothing may be generated"
 
 
+# A byte that is not UTF-8 on the command line reaches copier as a lone surrogate (Python
+# decodes arguments with surrogateescape): no file can be written with it.
+NOT_UTF8 = "\udcff"
+SURROGATE_ANSWERS = {
+    "project_name": {"project_name": f"My {NOT_UTF8} Project"},
+    "description": {"description": f"caf{NOT_UTF8}"},
+    "author_name": {"author_name": f"Ren{NOT_UTF8}"},
+    "author_email": {"author_email": f"r{NOT_UTF8}@example.com"},
+    "dataset_path": {"dataset_path": f"data{NOT_UTF8}.csv"},
+    "target_column": {"target_column": f"y{NOT_UTF8}"},
+    "dvc_remote_url": {"dvc_remote_url": f"../storage{NOT_UTF8}"},
+    "mlflow_tracking_uri": {"mlflow_tracking_uri": f"sqlite:///ml{NOT_UTF8}.db"},
+}
+
+
+@pytest.mark.parametrize("question", list(SURROGATE_ANSWERS))
+def test_an_answer_that_is_not_utf8_is_refused(question: str, tmp_path: Path) -> None:
+    dest = tmp_path / "project"
+
+    result = copier_copy(dest, SURROGATE_ANSWERS[question])
+
+    assert result.returncode != 0, "copier accepted a lone surrogate"
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert f"{question} must not contain a lone surrogate" in last_line, result.stderr[-2000:]
+    assert not dest.exists() or not any(dest.iterdir()), "nothing may be generated"
+
+
 def test_dataset_problems_stop_generation_with_the_reason(tmp_path: Path) -> None:
     dest = tmp_path / "project"
 
