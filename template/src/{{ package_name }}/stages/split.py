@@ -78,7 +78,8 @@ def main() -> None:
                 params.split.stratify,
                 params.seed,
             )
-            writing = pool.submit(write_arrow, test, params.paths.test)  # the same: encoding
+            # Parquet encoding runs outside Python's lock too: the two parts are written at once.
+            writing = pool.submit(write_arrow, test, params.paths.test)
             write_arrow(train, params.paths.train)
             writing.result()
         print(f"split {table.num_rows} rows into {train.num_rows} train / {test.num_rows} test")
