@@ -127,11 +127,18 @@ def main() -> None:
         from ..io.model_loader import load_pipeline
 
         schema = load_schema(params.paths.schema_file)
-        model = load_pipeline(str(params.paths.model))
-        # Of the training set: its labels, and the rows fit_linear would sample from it.
+        # Of the training set: its labels (read first, on this thread, which also imports the
+        # Parquet readers), and the rows fit_linear would sample from it.
         labels = read_table(params.paths.train, columns=[schema.target.name])
-        sample = read_sample(params.paths.train, params.evaluate.linear_rows, params.seed)
-        test = read_table(params.paths.test)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # The sample and the test set are read on a worker thread while the model loads
+            # here: Parquet decoding runs outside Python's lock.
+            linear_rows = pool.submit(
+                read_sample, params.paths.train, params.evaluate.linear_rows, params.seed
+            )
+            test_rows = pool.submit(read_table, params.paths.test)
+            model = load_pipeline(str(params.paths.model))
+            sample, test = linear_rows.result(), test_rows.result()
         report, plots = evaluate_model(
             model,
             labels,
