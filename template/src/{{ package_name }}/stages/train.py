@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..config import Params, Settings
 from ..core.schema import DataSchema, load_schema
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
 INPUT_EXAMPLE_ROWS = 5
+T = TypeVar("T")
 
 
 def hyperparameters(params: Params, tuned: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -55,6 +58,23 @@ def prepare_run(settings: Settings, data: Path) -> tuple[str, str]:
 
     tracking.configure(settings)
     return file_md5(data), tracking.git_commit()
+
+
+def in_background(function: Callable[..., T], *args: Any) -> Future[T]:
+    """``function(*args)`` on a daemon thread. A stage that fails meanwhile exits at once: the
+    process does not wait for the thread, which may be stuck in MLflow's retries against a
+    tracking server that is down (an executor's threads are joined at exit)."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(function(*args))
+        except BaseException as error:  # handed to whoever asks for the result
+            future.set_exception(error)
+
+    threading.Thread(target=run, name=function.__name__, daemon=True).start()
+    return future
 
 
 def run_params(params: Params, tuned: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -124,10 +144,9 @@ def main() -> None:
         # The fit runs on this thread (on one core unless OMP_NUM_THREADS is exported) while a
         # second one does what needs no model: importing MLflow, opening its store, hashing the
         # data (docs: "Large data", train).
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            prepared = pool.submit(prepare_run, settings, params.paths.validated)
-            model.fit(train[schema.feature_names], train[schema.target.name])
-            data_md5, commit = prepared.result()
+        prepared = in_background(prepare_run, settings, params.paths.validated)
+        model.fit(train[schema.feature_names], train[schema.target.name])
+        data_md5, commit = prepared.result()
         example = train[schema.feature_names].head(INPUT_EXAMPLE_ROWS)
 
         import mlflow
