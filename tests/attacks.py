@@ -905,6 +905,20 @@ def validator_credentials(context: Context) -> None:
     copier_refuses(context, "credentials", {"mlflow_tracking_uri": uri}, password)
 
 
+def tracking_down(context: Context) -> None:
+    """A command and a stage that open the tracking store, pointed by a URI with a password at
+    a port where nothing listens: each fails, says which store, and never prints the password
+    (MLflow's own messages carry the URI they called)."""
+    copy = context.lab.copy("tracking-down")
+    settings = registry_settings(context.lab)
+    register = [str(context.project.python), "-m", f"{context.project.package}.stages.register"]
+    for label, args in (("champion", context.lab.command("champion")), ("register", register)):
+        done = context.run(label, args, copy, **settings)
+        context.check(f"{label} failed", done.returncode != 0, exit_text(done))
+        said = done.stdout + done.stderr
+        context.check(f"{label} names the store", "http://alice:***@127.0.0.1" in said, tail(done))
+
+
 CLI_CASES = [
     Attack("monitor-1e308", "5", "monitor: rows of 1e308 and -1e308 in the log", monitor_extreme),
     Attack("monitor-torn-utf8", "5", "monitor: a torn UTF-8 line in the log", monitor_torn),
@@ -913,6 +927,7 @@ CLI_CASES = [
     Attack("stale-data", "8", "CSV source cut from all rows to 100, dvc repro", stale_data),
     Attack("predict-pickle", "6", "predict --model <cloudpickle folder>", predict_pickle),
     Attack("monitor-pickle", "6", "monitor --model <cloudpickle folder>", monitor_pickle),
+    Attack("tracking-down", "11", "champion, register: password in URI, no server", tracking_down),
     Attack("validator-cr", "11", "copier: CR in dvc_remote_url", validator_cr),
     Attack(
         "validator-credentials", "11", "copier: tracking URI with a password", validator_credentials

@@ -1,5 +1,5 @@
 """Allow ``python -m <package>`` as an alias of the CLI."""
 
-from .cli import app
+from .cli import main
 
-app()
+main()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
+
+from .redaction import print_exception
 
 if TYPE_CHECKING:
     from .core.schema import DataSchema
@@ -313,3 +316,13 @@ def rollback(
 for _feature in ("monitoring", "serving"):
     if importlib.util.find_spec(f"{__package__}.{_feature}") is not None:
         importlib.import_module(f"{__package__}.{_feature}.commands").add_commands(app)
+
+
+def main() -> None:
+    """The console script: the commands, an unexpected error printed redacted (Typer would print
+    MLflow's messages, which carry the tracking URI, as they are)."""
+    try:
+        app()
+    except Exception as error:
+        print_exception(error)
+        sys.exit(1)

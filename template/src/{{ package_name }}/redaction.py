@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
+import traceback
 from functools import lru_cache
 from urllib.parse import quote
 
@@ -89,6 +91,12 @@ def _redact(text: str, values: re.Pattern[str] | None) -> str:
 def redact(text: str) -> str:
     """``text`` with every credential it holds replaced by ``***``."""
     return _redact(text, _values_pattern(secret_values()))
+
+
+def print_exception(error: BaseException) -> None:
+    """Print ``error`` and its traceback to stderr as Python prints an uncaught one, redacted:
+    MLflow's and the HTTP libraries' messages carry the URI they called, credentials included."""
+    print(redact("".join(traceback.format_exception(error))), file=sys.stderr, end="")
 
 
 # Attributes of every LogRecord; the others came with `extra=` and are redacted too.

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 
 from ..config import Params, ParamsError, Settings, get_settings, load_params
-from ..redaction import install_log_redaction, redact
+from ..redaction import install_log_redaction, print_exception, redact
 
 log = logging.getLogger(__name__)
 
@@ -25,4 +25,7 @@ def run_stage(name: str, body: Callable[[Params, Settings], None]) -> None:
         body(load_params(settings.params_file), settings)
     except (StageError, ParamsError, ValueError) as error:
         print(f"stage {name} failed: {redact(str(error))}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as error:  # unexpected: its traceback, with any credential redacted
+        print_exception(error)
         sys.exit(1)
