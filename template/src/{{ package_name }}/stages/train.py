@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ..config import Params, Settings
 from ..core.schema import DataSchema, load_schema
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
 INPUT_EXAMPLE_ROWS = 5
-T = TypeVar("T")
 
 
 def hyperparameters(params: Params, tuned: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -60,11 +59,11 @@ def prepare_run(settings: Settings, data: Path) -> tuple[str, str]:
     return file_md5(data), tracking.git_commit()
 
 
-def in_background(function: Callable[..., T], *args: Any) -> Future[T]:
+def in_background(function: Callable[..., Any], *args: Any) -> Future[Any]:
     """``function(*args)`` on a daemon thread. A stage that fails meanwhile exits at once: the
     process does not wait for the thread, which may be stuck in MLflow's retries against a
     tracking server that is down (an executor's threads are joined at exit)."""
-    future: Future[T] = Future()
+    future: Future[Any] = Future()
 
     def run() -> None:
         future.set_running_or_notify_cancel()
