@@ -53,7 +53,7 @@ from .attack_lab import (
     status_of,
 )
 from .helpers import TEMPLATE_ROOT, project_env
-from .hostile import Reply, exchange, parse_raw, pickle_model, raw_exchange
+from .hostile import ArtifactServer, Reply, exchange, parse_raw, pickle_model, raw_exchange
 from .server import free_port, front_proxy, nginx_binary
 
 SLOW_CONNECTIONS = 20
@@ -919,6 +919,31 @@ def tracking_down(context: Context) -> None:
         context.check(f"{label} names the store", "http://alice:***@127.0.0.1" in said, tail(done))
 
 
+def model_uri_commands(context: Context) -> None:
+    """predict, explain and monitor given a model URI with a password, on a server that holds
+    no model there: each refuses it, naming the URI without the password."""
+    lab = context.lab
+    empty = lab.work / "not-a-model"
+    empty.mkdir(exist_ok=True)
+    (empty / "README.txt").write_text("not a model\n", encoding="utf-8")
+    server = ArtifactServer(empty)
+    try:
+        uri = server.uri("bob", lab.secrets["model URI password"])
+        rows, copy = str(lab.project.rows_csv), lab.copy("model-uri-commands")
+        commands = {
+            "predict": ["predict", "-i", rows, "-o", str(lab.work / "scored.csv"), "--model", uri],
+            "explain": ["explain", "--input", rows, "--model", uri],
+            "monitor": ["monitor", "-c", rows, "--model", uri, "--output-dir", str(lab.work / "m")],
+        }
+        for label, args in commands.items():
+            done = context.run(label, lab.command(*args), copy)
+            context.check(f"{label} refused", done.returncode != 0, exit_text(done))
+            named = "http://bob:***@127.0.0.1" in done.stdout + done.stderr
+            context.check(f"{label} names the model", named, tail(done))
+    finally:
+        server.close()
+
+
 CLI_CASES = [
     Attack("monitor-1e308", "5", "monitor: rows of 1e308 and -1e308 in the log", monitor_extreme),
     Attack("monitor-torn-utf8", "5", "monitor: a torn UTF-8 line in the log", monitor_torn),
@@ -928,6 +953,12 @@ CLI_CASES = [
     Attack("predict-pickle", "6", "predict --model <cloudpickle folder>", predict_pickle),
     Attack("monitor-pickle", "6", "monitor --model <cloudpickle folder>", monitor_pickle),
     Attack("tracking-down", "11", "champion, register: password in URI, no server", tracking_down),
+    Attack(
+        "model-uri-commands",
+        "11",
+        "predict, explain, monitor: --model URI with a password",
+        model_uri_commands,
+    ),
     Attack("validator-cr", "11", "copier: CR in dvc_remote_url", validator_cr),
     Attack(
         "validator-credentials", "11", "copier: tracking URI with a password", validator_credentials

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from .redaction import print_exception
+from .redaction import print_exception, redact
 
 if TYPE_CHECKING:
     from .core.schema import DataSchema
@@ -96,10 +96,10 @@ def predict(
             cores = threads or available_cores()
             done = predict_locally(Path(input), Path(output), model_uri, schema, chunk_size, cores)
     except ModelLoadError as error:
-        typer.echo(str(error), err=True)
+        typer.echo(redact(str(error)), err=True)
         raise typer.Exit(code=1) from None
     except DataValidationError as error:
-        typer.echo(f"{input}: {error}", err=True)
+        typer.echo(redact(f"{input}: {error}"), err=True)
         raise typer.Exit(code=2) from None
     typer.echo(f"wrote {done} predictions to {output}")
 
@@ -201,10 +201,10 @@ def explain(
         rows = feature_frame(read_table(input), schema)
         loaded = load_pipeline(resolve_model_uri(model, settings.model_name))
     except DataValidationError as error:
-        typer.echo(f"{input}: {error}", err=True)
+        typer.echo(redact(f"{input}: {error}"), err=True)
         raise typer.Exit(code=2) from None
     except ModelLoadError as error:
-        typer.echo(str(error), err=True)
+        typer.echo(redact(str(error)), err=True)
         raise typer.Exit(code=1) from None
     train = feature_frame(read_table(params.paths.train), schema)
     table = contributions(loaded, rows, bounded_sample(train, background_rows, params.seed))
@@ -261,7 +261,7 @@ def promote(
     try:
         chosen = promotion.candidate(client, name, to, version)
     except LookupError as error:
-        typer.echo(str(error), err=True)
+        typer.echo(redact(str(error)), err=True)
         raise typer.Exit(code=1) from None
     alias = ENVIRONMENTS[to]
     holder = tracking.get_champion(client, name, alias)
@@ -307,7 +307,7 @@ def rollback(
         else:
             version = promotion.roll_back(client, name, env, promotion.current_audit(reason))
     except LookupError as error:
-        typer.echo(str(error), err=True)
+        typer.echo(redact(str(error)), err=True)
         raise typer.Exit(code=1) from None
     typer.echo(f"{name}: {ENVIRONMENTS[env]} is now version {version}")
 

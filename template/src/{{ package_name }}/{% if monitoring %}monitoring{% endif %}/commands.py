@@ -54,6 +54,7 @@ def monitor(
     a prediction log are skipped and reported; exits 2 only when nothing can be checked.
     """
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console(stderr=True)
     if since is not None and since.tzinfo is None:
@@ -63,7 +64,7 @@ def monitor(
     typer.echo(f"report: {html_path}\nsummary: {json_path}")
     if summary.alerts:
         for alert in summary.alerts:
-            console.print(f"[red]ALERT[/red] {alert}", highlight=False)
+            console.print(f"[red]ALERT[/red] {escape(alert)}", highlight=False)
         raise typer.Exit(code=EXIT_ALERT)
     typer.echo("no monitoring threshold crossed")
 
@@ -77,8 +78,11 @@ def _run(
 ) -> tuple[MonitorSummary, Path, Path]:
     """The summary and the paths of the report and summary files; exits 2 on unusable input,
     3 on a failure of monitor itself."""
+    from rich.markup import escape
+
     from ..config import get_settings, load_params
     from ..core.schema import DataValidationError, load_schema
+    from ..redaction import print_exception, redact
     from .job import UnusableInputError, run_monitor
     from .settings import get_monitoring_settings
 
@@ -97,10 +101,12 @@ def _run(
             since=since,
         )
     except (UnusableInputError, DataValidationError, FileNotFoundError) as error:
-        console.print(f"[red]monitor:[/red] {current}: {error}", markup=True, highlight=False)
+        # Escaped: a path or a column named like `[/x]` would be read as markup and fail.
+        said = escape(redact(f"{current}: {error}"))
+        console.print(f"[red]monitor:[/red] {said}", markup=True, highlight=False)
         raise typer.Exit(code=EXIT_BAD_INPUT) from None
-    except Exception:  # a bug; Python's exit code for it, 1, would read as a threshold breach
-        console.print_exception()
+    except Exception as error:  # a bug; Python's exit code, 1, would read as a threshold breach
+        print_exception(error)
         raise typer.Exit(code=EXIT_FAILED) from None
 
 
@@ -135,6 +141,7 @@ def feedback(
     """
     from ..config import get_settings, load_params
     from ..io.data import read_table
+    from ..redaction import redact
     from .feedback import labels_from_table, write_feedback
     from .settings import get_monitoring_settings
 
@@ -143,7 +150,7 @@ def feedback(
     try:
         count = write_feedback(labels_from_table(read_table(labels), target), "cli", settings)
     except ValueError as error:
-        typer.echo(f"{labels}: {error}", err=True)
+        typer.echo(redact(f"{labels}: {error}"), err=True)
         raise typer.Exit(code=EXIT_BAD_INPUT) from None
     typer.echo(f"recorded {count} label(s) in {settings.feedback_path}")
 

@@ -83,7 +83,7 @@ def export_command(
         typer.echo(redact(f"{settings.model_name}@{alias}: {error.message}"), err=True)
         raise typer.Exit(code=1) from None
     except (FileExistsError, UnsafeModelError) as error:
-        typer.echo(str(error), err=True)
+        typer.echo(redact(str(error)), err=True)
         raise typer.Exit(code=1) from None
     typer.echo(f"exported {settings.model_name} version {version} ({alias}) to {output}")
 
