@@ -54,6 +54,7 @@ def command_name(project: Path) -> str:
 def score(project: Path, source: Path, output: Path, threads: int | None) -> list[float]:
     """Wall-clock seconds, CPU seconds (user + system) and peak RSS (MiB) of one ``predict``
     run; raises with its output on failure."""
+    output.unlink(missing_ok=True)  # the last run's, which predict would refuse to replace
     command = [str(project / ".venv" / "bin" / command_name(project)), "predict"]
     command += ["--input", str(source), "--output", str(output)]
     command += ["--threads", str(threads)] if threads else []

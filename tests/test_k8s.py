@@ -526,5 +526,7 @@ def test_the_jobs_commands_run_in_a_checkout_like_git_sync_s(
     assert scoring.returncode == 0, scoring.stderr[-3000:]
     with (data / "predictions.csv").open() as predictions:
         assert len(list(csv.DictReader(predictions))) == rows, "every row scored"
+    again = in_pod(job_args(manifests, "my-ml-project-batch-score"))
+    assert again.returncode == 0, f"the next run replaces the last: {again.stderr[-3000:]}"
     assert pipeline.returncode == 0, pipeline.stderr[-3000:]
     assert "Data and pipelines are up to date" in pipeline.stdout + pipeline.stderr

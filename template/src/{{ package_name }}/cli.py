@@ -78,6 +78,9 @@ def predict(
         Engine,
         typer.Option(help="local: this process; spark: a Spark job (uv sync --extra spark)"),
     ] = Engine.local,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace the output if it exists (otherwise it is refused)")
+    ] = False,
 ) -> None:
     """Score a CSV or Parquet file in chunks; writes the input columns plus a 'prediction'
     column."""
@@ -91,9 +94,10 @@ def predict(
     model_uri = resolve_model_uri(model, settings.model_name)
     try:
         if engine is Engine.spark:
-            done = predict_on_spark(input, output, model_uri, schema)
+            done = predict_on_spark(input, output, model_uri, schema, overwrite)
         else:
             cores = threads or available_cores()
+            refuse_output(Path(input), Path(output), overwrite)
             done = predict_locally(Path(input), Path(output), model_uri, schema, chunk_size, cores)
     except ModelLoadError as error:
         typer.echo(redact(str(error)), err=True)
@@ -102,6 +106,23 @@ def predict(
         typer.echo(redact(f"{input}: {error}"), err=True)
         raise typer.Exit(code=2) from None
     typer.echo(f"wrote {done} predictions to {output}")
+
+
+def refuse_output(source: Path, output: Path, overwrite: bool) -> None:
+    """Exit 2, before any work, unless ``source`` is a file and ``output`` a new file (or one
+    ``overwrite`` allows to replace): a command deletes nothing it was not told to."""
+    if not source.is_file():
+        reason = f"{source}: no such file"
+    elif output.resolve() == source.resolve():
+        reason = f"{output}: the output would replace the input; choose another file"
+    elif output.is_dir():
+        reason = f"{output} is a folder; name a file to write"
+    elif output.exists() and not overwrite:
+        reason = f"{output} exists: choose another file, or pass --overwrite to replace it"
+    else:
+        return
+    typer.echo(reason, err=True)
+    raise typer.Exit(code=2)
 
 
 def predict_locally(
@@ -115,12 +136,6 @@ def predict_locally(
     from .io.model_loader import load_pipeline
     from .predict import score_csv, score_table
 
-    if not source.is_file():
-        typer.echo(f"{source}: no such file", err=True)
-        raise typer.Exit(code=2)
-    if output.resolve() == source.resolve():
-        typer.echo(f"{output}: the output would replace the input; choose another file", err=True)
-        raise typer.Exit(code=2)
     loaded = load_pipeline(model_uri)
     done = 0
     # BLAS's thread limit is process-wide: one thread each, the scoring threads share the cores.
@@ -136,19 +151,21 @@ def predict_locally(
     return done
 
 
-def predict_on_spark(source: str, output: str, model_uri: str, schema: DataSchema) -> int:
+def predict_on_spark(
+    source: str, output: str, model_uri: str, schema: DataSchema, overwrite: bool
+) -> int:
     """``predict --engine spark``: the same model and checks in a Spark job; rows scored."""
     from .io.model_loader import fetch_model
 
     if importlib.util.find_spec("pyspark") is None:
         typer.echo("pyspark is not installed: run 'uv sync --locked --extra spark'", err=True)
         raise typer.Exit(code=1)
-    from .spark import score, start_session
+    from .spark import output_refusal, score, start_session
 
-    if output.rstrip("/") == source.rstrip("/"):
-        typer.echo(f"{output}: the output would replace the input; choose another", err=True)
+    if (refused := output_refusal(source, output, overwrite)) is not None:
+        typer.echo(redact(refused), err=True)  # before Spark starts
         raise typer.Exit(code=2)
-    return score(start_session(), source, output, fetch_model(model_uri), schema)
+    return score(start_session(), source, output, fetch_model(model_uri), schema, overwrite)
 
 
 @app.command("tune-worker")
@@ -181,18 +198,23 @@ def explain(
     background_rows: Annotated[
         int, typer.Option(min=1, help="Training rows the model-agnostic method compares with")
     ] = 100,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace the output if it exists (otherwise it is refused)")
+    ] = False,
 ) -> None:
     """Each row's per-feature contributions to its prediction (docs: explanations)."""
     from .config import get_settings, load_params
     from .core.explain import bounded_sample, contributions
     from .core.schema import DataValidationError, feature_frame, load_schema
-    from .io.data import read_table
+    from .io.data import output_file, read_table
     from .io.model_loader import ModelLoadError, load_pipeline
     from .predict import resolve_model_uri
 
     settings = get_settings()
     params = load_params(settings.params_file)
     schema = load_schema(params.paths.schema_file)
+    if output is not None:
+        refuse_output(input, output, overwrite)
     for path, hint in ((input, "no such file"), (params.paths.train, "run 'make pipeline'")):
         if not path.is_file():
             typer.echo(f"{path}: {hint}", err=True)
@@ -211,7 +233,8 @@ def explain(
     if output is None:
         typer.echo(table.to_csv(index=False), nl=False)
     else:
-        table.to_csv(output, index=False)
+        with output_file(output) as partial:
+            table.to_csv(partial, index=False)
         typer.echo(f"wrote {len(table)} explained rows to {output} ({table['method'].iloc[0]})")
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 from .config import PREDICTION, get_settings
 from .core.models import nonfinite_rows
 from .core.schema import DataSchema, DataValidationError, feature_frame
+from .io.data import replaceable
 from .io.model_loader import ModelFolder, check_model, read_pipeline
 
 if TYPE_CHECKING:
@@ -33,6 +34,25 @@ CSV = ".csv"
 # Spark's CSV options for input and output; FAILFAST refuses a malformed record, as
 # ``predict`` does, where Spark's default would score it as nulls.
 CSV_OPTIONS = {"header": "true", "mode": "FAILFAST"}
+# The file a Spark job writes into its output folder once every part is in place.
+SUCCESS_MARKER = "_SUCCESS"
+
+
+def output_refusal(source: str, output: str, overwrite: bool) -> str | None:
+    """Why the job may not write ``output`` (``None`` when it may). Spark's overwrite empties
+    the folder first, so it may replace only a local folder a Spark job wrote; an existing
+    remote output is left to Spark's own refusal."""
+    local = "://" not in output
+    if output.rstrip("/") == source.rstrip("/"):
+        return f"{output}: the output would replace the input; choose another"
+    if overwrite and not (local and replaceable(Path(output), SUCCESS_MARKER)):
+        return (
+            f"{output}: --overwrite replaces only a local folder Spark wrote "
+            f"(with {SUCCESS_MARKER} in it)"
+        )
+    if not overwrite and local and Path(output).exists():
+        return f"{output} exists: choose another, or pass --overwrite to replace it"
+    return None
 
 
 def start_session() -> SparkSession:
@@ -135,12 +155,19 @@ def output_schema(frame: DataFrame, model: ModelFolder) -> StructType:
 
 
 def score(
-    spark: SparkSession, source: str, output: str, model: ModelFolder, schema: DataSchema
+    spark: SparkSession,
+    source: str,
+    output: str,
+    model: ModelFolder,
+    schema: DataSchema,
+    overwrite: bool = False,
 ) -> int:
     """Score ``source`` into the folder ``output`` (CSV by its name, otherwise Parquet; refused
-    if it exists); the number of rows scored."""
+    if it exists, unless ``overwrite``); the number of rows scored."""
     from pyspark.errors import PythonException
 
+    if (refused := output_refusal(source, output, overwrite)) is not None:
+        raise FileExistsError(refused)
     with tempfile.TemporaryDirectory(prefix="spark-") as temporary:
         folder = Path(temporary)
         frame = read_input(spark, source)
@@ -157,7 +184,9 @@ def score(
                 rows.add(len(batch))
                 yield batch
 
-        writer = frame.mapInPandas(scored, written).write
+        writer = frame.mapInPandas(scored, written).write.mode(
+            "overwrite" if overwrite else "errorifexists"
+        )
         try:
             if output.lower().endswith(CSV):
                 writer.options(**CSV_OPTIONS).csv(output)
