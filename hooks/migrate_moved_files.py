@@ -22,6 +22,7 @@ import argparse
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -71,20 +72,29 @@ def template_text(template: Path, ref: str, path: str, package: str) -> bytes | 
 
 
 def merge(project: Path, old: Path, new: Path, base: bytes) -> bool:
-    """Three-way merge the edits of ``old`` (against ``base``) into ``new``; False on conflict."""
-    base_file = old.with_name(old.name + ".base")
-    base_file.write_bytes(base)
-    try:
+    """Three-way merge the edits of ``old`` (against ``base``) into ``new``; False on conflict.
+    ``base`` goes to a file of its own outside the project: no file of the user's is touched."""
+    with tempfile.TemporaryDirectory(prefix="moved-") as folder:
+        base_file = Path(folder, old.name)
+        base_file.write_bytes(base)
         result = subprocess.run(
             ["git", "merge-file", "-L", "after updating", "-L", "last update", "-L",
              "your edits, moved", str(new), str(base_file), str(old)],
             cwd=project, check=False, capture_output=True,
         )  # fmt: skip
-    finally:
-        base_file.unlink()
     if result.returncode < 0 or result.returncode > 127:
         raise OSError(f"git merge-file failed on {new}: {result.stderr.decode()}")
     return result.returncode == 0
+
+
+def free_name(path: Path, suffix: str) -> Path:
+    """``path`` + ``suffix``, or + ``suffix.1``, ``.2``, ...: the first name no file has (a
+    rename onto an existing file would replace it)."""
+    candidate, number = path.with_name(path.name + suffix), 0
+    while candidate.exists() or candidate.is_symlink():
+        number += 1
+        candidate = path.with_name(f"{path.name}{suffix}.{number}")
+    return candidate
 
 
 def migrate(project: Path, package: str, template: Path, answers_file: str) -> list[str]:
@@ -100,8 +110,9 @@ def migrate(project: Path, package: str, template: Path, answers_file: str) -> l
         base = template_text(template, ref, relative, package) if ref else None
         if base is None:
             if old.read_bytes() != new.read_bytes():
-                old.rename(old.with_name(old.name + ".orig"))
-                notes.append(f"{relative} moved to {moved}; yours is {relative}.orig: port it")
+                kept = free_name(old, ".orig")
+                old.rename(kept)
+                notes.append(f"{relative} moved to {moved}; yours is {kept.name}: port it")
                 continue
         elif old.read_bytes() != base and not merge(project, old, new, base):
             notes.append(f"{relative} moved to {moved}: resolve the conflicts with your edits")

@@ -376,3 +376,28 @@ def test_without_the_old_version_an_edited_module_is_kept_beside(
     assert (project / "src/pkg/serving/compiled.py.orig").read_text() == "# mine\n" + BASE
     assert (project / "src/pkg/engine/compiled.py").read_text() == MOVED
     assert notes and "compiled.py.orig" in notes[0], notes
+
+
+def test_files_of_the_users_beside_a_moved_module_are_never_replaced(
+    moved_project: tuple[Path, Path],
+) -> None:
+    # given an edited old module, and the user's own files with the names a move might use
+    template, project = moved_project
+    serving = project / "src/pkg/serving"
+    (serving / "compiled.py").write_text(BASE.replace("return 2", "return 3"))
+    (serving / "compiled.py.base").write_text("mine: base\n")
+    (serving / "compiled.py.orig").write_text("mine: orig\n")
+
+    # when the edits are merged (with the old version's text), then kept beside (without it)
+    merged = run_moves(template, project)
+    (serving / "compiled.py").write_text("# mine\n" + BASE)
+    (project / ".copier-answers.yml").write_text("_commit: 0.0.0-unknown\n")
+    commit_all(project, "answers of a template without history")
+    kept = run_moves(template, project)
+
+    # then the user's files are as they were, and the module kept beside has a name of its own
+    assert merged == [], merged
+    assert (serving / "compiled.py.base").read_text() == "mine: base\n"
+    assert (serving / "compiled.py.orig").read_text() == "mine: orig\n"
+    assert (serving / "compiled.py.orig.1").read_text() == "# mine\n" + BASE
+    assert kept and "compiled.py.orig.1" in kept[0], kept
