@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,10 +53,12 @@ def fit_model(
 
 def prepare_run(settings: Settings, data: Path) -> tuple[str, str]:
     """What the run records besides the model: MLflow imported and pointed at its store (which
-    it creates on first use), then ``data``'s MD5 and the git commit."""
+    it creates on first use), skops imported for MLflow to save the model with, then
+    ``data``'s MD5 and the git commit."""
     from ..io import tracking
 
     tracking.configure(settings)
+    importlib.import_module("skops.io")  # else imported by log_model, after the fit
     return file_md5(data), tracking.git_commit()
 
 
@@ -136,10 +139,14 @@ def log_model(model: Pipeline, example: pd.DataFrame) -> str:
 def main() -> None:
     def body(params: Params, settings: Settings) -> None:
         schema = load_schema(params.paths.schema_file)
-        train = read_table(params.paths.train)
         # Absent when train runs alone (`<package> train`) before the tune stage ever ran.
         tuned = read_json(params.paths.tuned) if params.paths.tuned.exists() else None
-        model = build_model(schema, params, tuned)  # scikit-learn imported on this thread first
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # Arrow decodes the table outside Python's lock, so this thread imports scikit-learn
+            # meanwhile (build_model), before the second thread below starts importing MLflow.
+            reading = pool.submit(read_table, params.paths.train)
+            model = build_model(schema, params, tuned)
+            train = reading.result()
         # The fit runs on this thread (on one core unless OMP_NUM_THREADS is exported) while a
         # second one does what needs no model: importing MLflow, opening its store, hashing the
         # data (docs: "Large data", train).
