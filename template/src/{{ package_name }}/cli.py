@@ -25,6 +25,12 @@ app = typer.Typer(
 STAGES = ("ingest", "validate", "split", "tune", "train", "evaluate", "register")
 
 
+# predict and explain refuse an existing output unless told to replace it.
+Overwrite = Annotated[
+    bool, typer.Option("--overwrite", help="Replace the output if it exists (else refused)")
+]
+
+
 class Engine(StrEnum):
     """Where ``predict`` scores: this process, or a Spark job (docs/spark.md)."""
 
@@ -78,9 +84,7 @@ def predict(
         Engine,
         typer.Option(help="local: this process; spark: a Spark job (uv sync --extra spark)"),
     ] = Engine.local,
-    overwrite: Annotated[
-        bool, typer.Option(help="Replace the output if it exists (otherwise it is refused)")
-    ] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Score a CSV or Parquet file in chunks; writes the input columns plus a 'prediction'
     column."""
@@ -198,9 +202,7 @@ def explain(
     background_rows: Annotated[
         int, typer.Option(min=1, help="Training rows the model-agnostic method compares with")
     ] = 100,
-    overwrite: Annotated[
-        bool, typer.Option(help="Replace the output if it exists (otherwise it is refused)")
-    ] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Each row's per-feature contributions to its prediction (docs: explanations)."""
     from .config import get_settings, load_params
