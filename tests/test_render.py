@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -18,6 +19,7 @@ from . import manifest
 from .helpers import render
 from .matrix import CASES
 
+LINES_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "lines.py"
 # An unrendered expression, statement or comment.
 # GitHub's `${{ ... }}` and bash's `${#x}` are not Jinja.
 JINJA_LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|(?<!\$)\{#")
@@ -106,6 +108,23 @@ def test_python_is_ruff_clean(rendered: Rendered) -> None:
     result = _ruff("check", "--no-cache", ".", cwd=rendered.path)
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_function_is_over_the_budget_and_no_module_imports_itself_back(
+    rendered: Rendered, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 15's budget, counted by the script that prints the figures.
+    monkeypatch.syspath_prepend(str(LINES_SCRIPT.parent))  # its own helper module
+    spec = importlib.util.spec_from_file_location("lines", LINES_SCRIPT)
+    assert spec and spec.loader, f"cannot load {LINES_SCRIPT}"
+    lines = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lines)
+
+    measured = lines.measure(rendered.path)
+
+    assert measured["total"] > 1000, "the package was found and read"
+    assert measured["long_functions"] == [], f"over {lines.MAX_FUNCTION_LINES} lines"
+    assert measured["import_cycles"] == []
 
 
 def test_python_is_ruff_formatted(rendered: Rendered) -> None:
