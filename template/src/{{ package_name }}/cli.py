@@ -121,7 +121,7 @@ def refuse_output(source: Path, output: Path, overwrite: bool) -> None:
         reason = f"{output}: the output would replace the input; choose another file"
     elif output.is_dir():
         reason = f"{output} is a folder; name a file to write"
-    elif output.exists() and not overwrite:
+    elif (output.exists() or output.is_symlink()) and not overwrite:
         reason = f"{output} exists: choose another file, or pass --overwrite to replace it"
     else:
         return

@@ -50,7 +50,7 @@ def output_refusal(source: str, output: str, overwrite: bool) -> str | None:
             f"{output}: --overwrite replaces only a local folder Spark wrote "
             f"(with {SUCCESS_MARKER} in it)"
         )
-    if not overwrite and local and Path(output).exists():
+    if not overwrite and local and (Path(output).exists() or Path(output).is_symlink()):
         return f"{output} exists: choose another, or pass --overwrite to replace it"
     return None
 
