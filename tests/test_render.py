@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -110,16 +111,21 @@ def test_python_is_ruff_clean(rendered: Rendered) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_no_function_is_over_the_budget_and_no_module_imports_itself_back(
-    rendered: Rendered, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Issue 15's budget, counted by the script that prints the figures.
-    monkeypatch.syspath_prepend(str(LINES_SCRIPT.parent))  # its own helper module
+@pytest.fixture(scope="module")
+def lines() -> ModuleType:
+    """benchmarks/lines.py, the script that prints issue 15's figures, loaded once."""
     spec = importlib.util.spec_from_file_location("lines", LINES_SCRIPT)
     assert spec and spec.loader, f"cannot load {LINES_SCRIPT}"
-    lines = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lines)
+    module = importlib.util.module_from_spec(spec)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(LINES_SCRIPT.parent))  # its own helper module
+        spec.loader.exec_module(module)
+    return module
 
+
+def test_no_function_is_over_the_budget_and_no_module_imports_itself_back(
+    rendered: Rendered, lines: ModuleType
+) -> None:
     measured = lines.measure(rendered.path)
 
     assert measured["total"] > 1000, "the package was found and read"
