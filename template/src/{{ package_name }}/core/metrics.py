@@ -7,7 +7,7 @@ scikit-learn is imported inside the functions that use it: the register stage ne
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -140,16 +140,32 @@ def model_metrics(
     return regression_metrics(y, y_pred), y_pred, None
 
 
-def metric_score(task: Task, model: Any, X: pd.DataFrame, y: pd.Series, metric: str) -> float:
-    """One metric of a fitted ``model`` on ``X, y``, from only the predictions it needs: what
-    permutation importance computes once per column and repeat."""
+def metric_method(task: Task, model: Any, metric: str) -> Callable[[pd.DataFrame], Any]:
+    """The method of ``model`` whose output ``metric`` is computed from: ``predict_proba`` for
+    a classifier's probability metric, else ``predict``."""
+    if task == "classification" and metric in PROBABILITY_METRICS:
+        return cast("Callable[[pd.DataFrame], Any]", model.predict_proba)
+    return cast("Callable[[pd.DataFrame], Any]", model.predict)
+
+
+def metric_of_output(
+    task: Task, y: pd.Series, output: np.ndarray, classes: np.ndarray | None, metric: str
+) -> float:
+    """``metric`` of the output of :func:`metric_method` on rows whose labels are ``y``
+    (``classes``: a classifier's ``classes_``)."""
     if task == "regression":
-        return regression_metrics(y, in_blocks(model.predict, X))[metric]
+        return regression_metrics(y, output)[metric]
+    if classes is None:
+        raise ValueError(f"{metric} of a classifier needs its classes_")
     if metric in PROBABILITY_METRICS:
-        proba = in_blocks(model.predict_proba, X)
-        return classification_metrics(y, None, proba, model.classes_, [metric])[metric]
-    y_pred = in_blocks(model.predict, X)
-    return classification_metrics(y, y_pred, None, model.classes_, [metric])[metric]
+        return classification_metrics(y, None, output, classes, [metric])[metric]
+    return classification_metrics(y, output, None, classes, [metric])[metric]
+
+
+def metric_score(task: Task, model: Any, X: pd.DataFrame, y: pd.Series, metric: str) -> float:
+    """One metric of a fitted ``model`` on ``X, y``, from only the predictions it needs."""
+    output = in_blocks(metric_method(task, model, metric), X)
+    return metric_of_output(task, y, output, getattr(model, "classes_", None), metric)
 
 
 def thin(curve: pd.DataFrame, points: int) -> pd.DataFrame:
