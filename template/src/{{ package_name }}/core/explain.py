@@ -106,11 +106,17 @@ def permutation_importances(
     else:
         scored = [s for group in map(score, groups) for s in group]
     by_column = dict(zip([c for group in groups for c in group], scored, strict=True))
+    return drop_table(metric, reference, {c: by_column[c] for c in features})
+
+
+def drop_table(metric: str, reference: float, scores: dict[str, list[float]]) -> pd.DataFrame:
+    """Per column, the mean and the spread of ``metric``'s drop from ``reference`` over its
+    shuffles' ``scores`` (a rise, for a metric where lower is better), largest first."""
     sign = 1.0 if GREATER_IS_BETTER[metric] else -1.0
-    drops = sign * reference - sign * np.array([by_column[c] for c in features])
+    drops = sign * reference - sign * np.array(list(scores.values()))
     table = pd.DataFrame(
         {
-            "feature": features,
+            "feature": list(scores),
             "importance": drops.mean(axis=1).round(6),
             "std": drops.std(axis=1).round(6),
         }
