@@ -112,21 +112,31 @@ def predict(
     typer.echo(f"wrote {done} predictions to {output}")
 
 
-def refuse_output(source: Path, output: Path, overwrite: bool) -> None:
-    """Exit 2, before any work, unless ``source`` is a file and ``output`` a new file (or one
-    ``overwrite`` allows to replace): a command deletes nothing it was not told to."""
+def input_refusal(source: Path) -> str | None:
+    """Why ``source`` cannot be read as a table, or ``None``."""
+    if source.is_dir():
+        return f"{source} is a folder; name a file to read"
     if not source.is_file():
-        reason = f"{source}: no such file"
+        return f"{source}: no such file"
+    return None
+
+
+def refuse_output(source: Path, output: Path | None, overwrite: bool) -> None:
+    """Exit 2, before any work, unless ``source`` is a file and ``output`` a new file (or one
+    ``overwrite`` allows to replace; ``None``: standard output): a command deletes nothing it
+    was not told to."""
+    reason = input_refusal(source)
+    if reason is not None or output is None:
+        pass
     elif output.resolve() == source.resolve():
         reason = f"{output}: the output would replace the input; choose another file"
     elif output.is_dir():
         reason = f"{output} is a folder; name a file to write"
     elif (output.exists() or output.is_symlink()) and not overwrite:
         reason = f"{output} exists: choose another file, or pass --overwrite to replace it"
-    else:
-        return
-    typer.echo(reason, err=True)
-    raise typer.Exit(code=2)
+    if reason is not None:
+        typer.echo(reason, err=True)
+        raise typer.Exit(code=2)
 
 
 def predict_locally(
@@ -215,12 +225,10 @@ def explain(
     settings = get_settings()
     params = load_params(settings.params_file)
     schema = load_schema(params.paths.schema_file)
-    if output is not None:
-        refuse_output(input, output, overwrite)
-    for path, hint in ((input, "no such file"), (params.paths.train, "run 'make pipeline'")):
-        if not path.is_file():
-            typer.echo(f"{path}: {hint}", err=True)
-            raise typer.Exit(code=2)
+    refuse_output(input, output, overwrite)
+    if not params.paths.train.is_file():
+        typer.echo(f"{params.paths.train}: run 'make pipeline'", err=True)
+        raise typer.Exit(code=2)
     try:
         rows = feature_frame(read_table(input), schema)
         loaded = load_pipeline(resolve_model_uri(model, settings.model_name))
