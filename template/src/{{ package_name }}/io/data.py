@@ -3,6 +3,9 @@
 Every output is written under a new hidden name beside its destination and renamed into
 place once complete: a failure never leaves half a file, and nothing is deleted that this
 code did not write (a folder is replaced only when it holds the file that marks our own).
+
+pandas and pyarrow are imported by the functions that use them: a stage that only writes JSON
+(``tune`` when off) does not wait for them to import.
 """
 
 from __future__ import annotations
@@ -18,9 +21,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 if TYPE_CHECKING:
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -91,6 +93,8 @@ def is_parquet(path: Path) -> bool:
 def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a Parquet or CSV file (only ``columns``, if given); an empty CSV gives an empty
     frame for validation to judge."""
+    import pandas as pd
+
     if is_parquet(path):
         return pd.read_parquet(path, columns=columns)
     try:
@@ -105,6 +109,7 @@ def read_sample(path: Path, rows: int, seed: int) -> pd.DataFrame:
     of the file at a time besides the sample. pyarrow's ``Dataset.take`` gives the same rows
     but holds far more while it reads; hence this loop over batches."""
     import numpy as np
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -160,6 +165,7 @@ def read_batches(path: Path, rows: int) -> Iterator[pa.Table]:
     another has some), and an empty file gives one empty table so that its columns are seen;
     a CSV file's chunks are typed by pandas' reader, each chunk on its own (its callers type
     columns by the schema; :func:`write_csv_as_parquet` gives a CSV the whole file's types)."""
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -202,6 +208,7 @@ def write_batches(frames: Iterable[pd.DataFrame], path: Path) -> None:
     Each batch takes the column types of the first, so that a column missing values in one
     batch only still has one type in the file.
     """
+    import pandas as pd
     import pyarrow as pa
 
     if not is_parquet(path):
@@ -291,6 +298,8 @@ def csv_chunks(path: Path, rows: int, types: dict[str, Any] | None) -> Iterator[
     """``path`` as frames of up to ``rows`` rows, the columns in ``types`` read as that type;
     raises :class:`ChunkTypesError` once a chunk's types differ from the first chunk's,
     after reading the rest of the file for the type each changed column needs."""
+    import pandas as pd
+
     try:
         # low_memory=False: one type per column and chunk (the default parses a long chunk in
         # pieces, which can leave numbers and text in one column)
@@ -348,6 +357,8 @@ def write_csv_as_parquet(
     file is read again, those columns as the whole file's type; booleans mixed with gaps,
     which no type expresses, are read in one piece.
     """
+    import pandas as pd
+
     types: dict[str, Any] | None = None
     while True:
         chunks = read_ahead(csv_chunks(source, rows, types))

@@ -1,8 +1,9 @@
 """Stage ``tune``: search the estimator's hyperparameters with Optuna; ``train`` uses the best.
 
-Off (``tune.enabled: false``) it writes an empty result at once and imports neither Optuna nor
-scikit-learn. On, one MLflow parent run holds a nested run per trial; ``tune.workers`` processes
-(and any ``tune-worker`` started elsewhere) share one study through ``TUNE_STORAGE``.
+Off (``tune.enabled: false``) it writes an empty result at once and imports neither Optuna,
+scikit-learn nor pandas. On, one MLflow parent run holds a nested run per trial;
+``tune.workers`` processes (and any ``tune-worker`` started elsewhere) share one study through
+``TUNE_STORAGE``.
 """
 
 from __future__ import annotations
