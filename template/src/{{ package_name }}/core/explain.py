@@ -67,12 +67,12 @@ def permutation_importances(
     spread over the shuffles (``std``).
 
     The shuffles and the drops are those of scikit-learn's ``permutation_importance`` (the same
-    seed gives the same table), but the model is called once per group of columns, on all their
-    shuffled copies stacked, rather than once per column and shuffle: each call costs the
-    pipeline's fixed work (selecting columns, imputers, encoders) however few rows it is given
-    (docs: "Large data", permutation importance).
+    seed gives the same table), but the model is called on many shuffled copies of ``frame``
+    stacked, up to a block of rows, rather than once per column and shuffle: each call costs
+    the pipeline's fixed work (selecting columns, imputers, encoders) however few rows it is
+    given (docs: "Large data", permutation importance).
 
-    Groups run on threads, one per usable core, when ``frame`` has at least
+    The blocks run on threads, one per usable core, when ``frame`` has at least
     ``THREADED_IMPORTANCE_ROWS`` rows: the model's predictions run outside Python's lock
     (scikit-learn's trees and boosting, NumPy), and a thread shares the fitted model where a
     worker process would need it pickled; each of them runs the model on one OpenMP thread.
@@ -89,24 +89,26 @@ def permutation_importances(
     controller = ThreadpoolController() if jobs > 1 else None
     classes = getattr(model, "classes_", None)
 
-    def score(columns: list[str]) -> list[list[float]]:
-        stacked = shuffled_copies(X, columns, orders)
+    def score(copies: list[tuple[str, int]]) -> list[float]:
+        stacked = shuffled_copies(X, [(column, orders[repeat]) for column, repeat in copies])
         with controller.limit(limits=1, user_api="openmp") if controller else nullcontext():
             output = in_blocks(metric_method(task, model, metric), stacked)
         rows = len(X)
-        copies = [output[i * rows : (i + 1) * rows] for i in range(len(stacked) // rows)]
-        scores = [metric_of_output(task, y, copy, classes, metric) for copy in copies]
-        return [scores[i : i + len(orders)] for i in range(0, len(scores), len(orders))]
+        parts = [output[i * rows : (i + 1) * rows] for i in range(len(copies))]
+        return [metric_of_output(task, y, part, classes, metric) for part in parts]
 
-    groups = column_groups(features, len(X), jobs)
+    chunks = copy_chunks(features, len(X), jobs)
     reference = metric_score(task, model, X, y, metric)
     if jobs > 1:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            scored = [s for group in pool.map(score, groups) for s in group]
+            results = list(pool.map(score, chunks))
     else:
-        scored = [s for group in map(score, groups) for s in group]
-    by_column = dict(zip([c for group in groups for c in group], scored, strict=True))
-    return drop_table(metric, reference, {c: by_column[c] for c in features})
+        results = list(map(score, chunks))
+    scores = {column: [0.0] * IMPORTANCE_REPEATS for column in features}
+    for chunk, values in zip(chunks, results, strict=True):
+        for (column, repeat), value in zip(chunk, values, strict=True):
+            scores[column][repeat] = value
+    return drop_table(metric, reference, scores)
 
 
 def drop_table(metric: str, reference: float, scores: dict[str, list[float]]) -> pd.DataFrame:
@@ -139,27 +141,30 @@ def shuffle_orders(rows: int, seed: int) -> list[np.ndarray]:
     return orders
 
 
-def shuffled_copies(X: pd.DataFrame, columns: list[str], orders: list[np.ndarray]) -> pd.DataFrame:
-    """``X`` once per column of ``columns`` and order of ``orders``, stacked in that order, that
-    column taken in that order in its copy (its dtype kept: a categorical stays categorical)."""
-    rows, copies = len(X), len(columns) * len(orders)
-    stacked = X.iloc[np.tile(np.arange(rows), copies)].reset_index(drop=True)
-    for index, column in enumerate(columns):
-        positions = np.tile(np.arange(rows), copies)
-        for repeat, order in enumerate(orders):
-            start = (index * len(orders) + repeat) * rows
-            positions[start : start + rows] = order
+def shuffled_copies(X: pd.DataFrame, copies: list[tuple[str, np.ndarray]]) -> pd.DataFrame:
+    """``X`` once per (column, order) of ``copies``, stacked in that order, each copy's column
+    taken in its order (its dtype kept: a categorical stays categorical)."""
+    rows = len(X)
+    unshuffled = np.tile(np.arange(rows), len(copies))
+    stacked = X.iloc[unshuffled].reset_index(drop=True)
+    for column in dict.fromkeys(column for column, _ in copies):
+        positions = unshuffled.copy()
+        for index, (name, order) in enumerate(copies):
+            if name == column:
+                positions[index * rows : (index + 1) * rows] = order
         stacked[column] = X[column].iloc[positions].reset_index(drop=True)
     return stacked
 
 
-def column_groups(features: list[str], rows: int, threads: int) -> list[list[str]]:
-    """``features`` in groups scored one model call each: as many columns as fit their shuffled
-    copies in ``SCORING_BLOCK_ROWS`` rows (at least one), and at least one group per thread."""
-    per_column = rows * IMPORTANCE_REPEATS
-    count = max(threads, -(-len(features) * per_column // SCORING_BLOCK_ROWS))
-    count = min(count, len(features))
-    return [features[i::count] for i in range(count)]
+def copy_chunks(features: list[str], rows: int, threads: int) -> list[list[tuple[str, int]]]:
+    """Every (column, shuffle) of ``features``, in chunks scored one model call each: as many
+    copies of ``rows`` rows as fit in ``SCORING_BLOCK_ROWS`` (one, when ``rows`` is more), so
+    that a stacked table is never larger than a block or the sample itself, and at least one
+    chunk per thread."""
+    copies = [(column, repeat) for column in features for repeat in range(IMPORTANCE_REPEATS)]
+    per_chunk = max(1, SCORING_BLOCK_ROWS // max(rows, 1))
+    count = min(len(copies), max(threads, -(-len(copies) // per_chunk)))
+    return [copies[i::count] for i in range(count)]
 
 
 def importance_threads(rows: int, columns: int) -> int:
