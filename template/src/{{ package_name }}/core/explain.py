@@ -72,10 +72,10 @@ def permutation_importances(
     the pipeline's fixed work (selecting columns, imputers, encoders) however few rows it is
     given (docs: "Large data", permutation importance).
 
-    The blocks run on threads, one per usable core, when ``frame`` has at least
-    ``THREADED_IMPORTANCE_ROWS`` rows: the model's predictions run outside Python's lock
-    (scikit-learn's trees and boosting, NumPy), and a thread shares the fitted model where a
-    worker process would need it pickled; each of them runs the model on one OpenMP thread.
+    The chunks (:func:`copy_chunks`) run on threads, one per usable core, when ``frame`` has
+    at least ``THREADED_IMPORTANCE_ROWS`` rows: the model's predictions run outside Python's
+    lock (scikit-learn's trees and boosting, NumPy), and a thread shares the fitted model where
+    a worker process would need it pickled; each of them runs the model on one OpenMP thread.
     Every column gets the same shuffles whatever the threads, so the table does not depend on
     them."""
     from threadpoolctl import ThreadpoolController
