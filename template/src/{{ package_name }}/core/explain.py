@@ -146,13 +146,12 @@ def shuffled_copies(X: pd.DataFrame, copies: list[tuple[str, np.ndarray]]) -> pd
     taken in its order (its dtype kept: a categorical stays categorical)."""
     rows = len(X)
     unshuffled = np.tile(np.arange(rows), len(copies))
+    positions: dict[str, np.ndarray] = {}  # per shuffled column, the row each stacked row takes
+    for index, (column, order) in enumerate(copies):
+        positions.setdefault(column, unshuffled.copy())[index * rows : (index + 1) * rows] = order
     stacked = X.iloc[unshuffled].reset_index(drop=True)
-    for column in dict.fromkeys(column for column, _ in copies):
-        positions = unshuffled.copy()
-        for index, (name, order) in enumerate(copies):
-            if name == column:
-                positions[index * rows : (index + 1) * rows] = order
-        stacked[column] = X[column].iloc[positions].reset_index(drop=True)
+    for column, taken in positions.items():
+        stacked[column] = X[column].iloc[taken].reset_index(drop=True)
     return stacked
 
 
