@@ -29,7 +29,7 @@ from .metrics import (
     SCORING_BLOCK_ROWS,
     in_blocks,
     metric_method,
-    metric_of_output,
+    metric_of_outputs,
     metric_score,
 )
 
@@ -95,7 +95,7 @@ def permutation_importances(
             output = in_blocks(metric_method(task, model, metric), stacked)
         rows = len(X)
         parts = [output[i * rows : (i + 1) * rows] for i in range(len(copies))]
-        return [metric_of_output(task, y, part, classes, metric) for part in parts]
+        return metric_of_outputs(task, y, parts, classes, metric)
 
     chunks = copy_chunks(features, len(X), jobs)
     reference = metric_score(task, model, X, y, metric)
