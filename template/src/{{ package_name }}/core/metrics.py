@@ -171,8 +171,7 @@ def metric_of_outputs(
     form (a column per output, each scored as a binary problem of its own): the same values as
     a call per output, without the input checks of each call (docs: "Large data", permutation
     importance)."""
-    binary = classes is not None and len(classes) == 2
-    if task == "regression" or metric != "roc_auc" or not binary or len(outputs) < 2:
+    if metric != "roc_auc" or classes is None or len(classes) != 2 or len(outputs) < 2:
         return [metric_of_output(task, y, output, classes, metric) for output in outputs]
     from sklearn import metrics as skm
 
