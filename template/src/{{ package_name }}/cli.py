@@ -72,13 +72,21 @@ def predict(
     model: Annotated[
         str | None, typer.Option(help="Model folder or MLflow URI (default: the champion)")
     ] = None,
-    chunk_size: Annotated[int, typer.Option(min=1, help="Rows per block (about)")] = 20_000,
+    chunk_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Rows per block, about (default: as the pipeline's stages score, "
+            "core.metrics.SCORING_BLOCK_ROWS)",
+            show_default=False,
+        ),
+    ] = None,
     threads: Annotated[
         int | None,
         typer.Option(
             min=1,
-            help="Scoring threads, each running the model on one core [default: the cores "
-            "available]",
+            help="Scoring threads, each running the model on one core (default: the cores "
+            "available)",
             show_default=False,
         ),
     ] = None,
@@ -91,6 +99,7 @@ def predict(
     """Score a CSV or Parquet file in chunks; writes the input columns plus a 'prediction'
     column."""
     from .config import get_settings, load_params
+    from .core.metrics import SCORING_BLOCK_ROWS
     from .core.schema import DataValidationError, load_schema
     from .io.model_loader import ModelLoadError
     from .predict import available_cores, resolve_model_uri
@@ -103,8 +112,9 @@ def predict(
             done = predict_on_spark(input, output, model_uri, schema, overwrite)
         else:
             cores = threads or available_cores()
+            rows = chunk_size or SCORING_BLOCK_ROWS
             refuse_output(Path(input), Path(output), overwrite)
-            done = predict_locally(Path(input), Path(output), model_uri, schema, chunk_size, cores)
+            done = predict_locally(Path(input), Path(output), model_uri, schema, rows, cores)
     except ModelLoadError as error:
         typer.echo(redact(str(error)), err=True)
         raise typer.Exit(code=1) from None
@@ -128,17 +138,24 @@ def refuse_output(source: Path, output: Path | None, overwrite: bool) -> None:
     ``overwrite`` allows to replace; ``None``: standard output): a command deletes nothing it
     was not told to."""
     reason = input_refusal(source)
-    if reason is not None or output is None:
-        pass
-    elif output.resolve() == source.resolve():
-        reason = f"{output}: the output would replace the input; choose another file"
-    elif output.is_dir():
-        reason = f"{output} is a folder; name a file to write"
-    elif (output.exists() or output.is_symlink()) and not overwrite:
-        reason = f"{output} exists: choose another file, or pass --overwrite to replace it"
+    if reason is None and output is not None:
+        reason = output_file_refusal(source, output, overwrite)
     if reason is not None:
         typer.echo(reason, err=True)
         raise typer.Exit(code=2)
+
+
+def output_file_refusal(source: Path, output: Path, overwrite: bool) -> str | None:
+    """Why ``output`` may not be written from ``source``, or ``None``: it is the input, a
+    folder, or an existing file (a link too, even to nowhere) that ``overwrite`` does not allow
+    to replace."""
+    if output.resolve() == source.resolve():
+        return f"{output}: the output would replace the input; choose another file"
+    if output.is_dir():
+        return f"{output} is a folder; name a file to write"
+    if (output.exists() or output.is_symlink()) and not overwrite:
+        return f"{output} exists: choose another file, or pass --overwrite to replace it"
+    return None
 
 
 def predict_locally(
@@ -206,7 +223,7 @@ def tune_worker(
 def explain(
     input: Annotated[Path, typer.Option("--input", "-i", help="CSV or Parquet rows to explain")],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="CSV file to write [default: stdout]")
+        Path | None, typer.Option("--output", "-o", help="CSV file to write (default: stdout)")
     ] = None,
     model: Annotated[
         str | None, typer.Option(help="Model folder or MLflow URI (default: the champion)")
@@ -277,8 +294,8 @@ def promote(
     version: Annotated[
         str | None,
         typer.Option(
-            help="Registered version [default: the champion for staging, the staging version "
-            "for production]",
+            help="Registered version (default: the champion for staging, the staging version "
+            "for production)",
             show_default=False,
         ),
     ] = None,

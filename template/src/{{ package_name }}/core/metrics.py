@@ -99,7 +99,7 @@ LABEL_CHECK_ROWS = 1_000
 # Rows per call of the model when scoring a table. Tree ensembles walk each tree over every row
 # they are given: a block of rows stays in the CPU's cache from one tree to the next, where the
 # rows of a whole large test set are read from memory again for every tree (docs: "Large data",
-# evaluate). The same size as the blocks of batch scoring (`predict --chunk-size`).
+# evaluate). Also the default block of batch scoring (`predict --chunk-size`).
 SCORING_BLOCK_ROWS = 20_000
 
 
