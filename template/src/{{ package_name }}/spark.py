@@ -9,12 +9,14 @@ extra jars come from Spark's own configuration (``PYSPARK_SUBMIT_ARGS``, ``spark
 
 from __future__ import annotations
 
+import atexit
 import functools
+import hashlib
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,23 +72,62 @@ def start_session() -> SparkSession:
     return builder.getOrCreate()
 
 
-def ship_package(spark: SparkSession, folder: Path) -> None:
-    """This package, zipped into ``folder``, on every executor's import path: the scoring
-    function below and the team's transformers in the model import from it. Spark refuses a
-    second file of the same name, so the name is the folder's."""
+def ship_package(spark: SparkSession) -> None:
+    """This package on every executor's import path: the scoring function below and the
+    team's transformers in the model import from it."""
     package = Path(__file__).parent
-    archive = shutil.make_archive(str(folder / folder.name), "zip", package.parent, package.name)
-    spark.sparkContext.addPyFile(archive)
+    ship(spark, package.parent, package.name, spark.sparkContext.addPyFile)
 
 
-def ship_model(spark: SparkSession, model: ModelFolder, folder: Path) -> str:
-    """Send a copy of the model's folder to every executor; its name there. An unsafe model
-    is refused here, before any executor starts."""
+def ship_model(spark: SparkSession, model: ModelFolder) -> str:
+    """The model's folder unpacked on every executor; its name there (for ``SparkFiles``). An
+    unsafe model is refused here, before any executor starts."""
     if not get_settings().model_allow_pickle:
         check_model(model)
-    copy = shutil.copytree(model.path, folder / f"model-{folder.name}")
-    spark.sparkContext.addFile(str(copy), recursive=True)
-    return copy.name
+    return ship(spark, model.path, None, spark.sparkContext.addArchive)
+
+
+def ship(spark: SparkSession, root: Path, folder: str | None, add: Callable[[str], None]) -> str:
+    """``root`` (or its subfolder ``folder``, kept as a folder) zipped under a name of its
+    content and given to ``add`` (``addArchive``, ``addPyFile``) once per Spark application;
+    the zip's name.
+
+    A zip, not a folder: Spark adds a local folder only with a local master. Kept until this
+    process ends: an executor fetches every file added so far when it starts a task, and the
+    driver serves each from its path, so a file gone would fail the session's later jobs.
+    Named by content: Spark refuses another file of an added name, and the same model scored
+    again is not shipped again."""
+    source = root / folder if folder else root
+    name = f"{source.name}-{content_digest(source)}"
+    archive = ship_folder() / f"{name}.zip"
+    if (spark.sparkContext.applicationId, archive.name) not in SHIPPED:
+        if not archive.exists():
+            shutil.make_archive(str(ship_folder() / name), "zip", root, folder)
+        add(str(archive))
+        SHIPPED.add((spark.sparkContext.applicationId, archive.name))
+    return archive.name
+
+
+# (Spark application, zip) pairs already added: a file is added to an application once.
+SHIPPED: set[tuple[str, str]] = set()
+
+
+@functools.cache
+def ship_folder() -> Path:
+    """This process's folder of zips for Spark jobs, removed when the process exits."""
+    folder = Path(tempfile.mkdtemp(prefix="spark-ship-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def content_digest(folder: Path) -> str:
+    """A digest of the files under ``folder`` (their paths and bytes; not ``__pycache__``)."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.relative_to(folder).parts:
+            digest.update(f"{path.relative_to(folder).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def read_input(spark: SparkSession, source: str) -> DataFrame:
@@ -168,35 +209,31 @@ def score(
 
     if (refused := output_refusal(source, output, overwrite)) is not None:
         raise FileExistsError(refused)
-    with tempfile.TemporaryDirectory(prefix="spark-") as temporary:
-        folder = Path(temporary)
-        frame = read_input(spark, source)
-        feature_frame(pd.DataFrame(columns=frame.columns), schema)  # names the missing columns
-        written = output_schema(frame, model)
-        # Refusals come before the files are added: a file added but fetched by no job (this
-        # folder gone) would fail the session's next job, as a notebook or a test runs it.
-        name = ship_model(spark, model, folder)
-        ship_package(spark, folder)
-        rows = spark.sparkContext.accumulator(0)
+    frame = read_input(spark, source)
+    feature_frame(pd.DataFrame(columns=frame.columns), schema)  # names the missing columns
+    written = output_schema(frame, model)
+    name = ship_model(spark, model)
+    ship_package(spark)
+    rows = spark.sparkContext.accumulator(0)
 
-        def scored(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-            for batch in score_frames(frames, name, model.uri, schema):
-                rows.add(len(batch))
-                yield batch
+    def scored(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in score_frames(frames, name, model.uri, schema):
+            rows.add(len(batch))
+            yield batch
 
-        writer = frame.mapInPandas(scored, written).write.mode(
-            "overwrite" if overwrite else "errorifexists"
-        )
-        try:
-            if output.lower().endswith(CSV):
-                writer.options(**CSV_OPTIONS).csv(output)
-            else:
-                writer.parquet(output)
-        except PythonException as error:
-            if "://" not in output:  # Spark's failed job leaves its empty folder behind
-                shutil.rmtree(output, ignore_errors=True)
-            raise executor_error(error) from None
-        return int(rows.value)
+    writer = frame.mapInPandas(scored, written).write.mode(
+        "overwrite" if overwrite else "errorifexists"
+    )
+    try:
+        if output.lower().endswith(CSV):
+            writer.options(**CSV_OPTIONS).csv(output)
+        else:
+            writer.parquet(output)
+    except PythonException as error:
+        if "://" not in output:  # Spark's failed job leaves its empty folder behind
+            shutil.rmtree(output, ignore_errors=True)
+        raise executor_error(error) from None
+    return int(rows.value)
 
 
 def executor_error(error: Exception) -> Exception:
