@@ -32,6 +32,26 @@ Overwrite = Annotated[
 ]
 
 
+# predict's blocks and threads: their defaults are decided when it runs.
+ChunkSize = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Rows per block, about (default: as the pipeline's stages score, "
+        "core.metrics.SCORING_BLOCK_ROWS)",
+        show_default=False,
+    ),
+]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Scoring threads, each running the model on one core (default: the cores available)",
+        show_default=False,
+    ),
+]
+
+
 class Engine(StrEnum):
     """Where ``predict`` scores: this process, or a Spark job (docs/spark.md)."""
 
@@ -72,24 +92,8 @@ def predict(
     model: Annotated[
         str | None, typer.Option(help="Model folder or MLflow URI (default: the champion)")
     ] = None,
-    chunk_size: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Rows per block, about (default: as the pipeline's stages score, "
-            "core.metrics.SCORING_BLOCK_ROWS)",
-            show_default=False,
-        ),
-    ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Scoring threads, each running the model on one core (default: the cores "
-            "available)",
-            show_default=False,
-        ),
-    ] = None,
+    chunk_size: ChunkSize = None,
+    threads: Threads = None,
     engine: Annotated[
         Engine,
         typer.Option(help="local: this process; spark: a Spark job (uv sync --extra spark)"),
