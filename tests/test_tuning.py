@@ -19,6 +19,10 @@ import yaml
 from .helpers import render, run
 
 BUDGET = {"enabled": True, "n_trials": 8, "workers": 2, "cv_folds": 3}
+# Each worker checks the budget after each of its trials (Optuna's MaxTrialsCallback, running
+# trials counted), then starts the next: workers that finish at the same moment may each start
+# one more, so a study may hold up to workers - 1 trials over the budget (docs/tuning.md).
+ON_BUDGET = range(BUDGET["n_trials"], BUDGET["n_trials"] + BUDGET["workers"])
 
 # Run in the project: what MLflow and the study's journal hold, as JSON.
 INSPECT = """
@@ -72,10 +76,10 @@ def test_two_workers_share_one_study_of_nested_runs_and_train_uses_the_best(
 
     # then one study holds the whole budget, its trials run by both workers
     assert found["studies"] == [tuned["study"]], found["studies"]
-    assert tuned["trials"] == BUDGET["n_trials"], tuned
+    assert tuned["trials"] in ON_BUDGET, tuned
     assert set(found["study_workers"]) == {0, 1}, f"trials by worker: {found['study_workers']}"
     # and each trial is a nested run under the one parent run, tagged with its worker
-    assert len(found["nested_workers"]) == BUDGET["n_trials"], found["nested_workers"]
+    assert len(found["nested_workers"]) == tuned["trials"], found["nested_workers"]
     assert set(found["nested_workers"]) == {"0", "1"}, found["nested_workers"]
     # and the train stage's run used the best values, and names the tuning run
     assert len(found["trained_params"]) == 1, found["trained_params"]
@@ -133,8 +137,8 @@ def test_workers_share_a_study_in_postgresql(tuned_project: Path) -> None:
                 env=env).stdout
         )  # fmt: skip
     # then the database holds the whole budget's trials, run by both workers
-    assert found["tuned"]["trials"] == BUDGET["n_trials"], found
-    assert len(found["workers"]) == BUDGET["n_trials"], found
+    assert found["tuned"]["trials"] in ON_BUDGET, found
+    assert len(found["workers"]) == found["tuned"]["trials"], found
     assert set(found["workers"]) == {0, 1}, found
     # and the password shows in no output
     assert pg.password not in done.stdout + done.stderr, "the database password was printed"
