@@ -98,13 +98,14 @@ def ship(spark: SparkSession, root: Path, folder: str | None, add: Callable[[str
     Named by content: Spark refuses another file of an added name, and the same model scored
     again is not shipped again."""
     source = root / folder if folder else root
-    name = f"{source.name}-{content_digest(source)}"
-    archive = ship_folder() / f"{name}.zip"
-    if (spark.sparkContext.applicationId, archive.name) not in SHIPPED:
+    base = ship_folder() / f"{source.name}-{content_digest(source)}"
+    archive = base.with_name(f"{base.name}.zip")
+    shipped = (spark.sparkContext.applicationId, archive.name)
+    if shipped not in SHIPPED:
         if not archive.exists():
-            shutil.make_archive(str(ship_folder() / name), "zip", root, folder)
+            shutil.make_archive(str(base), "zip", root, folder)
         add(str(archive))
-        SHIPPED.add((spark.sparkContext.applicationId, archive.name))
+        SHIPPED.add(shipped)
     return archive.name
 
 
