@@ -212,7 +212,8 @@ def tune_worker(
         typer.Option(
             min=0,
             help="This worker's number, unique in the study (the stage's own are 0 to "
-            "tune.workers - 1): its sampler's seed is seed + worker",
+            "tune.workers - 1): its sampler's seed is seed + worker (on a study that holds "
+            "trials, drawn from both and their number)",
         ),
     ],
 ) -> None:
