@@ -378,8 +378,13 @@ for _feature in ("monitoring", "serving"):
 def main() -> None:
     """The console script: the commands, an unexpected error printed redacted (Typer would print
     MLflow's messages, which carry the tracking URI, as they are)."""
+    from .config import ParamsError
+
     try:
         app()
+    except ParamsError as error:  # params.yaml missing or invalid: the reason is the message
+        print(redact(str(error)), file=sys.stderr)
+        sys.exit(1)
     except Exception as error:
         print_exception(error)
         sys.exit(1)
