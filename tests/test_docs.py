@@ -1,4 +1,5 @@
-"""The docs site: builds in strict mode, and its options reference matches ``copier.yml``."""
+"""The docs site: builds in strict mode, its options reference matches ``copier.yml``, and the
+pages that list a generated project's stages or targets name every one."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .helpers import TEMPLATE_ROOT
+from .helpers import TEMPLATE_ROOT, render
 
 OPTIONS = TEMPLATE_ROOT / "docs" / "options.md"
 CONFIG: dict[str, Any] = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())
@@ -72,3 +73,28 @@ def test_documented_type_default_and_choices_match_copier_yml(name: str) -> None
         assert row["default"].startswith("from "), (
             f"{name}: a computed default is described, e.g. 'from `project_slug`'"
         )
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A default project, rendered only (no git, no environment)."""
+    return render(tmp_path_factory.mktemp("docs") / "project", skip_tasks=True)
+
+
+def test_agents_md_names_every_stage_make_pipeline_runs(rendered: Path) -> None:
+    stages = yaml.safe_load((rendered / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    agents = (rendered / "AGENTS.md").read_text(encoding="utf-8")
+    row = next(line for line in agents.splitlines() if line.startswith("| `make pipeline` |"))
+
+    missing = [name for name in stages if not re.search(rf"\b{name}\b", row)]
+    assert not missing, f"AGENTS.md's make pipeline row leaves out {missing}: {row}"
+
+
+def test_the_tour_lists_every_target_of_the_makefile(rendered: Path) -> None:
+    makefile = (rendered / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.findall(r"^([a-z][a-z-]*):.*## ", makefile, re.M)) - {"help"}
+    tour = (TEMPLATE_ROOT / "docs" / "tour.md").read_text(encoding="utf-8")
+    line = next(line for line in tour.splitlines() if line.startswith("├── Makefile"))
+
+    listed = set(re.split(r",\s*", line.removeprefix("├── Makefile").strip()))
+    assert targets <= listed, f"docs/tour.md's layout leaves out {sorted(targets - listed)}"

@@ -212,7 +212,8 @@ def tune_worker(
         typer.Option(
             min=0,
             help="This worker's number, unique in the study (the stage's own are 0 to "
-            "tune.workers - 1): its sampler's seed is seed + worker",
+            "tune.workers - 1): its sampler's seed is seed + worker (on a study that holds "
+            "trials, drawn from both and their number)",
         ),
     ],
 ) -> None:
@@ -377,8 +378,13 @@ for _feature in ("monitoring", "serving"):
 def main() -> None:
     """The console script: the commands, an unexpected error printed redacted (Typer would print
     MLflow's messages, which carry the tracking URI, as they are)."""
+    from .config import ParamsError
+
     try:
         app()
+    except ParamsError as error:  # params.yaml missing or invalid: the reason is the message
+        print(redact(str(error)), file=sys.stderr)
+        sys.exit(1)
     except Exception as error:
         print_exception(error)
         sys.exit(1)

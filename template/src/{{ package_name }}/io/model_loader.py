@@ -10,6 +10,8 @@ file holds the pipeline; the format must be skops and the trusted types are
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,10 @@ class ModelLoadError(ValueError):
     """No model this project can load is at the given place; the message says why."""
 
 
+class ModelNotFoundError(ModelLoadError):
+    """The registry holds nothing at the URI: no such registered model, alias, version or run."""
+
+
 class UnsafeModelError(ModelLoadError):
     """Loading the model would trust the artifact to run code; the message says how."""
 
@@ -90,15 +96,34 @@ def fetch_model(uri: str) -> ModelFolder:
     mlflow.set_tracking_uri(get_settings().mlflow_tracking_uri)
     version = None
     name, at, alias = uri.removeprefix("models:/").partition("@")
-    if uri.startswith("models:/") and at:
-        version = str(MlflowClient().get_model_version_by_alias(name, alias).version)
-        uri = f"models:/{name}/{version}"
-    elif uri.startswith("models:/"):
-        version = uri.rstrip("/").rpartition("/")[2]
-    elif uri.startswith("runs:/"):
-        version = "run:" + uri.removeprefix("runs:/").partition("/")[0]
-    path = mlflow.artifacts.download_artifacts(artifact_uri=uri)
+    with _not_found_said(uri):
+        if uri.startswith("models:/") and at:
+            version = str(MlflowClient().get_model_version_by_alias(name, alias).version)
+            uri = f"models:/{name}/{version}"
+        elif uri.startswith("models:/"):
+            version = uri.rstrip("/").rpartition("/")[2]
+        elif uri.startswith("runs:/"):
+            version = "run:" + uri.removeprefix("runs:/").partition("/")[0]
+        path = mlflow.artifacts.download_artifacts(artifact_uri=uri)
     return ModelFolder(Path(path), uri, version)
+
+
+@contextmanager
+def _not_found_said(uri: str) -> Iterator[None]:
+    """MLflow's "not found" (no such model, version or run; an alias no version holds) as a
+    :class:`ModelNotFoundError` that says what registers one; any other error as it is."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as error:
+        # MLflow reports an alias that no version holds as an invalid parameter
+        if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
+        raise ModelNotFoundError(
+            f"{uri}: not in the registry ({error.message}); `make pipeline` registers the "
+            "champion once a model passes its quality gate"
+        ) from None
 
 
 def sklearn_flavor(model: ModelFolder) -> dict[str, Any]:

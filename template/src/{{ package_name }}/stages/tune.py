@@ -33,8 +33,11 @@ def open_study(params: Params, settings: Settings, worker: int) -> optuna.Study:
     """Create or resume the study of this training data and search space.
 
     Each worker seeds its sampler with ``seed + worker``: equal seeds would propose the same
-    first trials in every worker.
+    first trials in every worker. On a study that holds trials already, the seed also depends on
+    their number: seeded as before, the sampler would propose the trials it ran before again
+    (TPE draws its first ten at random), so a resumed study would repeat them.
     """
+    import numpy as np
     import optuna
 
     from ..core import tuning
@@ -54,14 +57,19 @@ def open_study(params: Params, settings: Settings, worker: int) -> optuna.Study:
         metric=metric,
         fixed=params.train.hyperparameters.get(kind, {}),
     )
-    return optuna.create_study(
+    study = optuna.create_study(
         storage=study_storage(settings),
         study_name=name,
         direction=tuning.direction(metric),
-        sampler=optuna.samplers.TPESampler(seed=params.seed + worker),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
         load_if_exists=True,
     )
+    held = len(study.get_trials(deepcopy=False))
+    seed = params.seed + worker
+    if held:
+        seed = int(np.random.SeedSequence([params.seed, worker, held]).generate_state(1)[0])
+    study.sampler = optuna.samplers.TPESampler(seed=seed)
+    return study
 
 
 def study_storage(settings: Settings) -> str | optuna.storages.BaseStorage:

@@ -78,17 +78,24 @@ def _run(
 ) -> tuple[MonitorSummary, Path, Path]:
     """The summary and the paths of the report and summary files; exits 2 on unusable input,
     3 on a failure of monitor itself."""
+    from pydantic import ValidationError
     from rich.markup import escape
 
-    from ..config import get_settings, load_params
+    from ..config import ParamsError, get_settings, load_params
     from ..core.schema import DataValidationError, load_schema
     from ..redaction import print_exception, redact
     from .job import UnusableInputError, run_monitor
     from .settings import get_monitoring_settings
 
-    settings = get_settings()
-    params = load_params(settings.params_file)
-    monitoring = get_monitoring_settings()
+    try:
+        # Read inside the try: Python's exit code for an error here, 1, would read as an alert.
+        settings = get_settings()
+        params = load_params(settings.params_file)
+        monitoring = get_monitoring_settings()
+    except (ParamsError, ValidationError) as error:
+        said = escape(redact(f"cannot read the configuration: {error}"))
+        console.print(f"[red]monitor:[/red] {said}", markup=True, highlight=False)
+        raise typer.Exit(code=EXIT_FAILED) from None
     try:
         return run_monitor(
             current,

@@ -73,10 +73,22 @@ def numeric_drift(ref: Numbers, cur: Numbers) -> tuple[float, float, float]:
     return float(result.statistic), float(result.pvalue), min(effect, LARGEST)
 
 
+def category_text(values: pd.Series) -> pd.Series:
+    """Values as the names of categories or classes: 1 from JSON, "1" from a CSV and 1.0 from a
+    column that also holds missing values (pandas makes such a column float) name one class."""
+    return values.map(_category_name)
+
+
+def _category_name(value: object) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return str(value)
+
+
 def categorical_drift(reference: pd.Series, current: pd.Series) -> tuple[float, float, float]:
     """Chi-square statistic, p-value and the Jensen-Shannon distance of the frequencies."""
-    ref_counts = reference.dropna().astype(str).value_counts()
-    cur_counts = current.dropna().astype(str).value_counts()
+    ref_counts = category_text(reference.dropna()).value_counts()
+    cur_counts = category_text(current.dropna()).value_counts()
     categories = sorted(set(ref_counts.index) | set(cur_counts.index))
     table = np.array(
         [

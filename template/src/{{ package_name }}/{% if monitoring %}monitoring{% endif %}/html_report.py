@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .drift import ColumnDrift, Numbers, finite_numbers
+from .drift import ColumnDrift, Numbers, category_text, finite_numbers
 from .prediction_log import Unreadable
 from .profile import Reference
 from .report import (
@@ -69,8 +69,8 @@ def distribution_plot(reference: pd.Series, current: pd.Series, numeric: bool) -
         if exponent:
             axes.set_xlabel(f"value / 2^{exponent}", fontsize=7)
     else:
-        ref_share = reference.dropna().astype(str).value_counts(normalize=True)
-        cur_share = current.dropna().astype(str).value_counts(normalize=True)
+        ref_share = category_text(reference.dropna()).value_counts(normalize=True)
+        cur_share = category_text(current.dropna()).value_counts(normalize=True)
         names = list(ref_share.index.union(cur_share.index))[:MAX_CATEGORIES]
         positions = np.arange(len(names))
         for offset, share, label in ((-0.2, ref_share, "reference"), (0.2, cur_share, "current")):

@@ -16,7 +16,7 @@ from sklearn import metrics as skm
 
 from ..config import CHAMPION, PREDICTION, MonitorParams
 from ..core.metrics import improvement
-from .drift import LARGEST, ColumnDrift, Kind, column_drift
+from .drift import LARGEST, ColumnDrift, Kind, category_text, column_drift
 from .prediction_log import CHALLENGER, Unreadable
 from .profile import Reference
 
@@ -146,7 +146,7 @@ def _model_quality(
         return None
     y_true, y_pred = labelled[target], labelled[PREDICTION]
     if metric in ("accuracy", "balanced_accuracy", "f1_macro"):
-        y_true, y_pred = y_true.astype(str), y_pred.astype(str)  # "1" from a CSV == 1 from JSON
+        y_true, y_pred = category_text(y_true), category_text(y_pred)
     else:  # labels or predictions that are not finite numbers cannot be scored
         y_true, y_pred = _finite_pairs(y_true, y_pred)
         if not len(y_true):
@@ -185,7 +185,7 @@ def _shadow(
     champion, challenger = both[PREDICTION], both[CHALLENGER]
     agreement = difference = None
     if kind == "categorical":
-        agreement = round(float((champion.astype(str) == challenger.astype(str)).mean()), 6)
+        agreement = round(float((category_text(champion) == category_text(challenger)).mean()), 6)
     else:
         first, second = _finite_pairs(champion, challenger)
         with np.errstate(over="ignore"):  # values near the float limit

@@ -35,12 +35,21 @@ def serve_command(
     """Serve the model over HTTP (FastAPI + uvicorn); settings come from SERVING_* variables."""
     from ..config import get_settings
     from ..engine import run_server
+    from ..redaction import redact
+    from .auth import Guard
     from .logs import log_config
     from .settings import ServingSettings
 
     overrides: dict[str, Any] = {"host": host, "port": port, "workers": workers, "model_uri": model}
-    # Options given on the command line win over the environment.
-    settings = ServingSettings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        # Options given on the command line win over the environment.
+        settings = ServingSettings(**{k: v for k, v in overrides.items() if v is not None})
+        # Read here too, so a key entry or rate limit that cannot be read stops the start with
+        # its reason, before each worker would fail on it with a traceback.
+        Guard.from_settings(settings)
+    except ValueError as error:
+        typer.echo(redact(f"serve: {error}"), err=True)
+        raise typer.Exit(code=2) from None
     run_server(
         # Pickled for each worker process with the settings as given (command-line options too).
         partial(worker_app, settings),

@@ -217,11 +217,13 @@ def load_challenger(serving: ServingSettings) -> LoadedModel | None:
     alias), or ``None`` when there is none or it does not load (the reason is logged)."""
     from mlflow.exceptions import MlflowException
 
+    from ..io.model_loader import ModelNotFoundError
+
     given = serving.rollout.challenger_uri
     uri = given or f"models:/{get_settings().model_name}@{CHALLENGER_ALIAS}"
     try:
         challenger = _load(uri, serving)
-    except MlflowException:
+    except (MlflowException, ModelNotFoundError):
         if given:
             logger.error("challenger not loadable", extra={"model_uri": redact(uri)})
         return None  # no challenger alias: nothing to release
