@@ -146,7 +146,7 @@ def _model_quality(
         return None
     y_true, y_pred = labelled[target], labelled[PREDICTION]
     if metric in ("accuracy", "balanced_accuracy", "f1_macro"):
-        y_true, y_pred = y_true.astype(str), y_pred.astype(str)  # "1" from a CSV == 1 from JSON
+        y_true, y_pred = class_names(y_true), class_names(y_pred)
     else:  # labels or predictions that are not finite numbers cannot be scored
         y_true, y_pred = _finite_pairs(y_true, y_pred)
         if not len(y_true):
@@ -159,6 +159,12 @@ def _model_quality(
         current=round(value, 6),
         labelled_rows=len(labelled),
     )
+
+
+def class_names(values: pd.Series) -> pd.Series:
+    """Class labels as text, a whole number as an integer: "1" from a CSV, 1 from JSON and
+    1.0 from a label column that had missing values (made float by the join) are one class."""
+    return values.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
 
 
 def _finite_pairs(first: pd.Series, second: pd.Series) -> tuple[pd.Series, pd.Series]:
