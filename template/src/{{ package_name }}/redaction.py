@@ -46,12 +46,21 @@ PATH_SETTING = re.compile(r"_(?:FILE|PATH|DIR)$", re.IGNORECASE)
 # Shorter values are left alone: masking every "a" or "42" in a text would hide nothing.
 MIN_SECRET = 6
 _registered: set[str] = set()
+# Pieces of a secret setting's value that are no secret (see never_secret).
+_public: set[str] = set()
 
 
 def add_secret(value: str) -> None:
     """Redact ``value`` wherever it appears from now on (e.g. an API key read from a file)."""
     if len(value) >= MIN_SECRET:
         _registered.add(value)
+
+
+def never_secret(*words: str) -> None:
+    """Leave ``words`` unmasked where they stand as pieces of a secret setting's value: e.g.
+    the key names and scopes of ``SERVING_API_KEYS`` entries, which logs and answers name (the
+    entries hold the keys' digests, which stay masked)."""
+    _public.update(words)
 
 
 def secret_values() -> frozenset[str]:
@@ -61,7 +70,7 @@ def secret_values() -> frozenset[str]:
         if value and SECRET_SETTING.search(name) and not PATH_SETTING.search(name):
             values.add(value)
             # A list of keys (`a,b`, `name:key`, JSON): each piece is a secret too.
-            values.update(re.split(r"[\s,;:=\"'{}\[\]]+", value))
+            values.update(set(re.split(r"[\s,;:=\"'{}\[\]]+", value)) - _public)
     values.update([quote(value, safe="") for value in values])  # as written in a URI
     return frozenset(value for value in values if len(value) >= MIN_SECRET)
 

@@ -17,6 +17,8 @@ import numpy as np
 
 from ..engine import Counts
 
+CANARY = "canary"  # the ``served_by`` of rows the challenger answered
+
 
 class CountedStep(Protocol):
     """What :meth:`InputChecks.count` reads of a step of logged requests (the engine's
@@ -83,10 +85,23 @@ class InputChecks:
             "served": dict(served),
         }
         if step.challenger is not None:
-            pairs = zip(predictions, step.challenger, strict=True)
-            agree = sum(str(a) == str(b) for a, b in pairs)
-            counts["shadow"] = {"yes": agree, "no": len(predictions) - agree}
+            counts["shadow"] = self._agreement(step, step.challenger)
         return counts
+
+    @staticmethod
+    def _agreement(step: CountedStep, challenger: list[Any]) -> dict[str, int]:
+        """Rows whose answer the shadow challenger agrees with, and the others. The canary's
+        rows were answered by the challenger itself: not counted (``monitor`` leaves them out
+        of its shadow comparison too)."""
+        sizes = zip(step.served_by, step.sizes, strict=True)
+        each_row = [role for role, size in sizes for _ in range(size)]
+        pairs = [
+            (answer, shadow)
+            for answer, shadow, role in zip(step.predictions, challenger, each_row, strict=True)
+            if role != CANARY
+        ]
+        agree = sum(str(answer) == str(shadow) for answer, shadow in pairs)
+        return {"yes": agree, "no": len(pairs) - agree}
 
     def _count_numbers(
         self,

@@ -21,6 +21,7 @@ from typing import Literal, get_args
 
 from fastapi import HTTPException, status
 
+from ..redaction import never_secret
 from .settings import ServingSettings
 
 Scope = Literal["score", "feedback", "metrics", "docs"]
@@ -28,7 +29,8 @@ SCOPES: tuple[Scope, ...] = get_args(Scope)
 # What anyone may call while no key is configured (local development): all but /feedback.
 OPEN_WITHOUT_KEYS: frozenset[Scope] = frozenset({"score", "metrics", "docs"})
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
+DIGEST_SCHEME = "sha256"
+DIGEST = re.compile(DIGEST_SCHEME + r":([0-9a-f]{64})")
 RATE = re.compile(r"(\d+(?:\.\d+)?)\s*/\s*(second|minute|hour)(?:\s+burst\s+(\d+))?")
 SECONDS = {"second": 1.0, "minute": 60.0, "hour": 3600.0}
 LONGEST_KEY = 256  # anything longer is no key of ours: not worth hashing
@@ -176,7 +178,10 @@ class Guard:
 
     @classmethod
     def from_settings(cls, settings: ServingSettings) -> Guard:
-        return cls(load_keys(settings), RateLimit.parse(settings.rate_limit))
+        keys = load_keys(settings)
+        # Logs and answers name keys and scopes; `SERVING_API_KEYS` is secret by its name.
+        never_secret(DIGEST_SCHEME, *SCOPES, *(key.name for key in keys))
+        return cls(keys, RateLimit.parse(settings.rate_limit))
 
     def find(self, presented: str) -> ApiKey | None:
         """The configured key with this value: every digest is compared, in constant time."""

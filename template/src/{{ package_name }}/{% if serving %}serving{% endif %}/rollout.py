@@ -234,13 +234,40 @@ def load_challenger(serving: ServingSettings) -> LoadedModel | None:
     return challenger
 
 
+def fitting(
+    challenger: LoadedModel | None, served: LoadedModel | None, *, answers: bool
+) -> LoadedModel | None:
+    """``challenger``, if it can score the rows of every request ``served``'s contract accepts
+    (the schema ``/openapi.json`` shows); a canary (``answers``) must accept exactly those
+    requests, or a share of them would be refused at random. Else ``None``, and the log says
+    which features differ."""
+    if challenger is None or served is None:
+        return challenger
+    accepted, needed = set(served.contract.features), set(challenger.contract.features)
+    unknown = sorted(spec.name for spec in needed - accepted)
+    unused = sorted(spec.name for spec in accepted - needed) if answers else []
+    if not unknown and not unused:
+        return challenger
+    logger.error(
+        "challenger not used: its features differ from those of the model that answers",
+        extra={
+            "model_version": challenger.version,
+            "role": "canary" if answers else "shadow",
+            "features_it_needs_in_addition": unknown,
+            "features_it_does_not_take": unused,
+        },
+    )
+    return None
+
+
 def start(serving: ServingSettings, training: TrainingSample | None) -> ModelHolder:
     """The models of the service at start-up: the primary, its fallback, the canary."""
     holder = load_primary(serving)
     install_fallback(holder, serving, training)
     share = serving.rollout.canary_share
     if share > 0:
-        holder.canary, holder.canary_share = load_challenger(serving), share
+        canary = fitting(load_challenger(serving), holder.active, answers=True)
+        holder.canary, holder.canary_share = canary, share
     return holder
 
 
@@ -250,5 +277,5 @@ def shadow_model(holder: ModelHolder, serving: ServingSettings) -> LoadedModel |
     if not serving.rollout.shadow:
         return None
     if serving.rollout.canary_share > 0:
-        return holder.canary  # loaded already (None when it did not load)
-    return load_challenger(serving)
+        return holder.canary  # loaded already (None when it did not load or fit)
+    return fitting(load_challenger(serving), holder.active, answers=False)
