@@ -263,12 +263,14 @@ def score_table(
 
     with output_file(output) as partial, scoring_threads(threads) as pool:
         writer: Any = None
+        types: pa.Schema | None = None  # the first batch's (a CSV writer does not keep them)
         try:
             for table in in_order(pool, score_batch, batches(), threads):
-                if writer is None:
+                if types is None:
                     open_writer = parquet_writer if is_parquet(output) else pacsv.CSVWriter
-                    writer = open_writer(str(partial), table.schema)
-                writer.write_table(table.cast(writer.schema))
+                    types = table.schema
+                    writer = open_writer(str(partial), types)
+                writer.write_table(table.cast(types))
                 yield table.num_rows
         finally:
             if writer is not None:
