@@ -170,18 +170,17 @@ def predict_locally(
     from threadpoolctl import threadpool_limits
 
     from .io.data import is_parquet
-    from .io.model_loader import load_pipeline
+    from .io.model_loader import fetch_model, read_pipeline, string_inputs
     from .predict import score_csv, score_table
 
-    loaded = load_pipeline(model_uri)
+    fetched = fetch_model(model_uri)
+    loaded, strings = read_pipeline(fetched), string_inputs(fetched)
     done = 0
     # BLAS's thread limit is process-wide: one thread each, the scoring threads share the cores.
     with threadpool_limits(1, user_api="blas"), Progress(transient=True) as progress:
         task = progress.add_task(f"scoring {source.name}", total=None)
-        if is_parquet(source) or is_parquet(output):
-            scoring = score_table(loaded, schema, source, output, chunk_size, threads)
-        else:
-            scoring = score_csv(loaded, schema, source, output, chunk_size, threads)
+        score = score_table if is_parquet(source) or is_parquet(output) else score_csv
+        scoring = score(loaded, schema, source, output, chunk_size, threads, strings)
         for rows in scoring:
             done += rows
             progress.update(task, advance=rows)
@@ -242,7 +241,7 @@ def explain(
     from .core.explain import bounded_sample, contributions
     from .core.schema import DataValidationError, feature_frame, load_schema
     from .io.data import output_file, read_table
-    from .io.model_loader import ModelLoadError, load_pipeline
+    from .io.model_loader import ModelLoadError, fetch_model, read_pipeline, string_inputs
     from .predict import resolve_model_uri
 
     settings = get_settings()
@@ -253,15 +252,16 @@ def explain(
         typer.echo(f"{params.paths.train}: run 'make pipeline'", err=True)
         raise typer.Exit(code=2)
     try:
-        rows = feature_frame(read_table(input), schema)
-        loaded = load_pipeline(resolve_model_uri(model, settings.model_name))
+        fetched = fetch_model(resolve_model_uri(model, settings.model_name))
+        loaded, strings = read_pipeline(fetched), string_inputs(fetched)
+        rows = feature_frame(read_table(input, text=strings), schema, strings)
     except DataValidationError as error:
         typer.echo(redact(f"{input}: {error}"), err=True)
         raise typer.Exit(code=2) from None
     except ModelLoadError as error:
         typer.echo(redact(str(error)), err=True)
         raise typer.Exit(code=1) from None
-    train = feature_frame(read_table(params.paths.train), schema)
+    train = feature_frame(read_table(params.paths.train), schema, strings)
     table = contributions(loaded, rows, bounded_sample(train, background_rows, params.seed))
     if output is None:
         typer.echo(table.to_csv(index=False), nl=False)

@@ -11,7 +11,7 @@ import io
 import os
 import re
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
@@ -99,14 +99,19 @@ def read_csv_bytes(data: bytes, types: dict[str, Any], first_line: int, **option
         raise DataValidationError([f"not readable as CSV: {reason}"]) from None
 
 
-def read_features(data: bytes, schema: DataSchema, first_line: int) -> pd.DataFrame:
+def read_features(
+    data: bytes, schema: DataSchema, first_line: int, strings: Collection[str] = ()
+) -> pd.DataFrame:
     """The model's columns of ``data``, typed as pandas' reader would: dates stay text, and text
-    that is not UTF-8 is refused (read as text), not scored as bytes."""
+    that is not UTF-8 is refused (read as text), not scored as bytes. Columns in ``strings``
+    (the model learnt them as text) are read as text as written: a block whose codes are all
+    digits ("069") would otherwise read them as numbers (69), categories the model never saw."""
     options = {"include_columns": schema.feature_names, "strings_can_be_null": True}
-    table = read_csv_bytes(data, {}, first_line, **options)
+    learnt = {name: pa.string() for name in schema.feature_names if name in strings}
+    table = read_csv_bytes(data, learnt, first_line, **options)
     kinds = (pa.types.is_temporal, pa.types.is_binary)
     if text := {col.name: pa.string() for col in table.schema if any(k(col.type) for k in kinds)}:
-        table = read_csv_bytes(data, text, first_line, **options)
+        table = read_csv_bytes(data, learnt | text, first_line, **options)
     return cast(pd.DataFrame, table.to_pandas())
 
 
@@ -134,11 +139,14 @@ def splice(block: bytes, cells: bytes, first_line: int) -> bytes:
     return b"".join(out.tolist())
 
 
-def predict_rows(model: Any, frame: pd.DataFrame, schema: DataSchema, where: str) -> Any:
+def predict_rows(
+    model: Any, frame: pd.DataFrame, schema: DataSchema, where: str, strings: Collection[str] = ()
+) -> Any:
     """The model's predictions for ``frame``; a bad row or a NaN or infinite prediction stops
-    scoring, each reason prefixed with ``where`` (the rows' place in the input)."""
+    scoring, each reason prefixed with ``where`` (the rows' place in the input). ``strings``:
+    the columns the model learnt as text (``feature_frame``)."""
     try:
-        values = model.predict(feature_frame(frame, schema))
+        values = model.predict(feature_frame(frame, schema, strings))
     except DataValidationError as error:
         raise DataValidationError([f"{where}: {problem}" for problem in error.problems]) from None
     if len(bad := nonfinite_rows(values)):
@@ -152,16 +160,23 @@ def predict_rows(model: Any, frame: pd.DataFrame, schema: DataSchema, where: str
 
 
 def score_block(
-    model: Any, schema: DataSchema, header: bytes, columns: list[str], block: bytes, first_line: int
+    model: Any,
+    schema: DataSchema,
+    header: bytes,
+    columns: list[str],
+    block: bytes,
+    first_line: int,
+    strings: Collection[str] = (),
 ) -> tuple[bytes, int]:
     """Score one block (its first record on line ``first_line``): its output CSV lines and its
     row count. An input's own prediction column is replaced where it stands."""
     data = header + block
     top = first_line - header.count(b"\n")  # the header's line, as read_csv_bytes counts
-    features = read_features(data, schema, top)
+    features = read_features(data, schema, top, strings)
     if features.empty:
         return block, 0  # blank lines only
-    predictions = pa.array(predict_rows(model, features, schema, f"rows from line {first_line}"))
+    where = f"rows from line {first_line}"
+    predictions = pa.array(predict_rows(model, features, schema, where, strings))
     if PREDICTION not in columns:
         cells = csv_bytes(pa.table({PREDICTION: predictions}))
         return splice(block, cells, first_line), len(predictions)
@@ -195,11 +210,17 @@ def scoring_threads(threads: int) -> ThreadPoolExecutor:
 
 
 def score_csv(
-    model: Any, schema: DataSchema, source: Path, output: Path, chunk_size: int, threads: int = 1
+    model: Any,
+    schema: DataSchema,
+    source: Path,
+    output: Path,
+    chunk_size: int,
+    threads: int = 1,
+    strings: Collection[str] = (),
 ) -> Iterator[int]:
     """Score ``source`` into ``output``, yielding rows done per block. At most ``threads +
     1`` blocks are in memory, whatever the file's size; the output is renamed into place once
-    complete."""
+    complete. ``strings``: the columns the model learnt as text (:func:`read_features`)."""
     with (
         output_file(output) as partial,
         source.open("rb") as reader,
@@ -221,7 +242,7 @@ def score_csv(
         def blocks() -> Iterator[tuple[Any, ...]]:
             first_line = 1 + header.count(b"\n")
             for block in read_blocks(reader, chunk_size):
-                yield model, schema, header, columns, block, first_line
+                yield model, schema, header, columns, block, first_line, strings
                 first_line += block.count(b"\n") + (not block.endswith(b"\n"))
 
         for scored, rows in in_order(pool, score_block, blocks(), threads):
@@ -237,14 +258,22 @@ def with_predictions(table: pa.Table, predictions: Any) -> pa.Table:
     return table.append_column(PREDICTION, column)
 
 
-def score_batch(model: Any, schema: DataSchema, table: pa.Table, first_row: int) -> pa.Table:
+def score_batch(
+    model: Any, schema: DataSchema, table: pa.Table, first_row: int, strings: Collection[str]
+) -> pa.Table:
     """``table`` (its first row is row ``first_row`` of the input) with its predictions."""
     where = f"rows from row {first_row}"
-    return with_predictions(table, predict_rows(model, table.to_pandas(), schema, where))
+    return with_predictions(table, predict_rows(model, table.to_pandas(), schema, where, strings))
 
 
 def score_table(
-    model: Any, schema: DataSchema, source: Path, output: Path, chunk_size: int, threads: int = 1
+    model: Any,
+    schema: DataSchema,
+    source: Path,
+    output: Path,
+    chunk_size: int,
+    threads: int = 1,
+    strings: Collection[str] = (),
 ) -> Iterator[int]:
     """Score ``source`` into ``output`` when either is Parquet (the format goes by each
     suffix), batch by batch on ``threads`` threads as :func:`score_csv` does, yielding rows
@@ -258,7 +287,7 @@ def score_table(
         first_row = 1
         for table in read_batches(source, chunk_size):
             if table.num_rows:  # an empty file's table of columns alone: nothing to score
-                yield model, schema, table, first_row
+                yield model, schema, table, first_row, strings
             first_row += table.num_rows
 
     with output_file(output) as partial, scoring_threads(threads) as pool:

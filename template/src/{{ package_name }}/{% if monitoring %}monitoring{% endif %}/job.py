@@ -73,11 +73,12 @@ def load_current(
     features = feature_frame(frame, schema)
     others = frame.drop(columns=schema.feature_names)
     if PREDICTION not in others.columns:
-        from ..io.model_loader import load_pipeline
+        from ..io.model_loader import fetch_model, read_pipeline, string_inputs
         from ..predict import resolve_model_uri
 
-        uri = resolve_model_uri(model, settings.model_name)
-        others[PREDICTION] = load_pipeline(uri).predict(features)
+        fetched = fetch_model(resolve_model_uri(model, settings.model_name))
+        scored = feature_frame(frame, schema, string_inputs(fetched))
+        others[PREDICTION] = read_pipeline(fetched).predict(scored)
     return pd.concat([features, others], axis=1), total
 
 
