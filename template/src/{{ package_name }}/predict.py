@@ -100,14 +100,22 @@ def read_csv_bytes(data: bytes, types: dict[str, Any], first_line: int, **option
 
 
 def read_features(
-    data: bytes, schema: DataSchema, first_line: int, strings: Collection[str] = ()
+    data: bytes,
+    schema: DataSchema,
+    first_line: int,
+    strings: Collection[str] = (),
+    columns: list[str] | None = None,
 ) -> pd.DataFrame:
     """The model's columns of ``data``, typed as pandas' reader would: dates stay text, and text
     that is not UTF-8 is refused (read as text), not scored as bytes. Columns in ``strings``
     (the model learnt them as text) are read as text as written: a block whose codes are all
-    digits ("069") would otherwise read them as numbers (69), categories the model never saw."""
-    options = {"include_columns": schema.feature_names, "strings_can_be_null": True}
-    learnt = {name: pa.string() for name in schema.feature_names if name in strings}
+    digits ("069") would otherwise read them as numbers (69), categories the model never saw.
+    ``columns``, the header's names, find a feature written with surrounding spaces (" age")."""
+    written = {name.strip(): name for name in columns or schema.feature_names}
+    wanted = [written.get(name, name) for name in schema.feature_names]
+    options = {"include_columns": wanted, "strings_can_be_null": True}
+    learnt = {written.get(name, name): pa.string() for name in strings}
+    learnt = {name: kind for name, kind in learnt.items() if name in wanted}
     table = read_csv_bytes(data, learnt, first_line, **options)
     kinds = (pa.types.is_temporal, pa.types.is_binary)
     if text := {col.name: pa.string() for col in table.schema if any(k(col.type) for k in kinds)}:
@@ -172,7 +180,7 @@ def score_block(
     row count. An input's own prediction column is replaced where it stands."""
     data = header + block
     top = first_line - header.count(b"\n")  # the header's line, as read_csv_bytes counts
-    features = read_features(data, schema, top, strings)
+    features = read_features(data, schema, top, strings, columns)
     if features.empty:
         return block, 0  # blank lines only
     where = f"rows from line {first_line}"

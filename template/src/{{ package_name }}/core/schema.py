@@ -344,6 +344,8 @@ def feature_frame(
     Raises :class:`DataValidationError` naming missing columns and values that are not numbers,
     so batch scoring and the API reject bad rows with the same reasons.
     """
+    # Names count without surrounding spaces, as ingest reads them (a header "age, city")
+    frame = frame.rename(columns=lambda name: str(name).strip())
     missing = [name for name in schema.feature_names if name not in frame.columns]
     if missing:
         raise DataValidationError([f"column {name!r}: missing from the input" for name in missing])

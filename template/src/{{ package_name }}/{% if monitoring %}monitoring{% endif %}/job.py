@@ -68,6 +68,8 @@ def load_current(
         total = len(frame)
     else:
         frame, total = sample_table(path, *sample)
+        # Names count without surrounding spaces, as ingest reads them (a header "age, city")
+        frame = frame.rename(columns=lambda name: str(name).strip())
     if frame.empty:
         raise ValueError("no rows to check")
     features = feature_frame(frame, schema)
