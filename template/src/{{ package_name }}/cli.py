@@ -7,7 +7,7 @@ import importlib.util
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
 import typer
 
@@ -125,7 +125,29 @@ def predict(
     except DataValidationError as error:
         typer.echo(redact(f"{input}: {error}"), err=True)
         raise typer.Exit(code=2) from None
+    except unreadable_table() as error:
+        refuse_unreadable(input, error)
     typer.echo(f"wrote {done} predictions to {output}")
+
+
+def unreadable_table() -> tuple[type[Exception], ...]:
+    """What the readers raise on a file that is no table: a CSV that is not UTF-8 text
+    (pandas, or pyarrow's header), a Parquet file that is not whole."""
+    import pyarrow as pa
+
+    return (UnicodeDecodeError, pa.ArrowInvalid)
+
+
+def refuse_unreadable(source: object, error: Exception) -> NoReturn:
+    """Exit 2 naming ``source`` and why it cannot be read, as for any bad input."""
+    typer.echo(
+        redact(
+            f"{source} cannot be read as a table (a CSV file must be UTF-8 text, a .parquet "
+            f"file whole Parquet): {error}"
+        ),
+        err=True,
+    )
+    raise typer.Exit(code=2)
 
 
 def input_refusal(source: Path) -> str | None:
@@ -261,6 +283,8 @@ def explain(
     except ModelLoadError as error:
         typer.echo(redact(str(error)), err=True)
         raise typer.Exit(code=1) from None
+    except unreadable_table() as error:
+        refuse_unreadable(input, error)
     train = feature_frame(read_table(params.paths.train), schema, strings)
     table = contributions(loaded, rows, bounded_sample(train, background_rows, params.seed))
     if output is None:
