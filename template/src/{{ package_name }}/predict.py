@@ -13,6 +13,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any, cast
@@ -26,7 +27,14 @@ from threadpoolctl import threadpool_limits
 from .config import CHAMPION, PREDICTION
 from .core.models import nonfinite_rows
 from .core.schema import DataSchema, DataValidationError, feature_frame
-from .io.data import is_parquet, output_file, parquet_writer, read_batches
+from .io.data import (
+    ChunkTypesError,
+    csv_chunks,
+    is_parquet,
+    output_file,
+    parquet_writer,
+    read_batches,
+)
 
 QUOTE, NEWLINE = b'"', b"\n"
 
@@ -288,29 +296,71 @@ def score_table(
     done per batch; the output is renamed into place once complete, and nothing is left of it
     when a batch fails.
 
-    Values, not spellings, are kept here: a table format has no spelling to keep.
+    Values, not spellings, are kept here: a table format has no spelling to keep. A CSV file is
+    read in chunks that pandas types one by one; when a column's type changes from one chunk to
+    the next (digits, then words), the file is scored again from the start with the whole
+    file's types, as ingest reads it (``io/data.csv_chunks``), and the rows done so far are
+    given back as a negative count.
     """
+    tables = partial(table_batches, source, chunk_size, None)
+    while True:
+        done = 0
+        try:
+            for rows in score_tables(model, schema, tables(), output, threads, strings):
+                done += rows
+                yield rows
+            return
+        except ChunkTypesError as changed:
+            yield -done
+            whole = changed.types is None  # booleans beside gaps: no type reads them in chunks
+            tables = partial(table_batches, source, chunk_size, changed.types, whole=whole)
+
+
+def table_batches(
+    source: Path, rows: int, types: dict[str, Any] | None, *, whole: bool = False
+) -> Iterator[pa.Table]:
+    """``source`` as Arrow tables of up to ``rows`` rows: a Parquet file's batches, a CSV file's
+    chunks with ``types`` (:func:`io.data.csv_chunks`), or read in one piece if ``whole``."""
+    if is_parquet(source):
+        yield from read_batches(source, rows)
+    elif whole:
+        table = pa.Table.from_pandas(pd.read_csv(source, low_memory=False), preserve_index=False)
+        yield from (table.slice(start, rows) for start in range(0, max(table.num_rows, 1), rows))
+    else:
+        for chunk in csv_chunks(source, rows, types):
+            yield pa.Table.from_pandas(chunk, preserve_index=False)
+
+
+def score_tables(
+    model: Any,
+    schema: DataSchema,
+    tables: Iterator[pa.Table],
+    output: Path,
+    threads: int,
+    strings: Collection[str],
+) -> Iterator[int]:
+    """:func:`score_table` of ``tables``, in one pass."""
 
     def batches() -> Iterator[tuple[Any, ...]]:
         first_row = 1
-        for table in read_batches(source, chunk_size):
+        for table in tables:
             if table.num_rows:  # an empty file's table of columns alone: nothing to score
                 yield model, schema, table, first_row, strings
             first_row += table.num_rows
 
-    with output_file(output) as partial, scoring_threads(threads) as pool:
+    with output_file(output) as partial_output, scoring_threads(threads) as pool:
         writer: Any = None
-        types: pa.Schema | None = None  # the first batch's (a CSV writer does not keep them)
+        first: pa.Schema | None = None  # the first batch's types (a CSV writer does not keep them)
         try:
             for table in in_order(pool, score_batch, batches(), threads):
-                if types is None:
+                if first is None:
                     open_writer = parquet_writer if is_parquet(output) else pacsv.CSVWriter
-                    types = table.schema
-                    writer = open_writer(str(partial), types)
-                writer.write_table(table.cast(types))
+                    first = table.schema
+                    writer = open_writer(str(partial_output), first)
+                writer.write_table(table.cast(first))
                 yield table.num_rows
         finally:
             if writer is not None:
                 writer.close()
         if writer is None:
-            raise DataValidationError([f"{source.name}: no rows to score"])
+            raise DataValidationError(["no rows to score"])
