@@ -320,18 +320,19 @@ def check_unlabeled(count: int, rows: int, target: str, max_share: float) -> Non
         )
 
 
+def category_label(value: Any) -> str:
+    """A category as text, the same whichever reader typed it: 44 and 44.0 (a column of
+    integers beside a gap reads as floats) as '44', 4.5 as '4.5', text as it is."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def category_text(values: pd.Series) -> pd.Series:
     """Categories a reader took for numbers (it saw only digits), as the text a model that
-    learnt them as text knows: 44 and 44.0 as '44', 4.5 as '4.5'; missing stays missing."""
-
-    def label(value: Any) -> Any:
-        if pd.isna(value):
-            return np.nan
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return str(value)
-
-    return values.astype(object).map(label)
+    learnt them as text knows (:func:`category_label`); missing stays missing."""
+    text = values.astype(object).map(category_label, na_action="ignore")
+    return text.where(values.notna(), np.nan)
 
 
 def feature_frame(

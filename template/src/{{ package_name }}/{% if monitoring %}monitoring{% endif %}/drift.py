@@ -18,6 +18,8 @@ from pydantic import BaseModel, Field
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from ..core.schema import category_text
+
 Kind = Literal["numeric", "categorical"]
 Numbers = npt.NDArray[np.float64]
 # An effect too large for a float is reported as the largest one (JSON has no infinity).
@@ -75,8 +77,8 @@ def numeric_drift(ref: Numbers, cur: Numbers) -> tuple[float, float, float]:
 
 def categorical_drift(reference: pd.Series, current: pd.Series) -> tuple[float, float, float]:
     """Chi-square statistic, p-value and the Jensen-Shannon distance of the frequencies."""
-    ref_counts = reference.dropna().astype(str).value_counts()
-    cur_counts = current.dropna().astype(str).value_counts()
+    ref_counts = category_text(reference).dropna().value_counts()
+    cur_counts = category_text(current).dropna().value_counts()
     categories = sorted(set(ref_counts.index) | set(cur_counts.index))
     table = np.array(
         [
