@@ -7,7 +7,7 @@ import importlib.util
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
 import typer
 
@@ -125,7 +125,29 @@ def predict(
     except DataValidationError as error:
         typer.echo(redact(f"{input}: {error}"), err=True)
         raise typer.Exit(code=2) from None
+    except unreadable_table() as error:
+        refuse_unreadable(input, error)
     typer.echo(f"wrote {done} predictions to {output}")
+
+
+def unreadable_table() -> tuple[type[Exception], ...]:
+    """What the readers raise on a file that is no table: a CSV that is not UTF-8 text
+    (pandas, or pyarrow's header), a Parquet file that is not whole."""
+    import pyarrow as pa
+
+    return (UnicodeDecodeError, pa.ArrowInvalid)
+
+
+def refuse_unreadable(source: object, error: Exception) -> NoReturn:
+    """Exit 2 naming ``source`` and why it cannot be read, as for any bad input."""
+    typer.echo(
+        redact(
+            f"{source} cannot be read as a table (a CSV file must be UTF-8 text, a .parquet "
+            f"file whole Parquet): {error}"
+        ),
+        err=True,
+    )
+    raise typer.Exit(code=2)
 
 
 def input_refusal(source: Path) -> str | None:
@@ -170,18 +192,17 @@ def predict_locally(
     from threadpoolctl import threadpool_limits
 
     from .io.data import is_parquet
-    from .io.model_loader import load_pipeline
+    from .io.model_loader import fetch_model, read_pipeline, string_inputs
     from .predict import score_csv, score_table
 
-    loaded = load_pipeline(model_uri)
+    fetched = fetch_model(model_uri)
+    loaded, strings = read_pipeline(fetched), string_inputs(fetched)
     done = 0
     # BLAS's thread limit is process-wide: one thread each, the scoring threads share the cores.
     with threadpool_limits(1, user_api="blas"), Progress(transient=True) as progress:
         task = progress.add_task(f"scoring {source.name}", total=None)
-        if is_parquet(source) or is_parquet(output):
-            scoring = score_table(loaded, schema, source, output, chunk_size, threads)
-        else:
-            scoring = score_csv(loaded, schema, source, output, chunk_size, threads)
+        score = score_table if is_parquet(source) or is_parquet(output) else score_csv
+        scoring = score(loaded, schema, source, output, chunk_size, threads, strings)
         for rows in scoring:
             done += rows
             progress.update(task, advance=rows)
@@ -243,7 +264,7 @@ def explain(
     from .core.explain import bounded_sample, contributions
     from .core.schema import DataValidationError, feature_frame, load_schema
     from .io.data import output_file, read_table
-    from .io.model_loader import ModelLoadError, load_pipeline
+    from .io.model_loader import ModelLoadError, fetch_model, read_pipeline, string_inputs
     from .predict import resolve_model_uri
 
     settings = get_settings()
@@ -254,15 +275,18 @@ def explain(
         typer.echo(f"{params.paths.train}: run 'make pipeline'", err=True)
         raise typer.Exit(code=2)
     try:
-        rows = feature_frame(read_table(input), schema)
-        loaded = load_pipeline(resolve_model_uri(model, settings.model_name))
+        fetched = fetch_model(resolve_model_uri(model, settings.model_name))
+        loaded, strings = read_pipeline(fetched), string_inputs(fetched)
+        rows = feature_frame(read_table(input, text=strings), schema, strings)
     except DataValidationError as error:
         typer.echo(redact(f"{input}: {error}"), err=True)
         raise typer.Exit(code=2) from None
     except ModelLoadError as error:
         typer.echo(redact(str(error)), err=True)
         raise typer.Exit(code=1) from None
-    train = feature_frame(read_table(params.paths.train), schema)
+    except unreadable_table() as error:
+        refuse_unreadable(input, error)
+    train = feature_frame(read_table(params.paths.train), schema, strings)
     table = contributions(loaded, rows, bounded_sample(train, background_rows, params.seed))
     if output is None:
         typer.echo(table.to_csv(index=False), nl=False)

@@ -11,8 +11,9 @@ import io
 import os
 import re
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any, cast
@@ -26,7 +27,14 @@ from threadpoolctl import threadpool_limits
 from .config import CHAMPION, PREDICTION
 from .core.models import nonfinite_rows
 from .core.schema import DataSchema, DataValidationError, feature_frame
-from .io.data import is_parquet, output_file, parquet_writer, read_batches
+from .io.data import (
+    ChunkTypesError,
+    csv_chunks,
+    is_parquet,
+    output_file,
+    parquet_writer,
+    read_batches,
+)
 
 QUOTE, NEWLINE = b'"', b"\n"
 
@@ -99,14 +107,27 @@ def read_csv_bytes(data: bytes, types: dict[str, Any], first_line: int, **option
         raise DataValidationError([f"not readable as CSV: {reason}"]) from None
 
 
-def read_features(data: bytes, schema: DataSchema, first_line: int) -> pd.DataFrame:
+def read_features(
+    data: bytes,
+    schema: DataSchema,
+    first_line: int,
+    strings: Collection[str] = (),
+    columns: list[str] | None = None,
+) -> pd.DataFrame:
     """The model's columns of ``data``, typed as pandas' reader would: dates stay text, and text
-    that is not UTF-8 is refused (read as text), not scored as bytes."""
-    options = {"include_columns": schema.feature_names, "strings_can_be_null": True}
-    table = read_csv_bytes(data, {}, first_line, **options)
+    that is not UTF-8 is refused (read as text), not scored as bytes. Columns in ``strings``
+    (the model learnt them as text) are read as text as written: a block whose codes are all
+    digits ("069") would otherwise read them as numbers (69), categories the model never saw.
+    ``columns``, the header's names, find a feature written with surrounding spaces (" age")."""
+    written = {name.strip(): name for name in columns or schema.feature_names}
+    wanted = [written.get(name, name) for name in schema.feature_names]
+    options = {"include_columns": wanted, "strings_can_be_null": True}
+    learnt = {written.get(name, name): pa.string() for name in strings}
+    learnt = {name: kind for name, kind in learnt.items() if name in wanted}
+    table = read_csv_bytes(data, learnt, first_line, **options)
     kinds = (pa.types.is_temporal, pa.types.is_binary)
     if text := {col.name: pa.string() for col in table.schema if any(k(col.type) for k in kinds)}:
-        table = read_csv_bytes(data, text, first_line, **options)
+        table = read_csv_bytes(data, learnt | text, first_line, **options)
     return cast(pd.DataFrame, table.to_pandas())
 
 
@@ -134,11 +155,14 @@ def splice(block: bytes, cells: bytes, first_line: int) -> bytes:
     return b"".join(out.tolist())
 
 
-def predict_rows(model: Any, frame: pd.DataFrame, schema: DataSchema, where: str) -> Any:
+def predict_rows(
+    model: Any, frame: pd.DataFrame, schema: DataSchema, where: str, strings: Collection[str] = ()
+) -> Any:
     """The model's predictions for ``frame``; a bad row or a NaN or infinite prediction stops
-    scoring, each reason prefixed with ``where`` (the rows' place in the input)."""
+    scoring, each reason prefixed with ``where`` (the rows' place in the input). ``strings``:
+    the columns the model learnt as text (``feature_frame``)."""
     try:
-        values = model.predict(feature_frame(frame, schema))
+        values = model.predict(feature_frame(frame, schema, strings))
     except DataValidationError as error:
         raise DataValidationError([f"{where}: {problem}" for problem in error.problems]) from None
     if len(bad := nonfinite_rows(values)):
@@ -152,16 +176,23 @@ def predict_rows(model: Any, frame: pd.DataFrame, schema: DataSchema, where: str
 
 
 def score_block(
-    model: Any, schema: DataSchema, header: bytes, columns: list[str], block: bytes, first_line: int
+    model: Any,
+    schema: DataSchema,
+    header: bytes,
+    columns: list[str],
+    block: bytes,
+    first_line: int,
+    strings: Collection[str] = (),
 ) -> tuple[bytes, int]:
     """Score one block (its first record on line ``first_line``): its output CSV lines and its
     row count. An input's own prediction column is replaced where it stands."""
     data = header + block
     top = first_line - header.count(b"\n")  # the header's line, as read_csv_bytes counts
-    features = read_features(data, schema, top)
+    features = read_features(data, schema, top, strings, columns)
     if features.empty:
         return block, 0  # blank lines only
-    predictions = pa.array(predict_rows(model, features, schema, f"rows from line {first_line}"))
+    where = f"rows from line {first_line}"
+    predictions = pa.array(predict_rows(model, features, schema, where, strings))
     if PREDICTION not in columns:
         cells = csv_bytes(pa.table({PREDICTION: predictions}))
         return splice(block, cells, first_line), len(predictions)
@@ -195,11 +226,17 @@ def scoring_threads(threads: int) -> ThreadPoolExecutor:
 
 
 def score_csv(
-    model: Any, schema: DataSchema, source: Path, output: Path, chunk_size: int, threads: int = 1
+    model: Any,
+    schema: DataSchema,
+    source: Path,
+    output: Path,
+    chunk_size: int,
+    threads: int = 1,
+    strings: Collection[str] = (),
 ) -> Iterator[int]:
     """Score ``source`` into ``output``, yielding rows done per block. At most ``threads +
     1`` blocks are in memory, whatever the file's size; the output is renamed into place once
-    complete."""
+    complete. ``strings``: the columns the model learnt as text (:func:`read_features`)."""
     with (
         output_file(output) as partial,
         source.open("rb") as reader,
@@ -221,7 +258,7 @@ def score_csv(
         def blocks() -> Iterator[tuple[Any, ...]]:
             first_line = 1 + header.count(b"\n")
             for block in read_blocks(reader, chunk_size):
-                yield model, schema, header, columns, block, first_line
+                yield model, schema, header, columns, block, first_line, strings
                 first_line += block.count(b"\n") + (not block.endswith(b"\n"))
 
         for scored, rows in in_order(pool, score_block, blocks(), threads):
@@ -237,41 +274,93 @@ def with_predictions(table: pa.Table, predictions: Any) -> pa.Table:
     return table.append_column(PREDICTION, column)
 
 
-def score_batch(model: Any, schema: DataSchema, table: pa.Table, first_row: int) -> pa.Table:
+def score_batch(
+    model: Any, schema: DataSchema, table: pa.Table, first_row: int, strings: Collection[str]
+) -> pa.Table:
     """``table`` (its first row is row ``first_row`` of the input) with its predictions."""
     where = f"rows from row {first_row}"
-    return with_predictions(table, predict_rows(model, table.to_pandas(), schema, where))
+    return with_predictions(table, predict_rows(model, table.to_pandas(), schema, where, strings))
 
 
 def score_table(
-    model: Any, schema: DataSchema, source: Path, output: Path, chunk_size: int, threads: int = 1
+    model: Any,
+    schema: DataSchema,
+    source: Path,
+    output: Path,
+    chunk_size: int,
+    threads: int = 1,
+    strings: Collection[str] = (),
 ) -> Iterator[int]:
     """Score ``source`` into ``output`` when either is Parquet (the format goes by each
     suffix), batch by batch on ``threads`` threads as :func:`score_csv` does, yielding rows
     done per batch; the output is renamed into place once complete, and nothing is left of it
     when a batch fails.
 
-    Values, not spellings, are kept here: a table format has no spelling to keep.
+    Values, not spellings, are kept here: a table format has no spelling to keep. A CSV file is
+    read in chunks that pandas types one by one; when a column's type changes from one chunk to
+    the next (digits, then words), the file is scored again from the start with the whole
+    file's types, as ingest reads it (``io/data.csv_chunks``), and the rows done so far are
+    given back as a negative count.
     """
+    tables = partial(table_batches, source, chunk_size, None)
+    while True:
+        done = 0
+        try:
+            for rows in score_tables(model, schema, tables(), output, threads, strings):
+                done += rows
+                yield rows
+            return
+        except ChunkTypesError as changed:
+            yield -done
+            whole = changed.types is None  # booleans beside gaps: no type reads them in chunks
+            tables = partial(table_batches, source, chunk_size, changed.types, whole=whole)
+
+
+def table_batches(
+    source: Path, rows: int, types: dict[str, Any] | None, *, whole: bool = False
+) -> Iterator[pa.Table]:
+    """``source`` as Arrow tables of up to ``rows`` rows: a Parquet file's batches, a CSV file's
+    chunks with ``types`` (:func:`io.data.csv_chunks`), or read in one piece if ``whole``."""
+    if is_parquet(source):
+        yield from read_batches(source, rows)
+    elif whole:
+        table = pa.Table.from_pandas(pd.read_csv(source, low_memory=False), preserve_index=False)
+        yield from (table.slice(start, rows) for start in range(0, max(table.num_rows, 1), rows))
+    else:
+        for chunk in csv_chunks(source, rows, types):
+            yield pa.Table.from_pandas(chunk, preserve_index=False)
+
+
+def score_tables(
+    model: Any,
+    schema: DataSchema,
+    tables: Iterator[pa.Table],
+    output: Path,
+    threads: int,
+    strings: Collection[str],
+) -> Iterator[int]:
+    """:func:`score_table` of ``tables``, in one pass."""
 
     def batches() -> Iterator[tuple[Any, ...]]:
         first_row = 1
-        for table in read_batches(source, chunk_size):
+        for table in tables:
             if table.num_rows:  # an empty file's table of columns alone: nothing to score
-                yield model, schema, table, first_row
+                yield model, schema, table, first_row, strings
             first_row += table.num_rows
 
-    with output_file(output) as partial, scoring_threads(threads) as pool:
+    with output_file(output) as partial_output, scoring_threads(threads) as pool:
         writer: Any = None
+        first: pa.Schema | None = None  # the first batch's types (a CSV writer does not keep them)
         try:
             for table in in_order(pool, score_batch, batches(), threads):
-                if writer is None:
+                if first is None:
                     open_writer = parquet_writer if is_parquet(output) else pacsv.CSVWriter
-                    writer = open_writer(str(partial), table.schema)
-                writer.write_table(table.cast(writer.schema))
+                    first = table.schema
+                    writer = open_writer(str(partial_output), first)
+                writer.write_table(table.cast(first))
                 yield table.num_rows
         finally:
             if writer is not None:
                 writer.close()
         if writer is None:
-            raise DataValidationError([f"{source.name}: no rows to score"])
+            raise DataValidationError(["no rows to score"])

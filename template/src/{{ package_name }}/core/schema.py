@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -319,18 +320,43 @@ def check_unlabeled(count: int, rows: int, target: str, max_share: float) -> Non
         )
 
 
-def feature_frame(frame: pd.DataFrame, schema: DataSchema) -> pd.DataFrame:
-    """The model's input columns from ``frame``, numeric ones coerced; extra columns dropped.
+def category_label(value: Any) -> str:
+    """A category as text, the same whichever reader typed it: 44 and 44.0 (a column of
+    integers beside a gap reads as floats) as '44', 4.5 as '4.5', text as it is."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def category_text(values: pd.Series) -> pd.Series:
+    """Categories a reader took for numbers (it saw only digits), as the text a model that
+    learnt them as text knows (:func:`category_label`); missing stays missing."""
+    text = values.astype(object).map(category_label, na_action="ignore")
+    return text.where(values.notna(), np.nan)
+
+
+def feature_frame(
+    frame: pd.DataFrame, schema: DataSchema, strings: Collection[str] = ()
+) -> pd.DataFrame:
+    """The model's input columns from ``frame``, numeric ones coerced; extra columns dropped;
+    categorical ones in ``strings`` (the model learnt them as text: ``string_inputs`` of
+    ``io/model_loader.py``) as text where a reader took them for numbers.
 
     Raises :class:`DataValidationError` naming missing columns and values that are not numbers,
     so batch scoring and the API reject bad rows with the same reasons.
     """
+    # Names count without surrounding spaces, as ingest reads them (a header "age, city")
+    frame = frame.rename(columns=lambda name: str(name).strip())
     missing = [name for name in schema.feature_names if name not in frame.columns]
     if missing:
         raise DataValidationError([f"column {name!r}: missing from the input" for name in missing])
     features = frame[schema.feature_names]
     problems = []
-    converted: dict[str, pd.Series] = {}
+    converted: dict[str, pd.Series] = {
+        name: category_text(features[name])
+        for name in schema.categorical_features
+        if name in strings and features[name].dtype.kind in "iuf"
+    }
     for name in schema.numeric_features:
         column = features[name]
         if column.dtype == np.float64:  # parsed as numbers already: nothing to coerce

@@ -14,7 +14,7 @@ import hashlib
 import json
 import secrets
 import shutil
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from functools import partial
@@ -90,15 +90,18 @@ def is_parquet(path: Path) -> bool:
     return path.suffix.lower() == ".parquet"
 
 
-def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read a Parquet or CSV file (only ``columns``, if given); an empty CSV gives an empty
-    frame for validation to judge."""
+def read_table(
+    path: Path, columns: list[str] | None = None, text: Collection[str] = ()
+) -> pd.DataFrame:
+    """Read a Parquet or CSV file (only ``columns``, if given; a CSV's ``text`` columns as
+    text as written, not as the numbers their values may look like); an empty CSV gives an
+    empty frame for validation to judge."""
     import pandas as pd
 
     if is_parquet(path):
         return pd.read_parquet(path, columns=columns)
     try:
-        return pd.read_csv(path, usecols=columns)
+        return pd.read_csv(path, usecols=columns, dtype=dict.fromkeys(text, "str"))
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
 

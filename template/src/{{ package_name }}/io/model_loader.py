@@ -209,6 +209,19 @@ def read_pipeline(model: ModelFolder) -> Any:
     return mlflow.sklearn.load_model(str(model.path))
 
 
+def string_inputs(model: ModelFolder) -> frozenset[str]:
+    """The input columns the signature MLflow logged with the model types as text
+    (``string``): the model learnt their categories as text, whatever a reader guesses from
+    the values of one file ("44" alone reads as a number). None without a signature."""
+    from mlflow.models import Model
+
+    signature = Model.load(str(model.path)).signature
+    if signature is None or signature.inputs is None:
+        return frozenset()
+    specs = signature.inputs.inputs
+    return frozenset(str(spec.name) for spec in specs if getattr(spec.type, "name", "") == "string")
+
+
 def load_pipeline(uri: str) -> Any:
     """The scikit-learn pipeline behind a model folder or an MLflow model URI."""
     return read_pipeline(fetch_model(uri))

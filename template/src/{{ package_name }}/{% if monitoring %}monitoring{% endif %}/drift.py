@@ -18,6 +18,8 @@ from pydantic import BaseModel, Field
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from ..core.schema import category_text
+
 Kind = Literal["numeric", "categorical"]
 Numbers = npt.NDArray[np.float64]
 # An effect too large for a float is reported as the largest one (JSON has no infinity).
@@ -71,18 +73,6 @@ def numeric_drift(ref: Numbers, cur: Numbers) -> tuple[float, float, float]:
         # A constant reference column (or one the scaling rounds to a constant): raw units.
         effect = distance / scale if scale > 0 else float(np.ldexp(distance, exponent))
     return float(result.statistic), float(result.pvalue), min(effect, LARGEST)
-
-
-def category_text(values: pd.Series) -> pd.Series:
-    """Values as the names of categories or classes: 1 from JSON, "1" from a CSV and 1.0 from a
-    column that also holds missing values (pandas makes such a column float) name one class."""
-    return values.map(_category_name)
-
-
-def _category_name(value: object) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return str(value)
 
 
 def categorical_drift(reference: pd.Series, current: pd.Series) -> tuple[float, float, float]:

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .drift import ColumnDrift, Numbers, category_text, finite_numbers
+from ..core.schema import category_text
+from .drift import ColumnDrift, Numbers, finite_numbers
 from .prediction_log import Unreadable
 from .profile import Reference
 from .report import (

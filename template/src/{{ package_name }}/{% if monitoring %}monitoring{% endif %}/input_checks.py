@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..core.schema import category_label
 from ..engine import Counts
 
 CANARY = "canary"  # the ``served_by`` of rows the challenger answered
@@ -71,7 +72,9 @@ class InputChecks:
             known = self.categories.get(name)
             if known is not None:
                 outside[name] += sum(
-                    1 for value in values if value is not None and str(value) not in known
+                    1
+                    for value in values
+                    if value is not None and category_label(value) not in known
                 )
         served: Counter[str] = Counter()
         for role, size in zip(step.served_by, step.sizes, strict=True):

@@ -68,16 +68,19 @@ def load_current(
         total = len(frame)
     else:
         frame, total = sample_table(path, *sample)
+        # Names count without surrounding spaces, as ingest reads them (a header "age, city")
+        frame = frame.rename(columns=lambda name: str(name).strip())
     if frame.empty:
         raise ValueError("no rows to check")
     features = feature_frame(frame, schema)
     others = frame.drop(columns=schema.feature_names)
     if PREDICTION not in others.columns:
-        from ..io.model_loader import load_pipeline
+        from ..io.model_loader import fetch_model, read_pipeline, string_inputs
         from ..predict import resolve_model_uri
 
-        uri = resolve_model_uri(model, settings.model_name)
-        others[PREDICTION] = load_pipeline(uri).predict(features)
+        fetched = fetch_model(resolve_model_uri(model, settings.model_name))
+        scored = feature_frame(frame, schema, string_inputs(fetched))
+        others[PREDICTION] = read_pipeline(fetched).predict(scored)
     return pd.concat([features, others], axis=1), total
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..config import PREDICTION
 from ..core.features import DATE_PARTS, DateParts
-from ..core.schema import DataSchema
+from ..core.schema import DataSchema, category_label
 from ..io.data import read_json, read_table, write_json, write_table
 
 SAMPLE_FILE = "sample.parquet"
@@ -121,7 +121,7 @@ def summarize(sample: pd.DataFrame, schema: DataSchema, task: str) -> dict[str, 
     categorical = {
         name: {
             "frequencies": {
-                str(key): float(value)
+                category_label(key): float(value)
                 for key, value in sample[name].value_counts(normalize=True).items()
             },
             "missing": float(sample[name].isna().mean()),

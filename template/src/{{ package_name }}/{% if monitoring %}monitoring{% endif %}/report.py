@@ -16,7 +16,8 @@ from sklearn import metrics as skm
 
 from ..config import CHAMPION, PREDICTION, MonitorParams
 from ..core.metrics import improvement
-from .drift import LARGEST, ColumnDrift, Kind, category_text, column_drift
+from ..core.schema import category_text
+from .drift import LARGEST, ColumnDrift, Kind, column_drift
 from .prediction_log import CHALLENGER, Unreadable
 from .profile import Reference
 
@@ -123,7 +124,7 @@ def _data_quality(
     for name, info in reference.summary["categorical"].items():
         if name in skip:
             continue
-        values = current[name].dropna().astype(str)
+        values = category_text(current[name]).dropna()
         unseen = ~values.isin(list(info["frequencies"]))
         result.append(
             DataQuality(
