@@ -59,7 +59,7 @@ class ModelLoadError(ValueError):
 
 
 class ModelNotFoundError(ModelLoadError):
-    """The registry holds nothing at the URI: no such registered model, alias, version or run."""
+    """The registry holds no version under the alias asked for (or no such registered model)."""
 
 
 class UnsafeModelError(ModelLoadError):
@@ -96,22 +96,23 @@ def fetch_model(uri: str) -> ModelFolder:
     mlflow.set_tracking_uri(get_settings().mlflow_tracking_uri)
     version = None
     name, at, alias = uri.removeprefix("models:/").partition("@")
-    with _not_found_said(uri):
-        if uri.startswith("models:/") and at:
+    if uri.startswith("models:/") and at:
+        with _not_found_said(uri):
             version = str(MlflowClient().get_model_version_by_alias(name, alias).version)
-            uri = f"models:/{name}/{version}"
-        elif uri.startswith("models:/"):
-            version = uri.rstrip("/").rpartition("/")[2]
-        elif uri.startswith("runs:/"):
-            version = "run:" + uri.removeprefix("runs:/").partition("/")[0]
-        path = mlflow.artifacts.download_artifacts(artifact_uri=uri)
+        uri = f"models:/{name}/{version}"
+    elif uri.startswith("models:/"):
+        version = uri.rstrip("/").rpartition("/")[2]
+    elif uri.startswith("runs:/"):
+        version = "run:" + uri.removeprefix("runs:/").partition("/")[0]
+    path = mlflow.artifacts.download_artifacts(artifact_uri=uri)
     return ModelFolder(Path(path), uri, version)
 
 
 @contextmanager
 def _not_found_said(uri: str) -> Iterator[None]:
-    """MLflow's "not found" (no such model, version or run; an alias no version holds) as a
-    :class:`ModelNotFoundError` that says what registers one; any other error as it is."""
+    """MLflow's "not found" for a registry alias (no such registered model, or no version holds
+    the alias) as a :class:`ModelNotFoundError` that says what registers one; any other error
+    as it is."""
     from mlflow.exceptions import MlflowException
 
     try:
