@@ -73,10 +73,18 @@ def numeric_drift(ref: Numbers, cur: Numbers) -> tuple[float, float, float]:
     return float(result.statistic), float(result.pvalue), min(effect, LARGEST)
 
 
+def class_names(values: pd.Series) -> pd.Series:
+    """Categories (and class labels) as text, a whole number as an integer: "1" from a CSV, 1
+    from JSON and 1.0 from a column that also holds missing values (which pandas makes float)
+    are one category."""
+    as_text = values.astype(object)  # a categorical dtype would keep its unused categories
+    return as_text.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+
+
 def categorical_drift(reference: pd.Series, current: pd.Series) -> tuple[float, float, float]:
     """Chi-square statistic, p-value and the Jensen-Shannon distance of the frequencies."""
-    ref_counts = reference.dropna().astype(str).value_counts()
-    cur_counts = current.dropna().astype(str).value_counts()
+    ref_counts = class_names(reference.dropna()).value_counts()
+    cur_counts = class_names(current.dropna()).value_counts()
     categories = sorted(set(ref_counts.index) | set(cur_counts.index))
     table = np.array(
         [

@@ -16,7 +16,7 @@ from sklearn import metrics as skm
 
 from ..config import CHAMPION, PREDICTION, MonitorParams
 from ..core.metrics import improvement
-from .drift import LARGEST, ColumnDrift, Kind, column_drift
+from .drift import LARGEST, ColumnDrift, Kind, class_names, column_drift
 from .prediction_log import CHALLENGER, Unreadable
 from .profile import Reference
 
@@ -161,12 +161,6 @@ def _model_quality(
     )
 
 
-def class_names(values: pd.Series) -> pd.Series:
-    """Class labels as text, a whole number as an integer: "1" from a CSV, 1 from JSON and
-    1.0 from a label column that had missing values (made float by the join) are one class."""
-    return values.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
-
-
 def _finite_pairs(first: pd.Series, second: pd.Series) -> tuple[pd.Series, pd.Series]:
     """The rows where both are finite numbers, as floats."""
     a = pd.to_numeric(first, errors="coerce").astype("float64")
@@ -191,7 +185,7 @@ def _shadow(
     champion, challenger = both[PREDICTION], both[CHALLENGER]
     agreement = difference = None
     if kind == "categorical":
-        agreement = round(float((champion.astype(str) == challenger.astype(str)).mean()), 6)
+        agreement = round(float((class_names(champion) == class_names(challenger)).mean()), 6)
     else:
         first, second = _finite_pairs(champion, challenger)
         with np.errstate(over="ignore"):  # values near the float limit
