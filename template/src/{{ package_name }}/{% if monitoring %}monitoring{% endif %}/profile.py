@@ -20,6 +20,7 @@ from ..config import PREDICTION
 from ..core.features import DATE_PARTS, DateParts
 from ..core.schema import DataSchema
 from ..io.data import read_json, read_table, write_json, write_table
+from .drift import class_names
 
 SAMPLE_FILE = "sample.parquet"
 SUMMARY_FILE = "summary.json"
@@ -121,8 +122,10 @@ def summarize(sample: pd.DataFrame, schema: DataSchema, task: str) -> dict[str, 
     categorical = {
         name: {
             "frequencies": {
-                str(key): float(value)
-                for key, value in sample[name].value_counts(normalize=True).items()
+                key: float(value)
+                for key, value in class_names(sample[name].dropna())
+                .value_counts(normalize=True)
+                .items()
             },
             "missing": float(sample[name].isna().mean()),
         }

@@ -123,7 +123,7 @@ def _data_quality(
     for name, info in reference.summary["categorical"].items():
         if name in skip:
             continue
-        values = current[name].dropna().astype(str)
+        values = class_names(current[name].dropna())  # 1.0 in a column with gaps is 1
         unseen = ~values.isin(list(info["frequencies"]))
         result.append(
             DataQuality(
