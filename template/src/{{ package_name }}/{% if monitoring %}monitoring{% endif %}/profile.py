@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..config import PREDICTION
 from ..core.features import DATE_PARTS, DateParts
-from ..core.schema import DataSchema, category_label
+from ..core.schema import DataSchema, category_text
 from ..io.data import read_json, read_table, write_json, write_table
 
 SAMPLE_FILE = "sample.parquet"
@@ -121,8 +121,11 @@ def summarize(sample: pd.DataFrame, schema: DataSchema, task: str) -> dict[str, 
     categorical = {
         name: {
             "frequencies": {
-                category_label(key): float(value)
-                for key, value in sample[name].value_counts(normalize=True).items()
+                str(key): float(value)
+                # 7 and 7.0 (integers beside a gap read as floats) are one category
+                for key, value in category_text(sample[name].dropna())
+                .value_counts(normalize=True)
+                .items()
             },
             "missing": float(sample[name].isna().mean()),
         }
