@@ -112,9 +112,14 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components["PredictRequest"] = request
     components["InvocationsRequest"] = {
         "type": "object",
-        "description": "exactly one of the keys, as for `mlflow models serve`",
+        "description": "exactly one of the keys, as for `mlflow models serve` (which, like this "
+        "service, ignores `params` for a model whose signature declares none)",
         "oneOf": [
-            {"required": [key], "properties": {key: value}, "additionalProperties": False}
+            {
+                "required": [key],
+                "properties": {key: value, "params": {"type": "object"}},
+                "additionalProperties": False,
+            }
             for key, value in (
                 ("dataframe_records", rows),
                 ("dataframe_split", split),

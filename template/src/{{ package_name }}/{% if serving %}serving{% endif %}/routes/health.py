@@ -14,7 +14,10 @@ router = APIRouter(tags=["health"])
 NOT_READY = {"Retry-After": RETRY_AFTER_NO_MODEL}
 
 
+# HEAD too (left out of the schema): uptime checks and load balancers that probe with it get
+# the status GET would.
 @router.get("/health")
+@router.head("/health", include_in_schema=False)
 async def health() -> Health:
     """200 while the process is alive."""
     return Health(status="ok")
@@ -24,6 +27,7 @@ async def health() -> Health:
     "/ready",
     responses={503: {"model": Readiness, "description": "No real model serves: the reason"}},
 )
+@router.head("/ready", include_in_schema=False)
 async def ready(holder: HolderDep) -> JSONResponse:
     """200 when a real model serves (the champion, a previous registered version, or the model
     given); 503 with the reason when none does, or only the trivial baseline answers."""
