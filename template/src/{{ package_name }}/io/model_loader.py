@@ -214,9 +214,14 @@ def string_inputs(model: ModelFolder) -> frozenset[str]:
     """The input columns the signature MLflow logged with the model types as text
     (``string``): the model learnt their categories as text, whatever a reader guesses from
     the values of one file ("44" alone reads as a number). None without a signature."""
+    from mlflow.exceptions import MlflowException
     from mlflow.models import Model
 
-    signature = Model.load(str(model.path)).signature
+    try:
+        signature = Model.load(str(model.path)).signature
+    except (MlflowException, OSError) as error:
+        reason = f"{MLMODEL} not readable ({type(error).__name__})"
+        raise ModelLoadError(f"{model.uri}: {reason}") from None
     if signature is None or signature.inputs is None:
         return frozenset()
     specs = signature.inputs.inputs

@@ -79,8 +79,9 @@ def load_current(
         from ..predict import resolve_model_uri
 
         fetched = fetch_model(resolve_model_uri(model, settings.model_name))
+        pipeline = read_pipeline(fetched)  # first: it names the model a folder does not hold
         scored = feature_frame(frame, schema, string_inputs(fetched))
-        others[PREDICTION] = read_pipeline(fetched).predict(scored)
+        others[PREDICTION] = pipeline.predict(scored)
     return pd.concat([features, others], axis=1), total
 
 
