@@ -18,11 +18,11 @@ from ..config import CHAMPION, PREDICTION, MonitorParams
 from ..core.metrics import improvement
 from ..core.schema import category_text
 from .drift import LARGEST, ColumnDrift, Kind, column_drift
+from .input_checks import CANARY
 from .prediction_log import CHALLENGER, Unreadable
 from .profile import Reference
 
 SERVED_BY = "served_by"
-CANARY = "canary"
 
 # Metrics that need only labels and predictions (the log keeps no probabilities).
 LABEL_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
