@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from ..engine import REQUEST_ID, ROW, append_rotating
-from .prediction_log import log_files
+from .prediction_log import log_column, log_files
 from .settings import MonitoringSettings
 
 LABEL = "label"
@@ -123,8 +123,10 @@ def join_feedback(predictions: pd.DataFrame, feedback_path: Path, target: str) -
     The first label received for a row stands; ``label_conflict`` is true where a later label
     for that row differs from it.
     """
-    labels = read_feedback(feedback_path)
-    keys = [REQUEST_ID, ROW]
+    # The log's request id and row, wherever read_log put them (a feature may be named "row").
+    keys = [log_column(field, predictions.columns) for field in (REQUEST_ID, ROW)]
+    named = dict(zip([REQUEST_ID, ROW], keys, strict=True))
+    labels = read_feedback(feedback_path).rename(columns=named)
     first = labels.drop_duplicates(keys, keep="first")
     against = labels.merge(first[[*keys, LABEL]], on=keys, suffixes=("", "_first"))
     differs = against.loc[against[LABEL] != against[f"{LABEL}_first"], keys].drop_duplicates()

@@ -60,7 +60,13 @@ def load_current(
     """
     target = schema.target.name
     if is_log(path):
-        logged = read_log(path, since, numeric=schema.numeric_features, unreadable=unreadable)
+        logged = read_log(
+            path,
+            since,
+            numeric=schema.numeric_features,
+            features=schema.feature_names,
+            unreadable=unreadable,
+        )
         frame = join_feedback(logged, monitoring.feedback_path, target)
         absent = [name for name in schema.feature_names if name not in frame.columns]
         for name in [*absent, *private_features(schema, monitoring)]:

@@ -5,8 +5,9 @@ The service writes one JSON object per line and per request (``engine/log_writer
 fallback that answered), ``latency_ms``, ``inputs`` (feature -> its values, one per row),
 ``predictions`` and, when a challenger was scored in shadow, ``challenger_version`` and
 ``challenger_predictions``. :func:`read_log` gives back one table row per scored row (``row``
-is its index in the request, ``prediction`` and ``challenger_prediction`` its values), and
-reads the one-object-per-row lines of earlier versions of this project as well. A line it
+is its index in the request, ``prediction`` and ``challenger_prediction`` its values; a field
+that a feature is named like is ``log.<field>``, see :func:`log_column`), and reads the
+one-object-per-row lines of earlier versions of this project as well. A line it
 cannot read (torn by a crash or a full disk, edited by hand) is skipped and counted, never
 fatal: ``monitor`` reports it.
 """
@@ -37,7 +38,14 @@ from ..engine import (
 )
 from .settings import DEFAULT_LOG_NAME
 
-__all__ = ["CHALLENGER", "CHALLENGER_VERSION", "PREDICTION", "Unreadable", "read_log"]
+__all__ = [
+    "CHALLENGER",
+    "CHALLENGER_VERSION",
+    "PREDICTION",
+    "Unreadable",
+    "log_column",
+    "read_log",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,14 @@ MAX_EXAMPLES = 5
 # The types of a request's fields (and of every value of a one-row line of earlier versions).
 SCALARS = (str, int, float, type(None))
 decode = msgspec.json.Decoder().decode
+# Where a request's field (or ``row``) goes in the table when a feature has its name.
+LOG_PREFIX = "log."
+
+
+def log_column(field: str, columns: Collection[str]) -> str:
+    """The column of :func:`read_log`'s table that holds the log's ``field`` (``row``,
+    ``served_by`` ...): ``log.<field>`` where a feature has that name, else ``field``."""
+    return LOG_PREFIX + field if LOG_PREFIX + field in columns else field
 
 
 def log_files(path: Path) -> list[Path]:
@@ -149,12 +165,15 @@ def _lines(paths: list[Path]) -> Iterator[dict[str, Any]]:
         yield line
 
 
-def _table_rows(line: dict[str, Any]) -> tuple[int, dict[str, list[Any]]]:
+def _table_rows(
+    line: dict[str, Any], features: Collection[str] = ()
+) -> tuple[int, dict[str, list[Any]]]:
     """A line's rows as columns: (row count, name -> one value per row).
 
-    A request line's fields come first, then ``row``, the inputs and the predictions, so a
-    feature named like a log field gives way to the field. A line of an earlier version of
-    the log (one object per row) is one row as it stands. Raises :class:`_UnreadableLineError` for a
+    A request line's fields come first, then ``row``, the inputs and the predictions. A field
+    named like one of ``features`` or of the line's inputs is ``log.<field>``: the feature
+    keeps its values, and the field its own. A line of an earlier version of the log (one
+    object per row) is one row as it stands. Raises :class:`_UnreadableLineError` for a
     line whose fields are not of the log's types, or whose columns differ in length.
     """
     fields = {
@@ -176,11 +195,14 @@ def _table_rows(line: dict[str, Any]) -> tuple[int, dict[str, list[Any]]]:
     per_row = [*inputs.values(), *([challenger] if CHALLENGER_PREDICTIONS in line else [])]
     if not all(isinstance(values, list) and len(values) == count for values in per_row):
         raise _UnreadableLineError("columns of unequal length")
-    repeated = {key: [value] * count for key, value in fields.items()}
-    columns = {**repeated, ROW: list(range(count)), **inputs, PREDICTION: predictions}
+    logged = {key: [value] * count for key, value in fields.items()} | {ROW: list(range(count))}
+    columns = {
+        (LOG_PREFIX + key if key in inputs or key in features else key): values
+        for key, values in logged.items()
+    }
+    columns |= {**inputs, PREDICTION: predictions}  # the model's prediction wins over a feature
     if CHALLENGER_PREDICTIONS in line:
         columns[CHALLENGER] = challenger
-    columns.update(repeated)  # a request's field wins over a feature of the same name
     return count, columns
 
 
@@ -227,18 +249,21 @@ def read_log(
     since: datetime | None = None,
     *,
     numeric: Collection[str] = (),
+    features: Collection[str] = (),
     unreadable: Unreadable | None = None,
 ) -> pd.DataFrame:
     """The logged rows (and those of the rotated backups) as a table, oldest first.
 
     One table row per scored row: the request's fields, ``row`` (its index in the request),
     the input features, ``prediction`` and, when the challenger was scored in shadow,
-    ``challenger_prediction`` beside it. ``since`` keeps only requests logged at or after
-    that time. Lines that cannot be read are skipped, never fatal; ``numeric`` columns hold
-    finite floats or NaN. Both are counted in ``unreadable``. Raises ``ValueError`` when no
-    row is left.
+    ``challenger_prediction`` beside it; a field named like a feature (one of ``features``,
+    the model's, or an input of its line) is ``log.<field>``, see :func:`log_column`. ``since``
+    keeps only requests logged at or after that time. Lines that cannot be read are skipped,
+    never fatal; ``numeric`` columns hold finite floats or NaN. Both are counted in
+    ``unreadable``. Raises ``ValueError`` when no row is left.
     """
     unreadable = unreadable if unreadable is not None else Unreadable()
+    features = frozenset(features)
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     frames: list[pd.DataFrame] = []
@@ -248,7 +273,7 @@ def read_log(
     for where, line in _records(log_files(path), unreadable):
         try:  # a line out of the window is read: its share of unreadable ones is the log's
             recent = since is None or _logged_at(line) >= since
-            count, columns = _table_rows(line) if recent else (0, {})
+            count, columns = _table_rows(line, features) if recent else (0, {})
         except _UnreadableLineError as reason:
             unreadable.skip(where, str(reason))
             continue

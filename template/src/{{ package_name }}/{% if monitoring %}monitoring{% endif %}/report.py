@@ -19,7 +19,7 @@ from ..core.metrics import improvement
 from ..core.schema import category_text
 from .drift import LARGEST, ColumnDrift, Kind, column_drift
 from .input_checks import CANARY
-from .prediction_log import CHALLENGER, Unreadable
+from .prediction_log import CHALLENGER, Unreadable, log_column
 from .profile import Reference
 
 SERVED_BY = "served_by"
@@ -176,8 +176,9 @@ def _shadow(
     if CHALLENGER not in current.columns:
         return None
     both = current[current[CHALLENGER].notna() & current[PREDICTION].notna()]
-    if SERVED_BY in both.columns:  # canary rows were answered by the challenger itself
-        both = both[both[SERVED_BY] != CANARY]
+    served_by = log_column(SERVED_BY, both.columns)
+    if served_by in both.columns:  # canary rows were answered by the challenger itself
+        both = both[both[served_by] != CANARY]
     if both.empty:
         return None
     kind: Kind = "categorical" if reference.prediction_type == "categorical" else "numeric"
@@ -206,12 +207,13 @@ def _shadow(
 def _canary(
     current: pd.DataFrame, target: str, metric: str, reference_metrics: dict[str, float]
 ) -> CanaryComparison | None:
-    if SERVED_BY not in current.columns or not (current[SERVED_BY] == CANARY).any():
+    served_by = log_column(SERVED_BY, current.columns)
+    if served_by not in current.columns or not (current[served_by] == CANARY).any():
         return None
     arms = []
     for role in (CHAMPION, CANARY):
-        rows = current[current[SERVED_BY] == role]
-        logged = rows.get("model_version", pd.Series(dtype=object))
+        rows = current[current[served_by] == role]
+        logged = rows.get(log_column("model_version", rows.columns), pd.Series(dtype=object))
         versions = sorted(logged.dropna().astype(str).unique().tolist())
         arms.append(
             ArmQuality(
