@@ -53,6 +53,8 @@ IDENTIFIER_MIN_ROWS = 20
 SAMPLE_ROWS = 10_000
 # What the pipeline reads as a date (pandas' ISO 8601 parser): a day, maybe a time and a zone.
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?")
+# Digits after a leading zero (007, 0000123): a code or an identifier, text rather than a number.
+ZERO_PADDED = re.compile(r"[+-]?0\d")
 # Free text, not a category: most values hold this many words or more.
 TEXT_MIN_WORDS = 3
 
@@ -81,6 +83,8 @@ class ColumnStats:
             try:
                 float(value)
             except ValueError:
+                self.numeric = False
+            if ZERO_PADDED.match(value):
                 self.numeric = False
         if self.dates and not ISO_DATE.fullmatch(value):
             self.dates = False

@@ -239,3 +239,26 @@ def test_import_types_dates_and_free_text_as_features(project: Path) -> None:
         "note": ("text", "feature"),
         "kind": ("categorical", "feature"),
     }, kinds
+
+
+def test_import_types_zero_padded_digits_as_text_not_numbers(project: Path) -> None:
+    # given zero-padded identifiers (all distinct), zero-padded codes, amounts and plain codes
+    lines = ["account,branch,amount,region,y"]
+    for i in range(40):
+        lines.append(f"{123 + i:07d},{7 + 5 * (i % 3):03d},0.{i:02d},{1 + i % 5},{i % 2}")
+    source = project / "accounts.csv"
+    source.write_text("\n".join(lines) + "\n")
+
+    # when imported
+    assert run_import(source, "y") == 0
+
+    # then the leading zeros make text: an identifier to ignore and a category, not numbers;
+    # a decimal below one (0.05) and codes without zeros stay numbers
+    schema = yaml.safe_load((project / "data/schema.yaml").read_text())
+    kinds = {c["name"]: (c["type"], c["role"]) for c in schema["columns"]}
+    assert kinds == {
+        "account": ("categorical", "ignore"),
+        "branch": ("categorical", "feature"),
+        "amount": ("numeric", "feature"),
+        "region": ("numeric", "feature"),
+    }, kinds

@@ -277,7 +277,10 @@ def explain(
     try:
         fetched = fetch_model(resolve_model_uri(model, settings.model_name))
         loaded, strings = read_pipeline(fetched), string_inputs(fetched)
-        rows = feature_frame(read_table(input, text=strings), schema, strings)
+        frame = read_table(input, text=strings)
+        if frame.empty:  # a header alone, or not even one: no row is missing a column
+            raise DataValidationError(["no rows to explain"])
+        rows = feature_frame(frame, schema, strings)
     except DataValidationError as error:
         typer.echo(redact(f"{input}: {error}"), err=True)
         raise typer.Exit(code=2) from None

@@ -21,6 +21,7 @@ from typing import IO, Any, cast
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from threadpoolctl import threadpool_limits
 
@@ -131,6 +132,12 @@ def read_features(
     return cast(pd.DataFrame, table.to_pandas())
 
 
+def spelt_as_pandas(values: Any) -> Any:
+    """Booleans as ``True`` and ``False``, as pandas reads and writes them in a CSV file (the
+    training labels' spelling; Arrow's writer has ``true``); other values as they are."""
+    return pc.if_else(values, "True", "False") if pa.types.is_boolean(values.type) else values
+
+
 def csv_bytes(table: pa.Table) -> bytes:
     """``table`` as CSV lines without a header, by Arrow's writer."""
     sink = pa.BufferOutputStream()
@@ -192,7 +199,7 @@ def score_block(
     if features.empty:
         return block, 0  # blank lines only
     where = f"rows from line {first_line}"
-    predictions = pa.array(predict_rows(model, features, schema, where, strings))
+    predictions = spelt_as_pandas(pa.array(predict_rows(model, features, schema, where, strings)))
     if PREDICTION not in columns:
         cells = csv_bytes(pa.table({PREDICTION: predictions}))
         return splice(block, cells, first_line), len(predictions)
@@ -352,7 +359,11 @@ def score_tables(
         writer: Any = None
         first: pa.Schema | None = None  # the first batch's types (a CSV writer does not keep them)
         try:
-            for table in in_order(pool, score_batch, batches(), threads):
+            for scored in in_order(pool, score_batch, batches(), threads):
+                columns = scored.columns
+                if not is_parquet(output):  # a CSV file spells booleans as pandas does
+                    columns = [spelt_as_pandas(column) for column in columns]
+                table = pa.table(columns, scored.column_names)
                 if first is None:
                     open_writer = parquet_writer if is_parquet(output) else pacsv.CSVWriter
                     first = table.schema

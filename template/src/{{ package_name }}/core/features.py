@@ -18,7 +18,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from .schema import DataSchema, DataValidationError, parse_dates
+from .schema import DataSchema, DataValidationError, category_text, parse_dates
 
 # The parts of a date column the model sees (pandas' ``Series.dt`` names), in UTC.
 DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear")
@@ -36,6 +36,21 @@ class _Stateless(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def output_names(self) -> list[str]:
         raise NotImplementedError
+
+
+class CategoryText(_Stateless):
+    """Categorical columns a reader typed as numbers or booleans (codes 1..5, 7.0 beside a gap)
+    as the text of each code (``category_text``): the model learns and scores categories as
+    text however a file typed them, and the imputer's text fill suits every column."""
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        typed = {name: frame[name] for name in frame.columns if frame[name].dtype.kind in "biuf"}
+        if not typed:
+            return frame
+        return frame.assign(**{name: category_text(values) for name, values in typed.items()})
+
+    def output_names(self) -> list[str]:
+        return self.columns_
 
 
 class DateParts(_Stateless):
@@ -154,6 +169,7 @@ def build_preprocessor(schema: DataSchema) -> ColumnTransformer:
     """
     categorical = Pipeline(
         [
+            ("text", CategoryText()),
             (
                 "impute",
                 SimpleImputer(

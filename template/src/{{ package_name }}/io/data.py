@@ -349,20 +349,29 @@ def read_ahead(items: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
 
 
 def write_csv_as_parquet(
-    source: Path, path: Path, rows: int, rename: Callable[[str], str] = str
+    source: Path,
+    path: Path,
+    rows: int,
+    rename: Callable[[str], str] = str,
+    text: Collection[str] = (),
 ) -> None:
     """Write the CSV file ``source`` to the Parquet file ``path`` a chunk of ``rows`` rows at a
     time, with the column types of ``pd.read_csv(source, low_memory=False)``, the columns named
-    by ``rename``.
+    by ``rename``; those it names in ``text`` as text as written (codes keep their zeros).
 
     pandas infers types per chunk: a column with a gap is float in that chunk only, digits in
     one chunk and words in another are numbers there and text here. When that happens the
     file is read again, those columns as the whole file's type; booleans mixed with gaps,
-    which no type expresses, are read in one piece.
+    which no type expresses, and other changes beside ``text`` columns, in one piece.
     """
     import pandas as pd
 
-    types: dict[str, Any] | None = None
+    try:
+        header = [str(name) for name in pd.read_csv(source, nrows=0).columns]
+    except pd.errors.EmptyDataError:
+        header = []
+    given = {name: "str" for name in header if rename(name) in text}
+    types: dict[str, Any] | None = given or None
     while True:
         chunks = read_ahead(csv_chunks(source, rows, types))
         try:
@@ -372,4 +381,4 @@ def write_csv_as_parquet(
             if changed.types is None:
                 break
             types = changed.types
-    write_table(pd.read_csv(source, low_memory=False).rename(columns=rename), path)
+    write_table(pd.read_csv(source, low_memory=False, dtype=given).rename(columns=rename), path)

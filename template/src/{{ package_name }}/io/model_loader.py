@@ -36,6 +36,7 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         # hist_gradient_boosting
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
         f"{_FEATURES}.observed_median",  # the numeric columns' imputation statistic
+        f"{_FEATURES}.CategoryText",  # categorical columns
         f"{_FEATURES}.DateParts",  # datetime columns
         f"{_FEATURES}.TextSize",  # text columns
         f"{_FEATURES}.Ratio",  # the example team feature

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import pandas as pd
 
 from ..config import Params, Settings
+from ..core.schema import load_schema
 from ..engine import exit_now
 from ..io.data import (
     is_parquet,
@@ -66,9 +68,12 @@ def load_source(source: str, target: str, raw: Path) -> pd.DataFrame:
     return read_table(source_file(source, raw)).rename(columns=column_name)
 
 
-def ingest(source: str, target: str, raw: Path, destination: Path) -> None:
+def ingest(
+    source: str, target: str, raw: Path, destination: Path, text: Collection[str] = ()
+) -> None:
     """Write the table ``source`` names to ``destination`` as :func:`load_source` reads it,
-    a batch of :data:`BATCH_ROWS` rows at a time for a file."""
+    a batch of :data:`BATCH_ROWS` rows at a time for a file; a CSV's ``text`` columns as
+    written (``007`` stays a code, not the number 7)."""
     if source.startswith(BUILTIN_PREFIX):
         write_table(load_source(source, target, raw), destination)
         return
@@ -77,12 +82,16 @@ def ingest(source: str, target: str, raw: Path, destination: Path) -> None:
         frames = read_frames(path, BATCH_ROWS)
         write_batches((frame.rename(columns=column_name) for frame in frames), destination)
     else:
-        write_csv_as_parquet(path, destination, BATCH_ROWS, column_name)
+        write_csv_as_parquet(path, destination, BATCH_ROWS, column_name, text)
 
 
 def main() -> None:
     def body(params: Params, _: Settings) -> None:
-        ingest(params.data.source, params.data.target, params.paths.raw, params.paths.ingested)
+        schema = load_schema(params.paths.schema_file)
+        text = [column.name for column in schema.columns if column.type in ("categorical", "text")]
+        ingest(
+            params.data.source, params.data.target, params.paths.raw, params.paths.ingested, text
+        )
         rows, columns = table_shape(params.paths.ingested)
         print(f"ingested {rows} rows x {columns} columns from {params.data.source}")
 

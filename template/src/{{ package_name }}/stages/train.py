@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import Params, Settings
-from ..core.schema import DataSchema, load_schema
+from ..core.schema import DataSchema, category_text, load_schema
 from ..engine import exit_now
 from ..io.data import file_md5, output_folder, read_json, read_table, write_json
 from ._runner import StageError, run_stage
@@ -49,6 +49,14 @@ def fit_model(
     model = build_model(schema, params, tuned)
     model.fit(train[schema.feature_names], train[schema.target.name])
     return model
+
+
+def input_example(train: pd.DataFrame, schema: DataSchema) -> pd.DataFrame:
+    """The first training rows, category codes a reader typed as numbers as text: the logged
+    signature then asks requests and batch files for them as text, as the model learnt them."""
+    example = train[schema.feature_names].head(INPUT_EXAMPLE_ROWS)
+    codes = [name for name in schema.categorical_features if example[name].dtype.kind in "iuf"]
+    return example.assign(**{name: category_text(example[name]) for name in codes})
 
 
 def prepare_run(settings: Settings, data: Path) -> tuple[str, str]:
@@ -153,7 +161,7 @@ def main() -> None:
         prepared = in_background(prepare_run, settings, params.paths.validated)
         model.fit(train[schema.feature_names], train[schema.target.name])
         data_md5, commit = prepared.result()
-        example = train[schema.feature_names].head(INPUT_EXAMPLE_ROWS)
+        example = input_example(train, schema)
 
         import mlflow
 
