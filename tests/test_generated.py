@@ -183,6 +183,32 @@ def test_bad_data_stops_at_validation_and_keeps_the_champion(csv_project: Path, 
     assert champion_after == champion_before
 
 
+# Edits that make params.yaml invalid, and what `make setup` must say of each.
+BAD_PARAMS = {
+    "unknown estimator": ("  model: hist_gradient_boosting", "  model: catboost", "train.model"),
+    "not YAML": ("task: classification", "task: [classification", "is not valid YAML"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PARAMS))
+def test_setup_stops_on_an_invalid_params_yaml_with_the_reason(
+    default_project: Path, case: str
+) -> None:
+    old, new, message = BAD_PARAMS[case]
+    params = default_project / "params.yaml"
+    original = params.read_text()
+    assert old in original, f"params.yaml no longer holds {old!r}"
+    try:
+        params.write_text(original.replace(old, new, 1))
+        result = run(["make", "setup"], default_project, check=False)
+    finally:
+        params.write_text(original)
+
+    assert result.returncode != 0, f"make setup carried on:\n{result.stderr}"
+    assert message in result.stderr and "params.yaml" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
 def test_regression_project_runs_end_to_end_and_reproducibly(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -428,6 +429,48 @@ def test_the_container_command_answers_ready_from_a_venv(
     assert ready.status == 200, (ready.body, server.output())
     assert ready.body["model_version"] == "1" and ready.body["model_uri"] == str(model)
     assert metrics.count("model_info{") == 1, "one series for the 2 workers: metrics are merged"
+
+
+def server_workers(supervisor: int) -> set[int]:
+    """The uvicorn worker processes of ``supervisor`` (not multiprocessing's resource tracker)."""
+    workers = set()
+    for child in Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split():
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                workers.add(int(child))
+        except OSError:  # it ended meanwhile
+            continue
+    return workers
+
+
+def test_sighup_replaces_every_worker_of_a_multi_worker_service(
+    default_project: Path, tmp_path: Path
+) -> None:
+    # given a service of 2 workers, both started (its supervisor is the process started here)
+    port = free_port()
+    python = str(default_project / ".venv" / "bin" / "python")
+    command = [python, "-m", PACKAGE, "serve", "--workers", "2", "--port", str(port)]
+    server = start_server(command, default_project, tmp_path / "serve.log", port)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while server.log.read_text().count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.5)
+        before = server_workers(server.process.pid)
+        # when the supervisor gets SIGHUP (a reload, as under gunicorn or systemd)
+        os.kill(server.process.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 2 * START_TIMEOUT
+        while (after := server_workers(server.process.pid)) & before or len(after) < 2:
+            assert time.monotonic() < deadline, f"workers {after}, before {before}"
+            assert "aborting the restart" not in server.output(), server.output()  # uvicorn's
+            time.sleep(0.5)
+        ready = wait_ready(server)
+    finally:
+        stop_server(server)
+
+    # then each worker was replaced by a new one, and the service serves
+    assert len(before) == 2 and len(after) == 2 and not after & before, (before, after)
+    assert ready.status == 200, (ready.body, server.output())
 
 
 def rss_growth_while(pid: int, action: Any) -> tuple[Any, float]:

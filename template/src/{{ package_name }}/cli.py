@@ -299,6 +299,16 @@ def explain(
         typer.echo(f"wrote {len(table)} explained rows to {output} ({table['method'].iloc[0]})")
 
 
+@app.command("model-extra", hidden=True)
+def model_extra() -> None:
+    """uv's ``--extra`` for params.yaml's estimator when its library is an optional install (what
+    ``make setup`` installs); an invalid params.yaml exits 1 with the reason."""
+    from .config import LIBRARY_KINDS, get_settings, load_params
+
+    kind = load_params(get_settings().params_file).train.model
+    typer.echo(f"--extra={kind}" if kind in LIBRARY_KINDS else "")
+
+
 @app.command()
 def champion() -> None:
     """Show the registered model version that holds the 'champion' alias."""

@@ -140,6 +140,8 @@ def join(params: Params, settings: Settings, worker: int) -> None:
     from ..core.schema import load_schema
     from ..io import tracking
 
+    if not params.tune.enabled:  # before the study: a refused worker leaves no storage behind
+        raise StageError("tune is off (params.yaml tune.enabled): there is no study to join")
     study = open_study(params, settings, worker)
     if PARENT_RUN not in study.user_attrs:
         raise StageError(f"study {study.study_name} has no parent run: start `dvc repro tune`")
