@@ -300,7 +300,8 @@ def whole_file_type(types: set[Any]) -> Any | None:
 def csv_chunks(path: Path, rows: int, types: dict[str, Any] | None) -> Iterator[pd.DataFrame]:
     """``path`` as frames of up to ``rows`` rows, the columns in ``types`` read as that type;
     raises :class:`ChunkTypesError` once a chunk's types differ from the first chunk's,
-    after reading the rest of the file for the type each changed column needs."""
+    after reading the rest of the file for the type each changed column needs (with
+    ``types``: the types to read the file again with)."""
     import pandas as pd
 
     try:
@@ -327,7 +328,9 @@ def csv_chunks(path: Path, rows: int, types: dict[str, Any] | None) -> Iterator[
     if changed:
         wanted = {name: whole_file_type(found) for name, found in seen.items() if len(found) > 1}
         unknown = any(kind is None for kind in wanted.values())
-        raise ChunkTypesError(None if unknown or types else wanted)
+        # A column given its type that changed anyway cannot be read in chunks; others join it.
+        settled = not wanted.keys().isdisjoint(types or {})
+        raise ChunkTypesError(None if unknown or settled else {**(types or {}), **wanted})
 
 
 def read_ahead(items: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -362,7 +365,7 @@ def write_csv_as_parquet(
     pandas infers types per chunk: a column with a gap is float in that chunk only, digits in
     one chunk and words in another are numbers there and text here. When that happens the
     file is read again, those columns as the whole file's type; booleans mixed with gaps,
-    which no type expresses, and other changes beside ``text`` columns, in one piece.
+    which no type expresses, are read in one piece.
     """
     import pandas as pd
 
