@@ -93,8 +93,10 @@ def fetch_model(uri: str) -> ModelFolder:
     import mlflow.artifacts
     from mlflow.tracking import MlflowClient
 
-    # The project's one tracking server, for the registry lookups inside MLflow too.
-    mlflow.set_tracking_uri(get_settings().mlflow_tracking_uri)
+    from .tracking import connect
+
+    # The project's one tracking server and registry, for the lookups inside MLflow too.
+    connect(get_settings())
     version = None
     name, at, alias = uri.removeprefix("models:/").partition("@")
     if uri.startswith("models:/") and at:

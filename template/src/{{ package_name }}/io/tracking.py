@@ -21,12 +21,20 @@ RUNTIME_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "skops")
 LIBRARY_PACKAGES = ("lightgbm", "xgboost", "xgboost-cpu")
 
 
-def configure(settings: Settings) -> None:
-    """Point MLflow at the tracking URI and experiment from settings."""
-    # No progress bars in stage logs (the train stage copies the logged model back to disk).
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+def connect(settings: Settings) -> None:
+    """Point MLflow at the tracking store and the model registry from settings."""
     install_log_redaction()  # MLflow's loggers have a handler of their own
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    # Set even when empty (the tracking store's registry): MLflow would read
+    # MLFLOW_REGISTRY_URI itself, a relative SQLite file from the working directory.
+    mlflow.set_registry_uri(settings.mlflow_registry_uri)
+
+
+def configure(settings: Settings) -> None:
+    """Point MLflow at the tracking store, the registry and the experiment from settings."""
+    # No progress bars in stage logs (the train stage copies the logged model back to disk).
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    connect(settings)
     mlflow.set_experiment(settings.mlflow_experiment)
 
 

@@ -75,17 +75,17 @@ def export_command(
     ] = None,
 ) -> None:
     """Copy the registered model with ALIAS into a folder (to bake into an image)."""
-    import mlflow
     from mlflow.exceptions import MlflowException
 
     from ..config import CHAMPION, get_settings
     from ..io.model_loader import UnsafeModelError
+    from ..io.tracking import connect
     from ..redaction import redact
     from .export import export_model
 
     alias = alias or CHAMPION
     settings = get_settings()
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    connect(settings)
     try:
         version = export_model(settings.model_name, alias, output)
     except MlflowException as error:
