@@ -12,7 +12,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from ..config import CHAMPION, Settings
+from ..config import CHAMPION, Settings, project_root
 from ..redaction import install_log_redaction
 
 # Pinned from the running environment: MLflow would infer them by loading the model again.
@@ -35,7 +35,16 @@ def configure(settings: Settings) -> None:
     # No progress bars in stage logs (the train stage copies the logged model back to disk).
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     connect(settings)
-    mlflow.set_experiment(settings.mlflow_experiment)
+    name, scheme = settings.mlflow_experiment, settings.mlflow_tracking_uri.partition(":")[0]
+    if scheme == "sqlite" and mlflow.get_experiment_by_name(name) is None:
+        # MLflow's default artifact folder is ./mlruns of the working directory; a server
+        # keeps its own artifact root, so only a local store's experiment is placed here.
+        try:
+            mlflow.create_experiment(name, artifact_location=str(project_root() / "mlruns" / name))
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":  # another worker made it first
+                raise
+    mlflow.set_experiment(name)
 
 
 def pip_requirements() -> list[str]:
