@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from ..config import in_project
+from ..config import ProjectSettings, in_project
 
 # A shorter key is within reach of a brute-force search.
 MIN_HASH_KEY_CHARS = 16
@@ -23,10 +23,10 @@ MIN_HASH_KEY_CHARS = 16
 DEFAULT_LOG_NAME = "predictions.jsonl"
 
 
-class MonitoringSettings(BaseSettings):
+class MonitoringSettings(ProjectSettings):
     """Where the prediction log goes, how it rotates, and what it may not contain."""
 
-    model_config = SettingsConfigDict(env_prefix="MONITORING_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MONITORING_", extra="ignore")
 
     enabled: bool = True
     log_path: Path = Path("logs", DEFAULT_LOG_NAME)
