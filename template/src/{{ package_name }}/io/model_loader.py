@@ -93,8 +93,11 @@ def fetch_model(uri: str) -> ModelFolder:
     import mlflow.artifacts
     from mlflow.tracking import MlflowClient
 
-    # The project's one tracking server, for the registry lookups inside MLflow too.
-    mlflow.set_tracking_uri(get_settings().mlflow_tracking_uri)
+    # The project's one tracking server and registry, for the lookups inside MLflow too (as
+    # tracking.connect sets them; that module imports this one).
+    settings = get_settings()
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_registry_uri)
     version = None
     name, at, alias = uri.removeprefix("models:/").partition("@")
     if uri.startswith("models:/") and at:

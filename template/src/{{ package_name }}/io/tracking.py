@@ -12,7 +12,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from ..config import CHAMPION, Settings
+from ..config import CHAMPION, Settings, project_root
 from ..redaction import install_log_redaction
 
 # Pinned from the running environment: MLflow would infer them by loading the model again.
@@ -21,13 +21,30 @@ RUNTIME_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "skops")
 LIBRARY_PACKAGES = ("lightgbm", "xgboost", "xgboost-cpu")
 
 
-def configure(settings: Settings) -> None:
-    """Point MLflow at the tracking URI and experiment from settings."""
-    # No progress bars in stage logs (the train stage copies the logged model back to disk).
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+def connect(settings: Settings) -> None:
+    """Point MLflow at the tracking store and the model registry from settings."""
     install_log_redaction()  # MLflow's loggers have a handler of their own
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_experiment(settings.mlflow_experiment)
+    # Set even when empty (the tracking store's registry): MLflow would read
+    # MLFLOW_REGISTRY_URI itself, a relative SQLite file from the working directory.
+    mlflow.set_registry_uri(settings.mlflow_registry_uri)
+
+
+def configure(settings: Settings) -> None:
+    """Point MLflow at the tracking store, the registry and the experiment from settings."""
+    # No progress bars in stage logs (the train stage copies the logged model back to disk).
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    connect(settings)
+    name, scheme = settings.mlflow_experiment, settings.mlflow_tracking_uri.partition(":")[0]
+    if scheme == "sqlite" and mlflow.get_experiment_by_name(name) is None:
+        # MLflow's default artifact folder is ./mlruns of the working directory; a server
+        # keeps its own artifact root, so only a local store's experiment is placed here.
+        try:
+            mlflow.create_experiment(name, artifact_location=str(project_root() / "mlruns" / name))
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":  # another worker made it first
+                raise
+    mlflow.set_experiment(name)
 
 
 def pip_requirements() -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import Params, Settings
+from ..config import Params, Settings, in_project
 from ..core.schema import load_schema
 from ..engine import exit_now
 from ..io.data import (
@@ -43,7 +43,7 @@ def source_file(source: str, raw: Path) -> Path:
     ``dvc.yaml`` makes the stage depend on ``raw`` as a whole, so DVC sees any file there
     change; a file elsewhere would go stale unnoticed, so it is refused.
     """
-    path = Path(source)
+    path = in_project(Path(source))
     if not path.resolve().is_relative_to(raw.resolve()):
         raise StageError(
             f"data source {path} is outside {raw}/, the folder DVC watches for changes: "

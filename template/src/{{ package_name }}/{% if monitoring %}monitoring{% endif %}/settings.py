@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from ..config import ProjectSettings, in_project
 
 # A shorter key is within reach of a brute-force search.
 MIN_HASH_KEY_CHARS = 16
@@ -20,10 +23,10 @@ MIN_HASH_KEY_CHARS = 16
 DEFAULT_LOG_NAME = "predictions.jsonl"
 
 
-class MonitoringSettings(BaseSettings):
+class MonitoringSettings(ProjectSettings):
     """Where the prediction log goes, how it rotates, and what it may not contain."""
 
-    model_config = SettingsConfigDict(env_prefix="MONITORING_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MONITORING_", extra="ignore")
 
     enabled: bool = True
     log_path: Path = Path("logs", DEFAULT_LOG_NAME)
@@ -47,6 +50,15 @@ class MonitoringSettings(BaseSettings):
     # that falls behind fills the queue, and then drops and counts). 0: the workers' priority.
     writer_nice: int = Field(default=10, ge=0, le=19)
     report_dir: Path = Path("reports/monitoring")
+
+    @model_validator(mode="after")
+    def _in_project(self) -> Self:
+        """The log, the labels and the reports are the project's, from whichever folder a
+        command runs (the service, ``monitor``, ``feedback``)."""
+        self.log_path = in_project(self.log_path)
+        self.feedback_path = in_project(self.feedback_path)
+        self.report_dir = in_project(self.report_dir)
+        return self
 
     def hash_key_bytes(self) -> bytes | None:
         """The key of ``hash_columns`` (``None`` when there are none); raises

@@ -63,29 +63,32 @@ def serve_command(
 
 def export_command(
     output: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--output",
             "-o",
-            help="Folder to write; an existing one is replaced only if an export wrote it",
+            help="Folder to write (default: the project's models/champion, what the image "
+            "carries); an existing one is replaced only if an export wrote it",
+            show_default=False,
         ),
-    ] = Path("models/champion"),
+    ] = None,
     alias: Annotated[
         str | None, typer.Option(help="Registry alias to export (default: the champion)")
     ] = None,
 ) -> None:
     """Copy the registered model with ALIAS into a folder (to bake into an image)."""
-    import mlflow
     from mlflow.exceptions import MlflowException
 
-    from ..config import CHAMPION, get_settings
+    from ..config import CHAMPION, get_settings, in_project
     from ..io.model_loader import UnsafeModelError
+    from ..io.tracking import connect
     from ..redaction import redact
     from .export import export_model
 
     alias = alias or CHAMPION
+    output = output or in_project(Path("models/champion"))
     settings = get_settings()
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    connect(settings)
     try:
         version = export_model(settings.model_name, alias, output)
     except MlflowException as error:

@@ -19,7 +19,7 @@ import pandas as pd
 from ..config import CHAMPION, get_settings
 from ..core.models import build_baseline
 from ..predict import resolve_model_uri
-from ..redaction import install_log_redaction, redact
+from ..redaction import redact
 from . import telemetry
 from .contract import Contract, FeatureSpec
 from .model import LoadedModel, ModelUnavailableError, load_served_model
@@ -112,11 +112,10 @@ def _load(uri: str, serving: ServingSettings) -> LoadedModel:
 
 def load_primary(serving: ServingSettings) -> ModelHolder:
     """Load the configured model (the champion by default); on failure, keep the reason."""
-    import mlflow
+    from ..io.tracking import connect
 
-    install_log_redaction()  # MLflow gave its loggers a handler of their own when imported
     project = get_settings()
-    mlflow.set_tracking_uri(project.mlflow_tracking_uri)
+    connect(project)
     uri = resolve_model_uri(serving.model_uri or None, project.model_name)
     try:
         model = _load(uri, serving)

@@ -5,12 +5,9 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import (
-    BaseSettings,
-    DotEnvSettingsSource,
-    EnvSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic_settings import EnvSettingsSource, SettingsConfigDict
+
+from ..config import ProjectSettings, project_env_file
 
 # Settings renamed in 0.6.0, and their old names. The old names are read until 0.7.0, with a
 # warning at start-up: `copier update` cannot rename them in `.env` files, manifests or CI
@@ -28,11 +25,11 @@ def renamed(name: str) -> AliasChoices:
     return AliasChoices(name, RENAMED[name])
 
 
-class RolloutSettings(BaseSettings):
+class RolloutSettings(ProjectSettings):
     """Which model answers (``serving/rollout.py``); e.g. ``SERVING_ROLLOUT_CANARY_SHARE=0.1``."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", extra="ignore", validate_by_name=True, hide_input_in_errors=True
+        extra="ignore", validate_by_name=True, hide_input_in_errors=True
     )
 
     fallback: Literal["previous", "baseline", "none"] = Field(
@@ -65,18 +62,17 @@ def renamed_in_use() -> list[tuple[str, str]]:
     """(old name, new name) of each renamed setting given by its old name, in the environment
     or ``.env``."""
     given = {
-        **DotEnvSettingsSource(RolloutSettings).env_vars,
+        **project_env_file(RolloutSettings).env_vars,
         **EnvSettingsSource(RolloutSettings).env_vars,
     }
     return [(old, name) for name, old in RENAMED.items() if old.lower() in given]
 
 
-class ServingSettings(BaseSettings):
+class ServingSettings(ProjectSettings):
     """How the service finds its model and runs; e.g. ``SERVING_WORKERS=2``."""
 
     model_config = SettingsConfigDict(
         env_prefix="SERVING_",
-        env_file=".env",
         extra="ignore",
         protected_namespaces=(),
         hide_input_in_errors=True,  # a value given by mistake may be a secret: never echo it
