@@ -218,8 +218,8 @@ def read_pipeline(model: ModelFolder) -> Any:
 
 def missing_library(model: ModelFolder, error: ModuleNotFoundError) -> ModelLoadError:
     """The error for a model whose estimator's library this environment lacks: a LightGBM or
-    XGBoost model where the extra is not installed (`uv sync --extra explain` removes the one
-    `make setup` installed, as `uv sync` removes whatever it is not asked for)."""
+    XGBoost model where the extra is not installed (``uv sync --extra explain`` removes the one
+    ``make setup`` installed, as ``uv sync`` removes whatever it is not asked for)."""
     library = (error.name or "").partition(".")[0]
     if library in LIBRARY_KINDS:
         # --inexact keeps what is installed besides (shap, jupyterlab)
