@@ -5,8 +5,8 @@ when one column's values are shuffled: model-agnostic, measured on held-out rows
 the gate judges.
 
 A row's contributions say how much each column moved that row's output. With SHAP installed
-(``uv sync --extra explain``) a tree ensemble is explained by SHAP's TreeExplainer: exact
-Shapley values in the model's own units, fast because it walks the trees. Any other model, or
+(``uv sync --inexact --extra explain``) a tree ensemble is explained by SHAP's TreeExplainer:
+exact Shapley values in the model's own units, fast because it walks the trees. Any other model, or
 a project without SHAP, gets a model-agnostic estimate: the output minus the mean output over
 background rows with that one column taken from the background. It needs nothing but the model,
 is exact for additive models (linear ones), and for others it shows each column's effect on its

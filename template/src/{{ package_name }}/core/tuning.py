@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -42,7 +43,8 @@ def study_name(kind: str, data_md5: str, space: dict[str, SearchParam], **setup:
     """The study's key: the same data, search space and set-up resume the same study.
 
     ``setup`` holds everything else a trial's score depends on (task, seed, folds, metric,
-    the fixed hyperparameters), so a changed one starts a new study instead of mixing scores.
+    the fixed hyperparameters, the data contract, the code), so a changed one starts a new
+    study instead of mixing scores, or of reusing a finished study's.
     """
     described = {
         "space": {name: spec.model_dump() for name, spec in sorted(space.items())},
@@ -50,6 +52,19 @@ def study_name(kind: str, data_md5: str, space: dict[str, SearchParam], **setup:
     }
     digest = hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode())
     return f"{kind}-{data_md5[:12]}-{digest.hexdigest()[:12]}"
+
+
+def code_digest() -> str:
+    """A hash of the code under ``core/``, which builds and scores each trial's pipeline (the
+    team's features among it): DVC reruns ``tune`` when it changes, and a study resumed then
+    would hand back trials scored by the old code. Line ends count as ``\n``, so a checkout on
+    Windows keys the same study as one on Linux."""
+    folder = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.py")):
+        digest.update(path.relative_to(folder).as_posix().encode())
+        digest.update(path.read_bytes().replace(b"\r\n", b"\n"))
+    return digest.hexdigest()
 
 
 def direction(metric: str) -> Literal["maximize", "minimize"]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from ..config import get_settings
+from ..config import LIBRARY_KINDS, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +203,8 @@ def read_pipeline(model: ModelFolder) -> Any:
             return skops.io.load(path, trusted=sorted(TRUSTED_TYPES))
         except UntrustedTypesFoundException:
             reason = untrusted_content(path) or "skops refused its types"
+        except ModuleNotFoundError as error:
+            raise missing_library(model, error) from None
     if not get_settings().model_allow_pickle:
         raise unsafe(model, reason)
     logger.warning(
@@ -211,7 +213,23 @@ def read_pipeline(model: ModelFolder) -> Any:
     )
     import mlflow.sklearn
 
-    return mlflow.sklearn.load_model(str(model.path))
+    try:
+        return mlflow.sklearn.load_model(str(model.path))
+    except ModuleNotFoundError as error:
+        raise missing_library(model, error) from None
+
+
+def missing_library(model: ModelFolder, error: ModuleNotFoundError) -> ModelLoadError:
+    """The error for a model whose estimator's library this environment lacks: a LightGBM or
+    XGBoost model where the extra is not installed (``uv sync --extra explain`` removes the one
+    ``make setup`` installed, as ``uv sync`` removes whatever it is not asked for)."""
+    library = (error.name or "").partition(".")[0]
+    if library in LIBRARY_KINDS:
+        # --inexact keeps what is installed besides (shap, jupyterlab)
+        how = f"install it with 'uv sync --inexact --extra {library}'"
+    else:
+        how = "install it into this environment"
+    return ModelLoadError(f"{model.uri}: the model needs {library!r}, not installed here: {how}")
 
 
 def string_inputs(model: ModelFolder) -> frozenset[str]:

@@ -21,7 +21,6 @@ from ..io.data import read_json, read_table, write_json
 from ..io.model_card import write_model_card
 from ..io.tracking import Champion
 from ._runner import StageError, run_stage
-from .train import run_params
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -187,7 +186,9 @@ def main() -> None:
             tracking.promote(client, settings.model_name, str(version.version))
             record["version"] = str(version.version)
         write_json(record, params.paths.registry)
-        write_model_card(params, settings, client, record, report, run, run_params(params))
+        # The parameters the training run logged: params.yaml's own lack the tune stage's values.
+        trained_with = client.get_run(run["run_id"]).data.params
+        write_model_card(params, settings, client, record, report, run, trained_with)
         if record["promoted"]:
             print(f"registered {settings.model_name} version {record['version']} as champion")
             return

@@ -41,6 +41,7 @@ def open_study(params: Params, settings: Settings, worker: int) -> optuna.Study:
     import optuna
 
     from ..core import tuning
+    from ..core.schema import load_schema
 
     kind = params.train.model
     space = params.tune.search_space.get(kind)
@@ -56,6 +57,10 @@ def open_study(params: Params, settings: Settings, worker: int) -> optuna.Study:
         folds=params.tune.cv_folds,
         metric=metric,
         fixed=params.train.hyperparameters.get(kind, {}),
+        # The features (data/schema.yaml) and the code that makes and scores them: DVC reruns
+        # the stage on either, and the training file alone stays the same.
+        schema=load_schema(params.paths.schema_file).model_dump(mode="json"),
+        code=tuning.code_digest(),
     )
     study = optuna.create_study(
         storage=study_storage(settings),
