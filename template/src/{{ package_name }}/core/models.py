@@ -60,7 +60,7 @@ def estimator_class(task: Task, kind: ModelKind) -> type[BaseEstimator]:
     except ImportError as error:
         raise ValueError(
             f"train.model is {kind!r} but {error.name} is not installed: run 'make setup' "
-            f"(it installs the extra params.yaml names) or 'uv sync --extra {kind}'"
+            f"(it installs the extra params.yaml names) or 'uv sync --inexact --extra {kind}'"
         ) from None
     return found
 
