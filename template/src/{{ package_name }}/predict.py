@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from .config import CHAMPION, PREDICTION
 from .core.models import nonfinite_rows
-from .core.schema import DataSchema, DataValidationError, feature_frame
+from .core.schema import DataSchema, DataValidationError, check_columns, feature_frame
 from .io.data import (
     ChunkTypesError,
     csv_chunks,
@@ -251,14 +251,12 @@ def score_csv(
         scoring_threads(threads) as pool,
     ):
         header = complete(reader, reader.readline())
-        if not header.strip():
-            raise DataValidationError([f"{source.name}: empty file, no header line"])
         end = len(header.rstrip(b"\r\n"))
-        heading = read_csv_bytes(header[:end] + b"\n", {}, 1)
+        heading = read_csv_bytes(header[:end] + b"\n", {}, 1) if header.strip() else pa.table({})
         if heading.num_rows:  # pyarrow ends a line at a lone CR too, which this file uses
             raise DataValidationError([f"{source.name}: lines must end with LF or CRLF"])
         columns = heading.column_names
-        feature_frame(pd.DataFrame(columns=columns), schema)  # names the missing columns
+        check_columns(columns, schema)
         added = b"" if PREDICTION in columns else f",{PREDICTION}".encode()
         sink.write(header[:end] + added + header[end:])
 
@@ -297,11 +295,14 @@ def score_table(
     chunk_size: int,
     threads: int = 1,
     strings: Collection[str] = (),
+    prediction_type: pa.DataType | None = None,
 ) -> Iterator[int]:
     """Score ``source`` into ``output`` when either is Parquet (the format goes by each
     suffix), batch by batch on ``threads`` threads as :func:`score_csv` does, yielding rows
     done per batch; the output is renamed into place once complete, and nothing is left of it
-    when a batch fails.
+    when a batch fails. A table without rows gives an output of its columns and the
+    predictions' (typed ``prediction_type``, ``io.model_loader.prediction_type``, else as
+    text), no row.
 
     Values, not spellings, are kept here: a table format has no spelling to keep. A CSV file is
     read in chunks that pandas types one by one; when a column's type changes from one chunk to
@@ -313,7 +314,8 @@ def score_table(
     while True:
         done = 0
         try:
-            for rows in score_tables(model, schema, tables(), output, threads, strings):
+            scored = score_tables(model, schema, tables(), threads, strings, prediction_type)
+            for rows in write_tables(scored, output):
                 done += rows
                 yield rows
             return
@@ -328,7 +330,9 @@ def table_batches(
 ) -> Iterator[pa.Table]:
     """``source`` as Arrow tables of up to ``rows`` rows: a Parquet file's batches, a CSV file's
     chunks with ``types`` (:func:`io.data.csv_chunks`), or read in one piece if ``whole``."""
-    if is_parquet(source):
+    if is_parquet(source) and not source.stat().st_size:
+        yield pa.table({})  # no columns, as pandas reads an empty CSV file
+    elif is_parquet(source):
         yield from read_batches(source, rows)
     elif whole:
         table = pa.Table.from_pandas(pd.read_csv(source, low_memory=False), preserve_index=False)
@@ -342,26 +346,51 @@ def score_tables(
     model: Any,
     schema: DataSchema,
     tables: Iterator[pa.Table],
-    output: Path,
     threads: int,
     strings: Collection[str],
-) -> Iterator[int]:
-    """:func:`score_table` of ``tables``, in one pass."""
+    prediction_type: pa.DataType | None,
+) -> Iterator[pa.Table]:
+    """:func:`score_table`'s tables to write: ``tables`` with their predictions, in one pass;
+    for tables without rows, one of their columns and the predictions' alone."""
+    columns: list[pa.Schema] = []  # the first table's: an empty file's too
 
     def batches() -> Iterator[tuple[Any, ...]]:
         first_row = 1
         for table in tables:
-            if table.num_rows:  # an empty file's table of columns alone: nothing to score
+            if not columns:
+                check_columns(table.column_names, schema)
+                columns.append(table.schema)
+            if table.num_rows:
                 yield model, schema, table, first_row, strings
             first_row += table.num_rows
 
-    with output_file(output) as partial_output, scoring_threads(threads) as pool:
+    with scoring_threads(threads) as pool:
+        scored = None
+        for scored in in_order(pool, score_batch, batches(), threads):
+            yield scored
+    if scored is None:
+        yield without_rows(columns[0], prediction_type)
+
+
+def without_rows(columns: pa.Schema, prediction_type: pa.DataType | None) -> pa.Table:
+    """A table of the input's ``columns`` and the predictions', no row. A column no value gave
+    a type (a CSV file's header alone) is text, as Spark reads it."""
+    typed = [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in columns]
+    predictions = pa.array([], prediction_type or pa.string())
+    return with_predictions(pa.schema(typed).empty_table(), predictions)
+
+
+def write_tables(tables: Iterator[pa.Table], output: Path) -> Iterator[int]:
+    """Write ``tables`` into ``output`` (Parquet, or CSV by its suffix) with the first one's
+    types, yielding the rows of each; renamed into place once complete, nothing left of it
+    when ``tables`` raises. A CSV file spells booleans as pandas does."""
+    with output_file(output) as partial_output:
         writer: Any = None
-        first: pa.Schema | None = None  # the first batch's types (a CSV writer does not keep them)
+        first: pa.Schema | None = None  # the first table's types (a CSV writer does not keep them)
         try:
-            for scored in in_order(pool, score_batch, batches(), threads):
+            for scored in tables:
                 columns = scored.columns
-                if not is_parquet(output):  # a CSV file spells booleans as pandas does
+                if not is_parquet(output):
                     columns = [spelt_as_pandas(column) for column in columns]
                 table = pa.table(columns, scored.column_names)
                 if first is None:
@@ -373,5 +402,3 @@ def score_tables(
         finally:
             if writer is not None:
                 writer.close()
-        if writer is None:
-            raise DataValidationError(["no rows to score"])

@@ -24,13 +24,13 @@ import pandas as pd
 
 from .config import PREDICTION, get_settings
 from .core.models import nonfinite_rows
-from .core.schema import DataSchema, DataValidationError, feature_frame
+from .core.schema import DataSchema, DataValidationError, check_columns, feature_frame
 from .io.data import replaceable
-from .io.model_loader import ModelFolder, check_model, read_pipeline
+from .io.model_loader import ModelFolder, check_model, prediction_type, read_pipeline
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.types import DataType, StructType
+    from pyspark.sql.types import StructType
 
 CSV = ".csv"
 # Spark's CSV options for input and output; FAILFAST refuses a malformed record, as
@@ -133,9 +133,11 @@ def content_digest(folder: Path) -> str:
 
 def read_input(spark: SparkSession, source: str) -> DataFrame:
     """A CSV file (by its name) or Parquet, typed as ``predict`` reads it: types inferred
-    from the values, dates and times kept as text."""
+    from the values, dates and times kept as text; an empty local file as no columns."""
     from pyspark.sql.types import DateType, StringType, StructType, TimestampNTZType, TimestampType
 
+    if Path(source).is_file() and not Path(source).stat().st_size:
+        return spark.createDataFrame([], StructType())  # Spark fails to read empty Parquet
     if not source.lower().endswith(CSV):
         return spark.read.parquet(source)
     inferred = spark.read.options(inferSchema="true", **CSV_OPTIONS).csv(source).schema
@@ -172,26 +174,12 @@ def score_frames(
         yield frame.assign(**{PREDICTION: values})
 
 
-def prediction_type(model: ModelFolder) -> DataType:
-    """The Spark type of the model's predictions, from the signature MLflow logged with it
-    (text when there is none)."""
-    import pyarrow as pa
-    from mlflow.models import Model
-    from pyspark.sql.pandas.types import from_arrow_type
-    from pyspark.sql.types import StringType
-
-    signature = Model.load(str(model.path)).signature
-    if signature is None or signature.outputs is None:
-        return StringType()
-    dtype = signature.outputs.numpy_types()[0]
-    return StringType() if dtype.kind in "OUS" else from_arrow_type(pa.from_numpy_dtype(dtype))
-
-
 def output_schema(frame: DataFrame, model: ModelFolder) -> StructType:
     """The input's columns and the predictions, which replace an input column of that name."""
+    from pyspark.sql.pandas.types import from_arrow_type
     from pyspark.sql.types import StructField, StructType
 
-    added = StructField(PREDICTION, prediction_type(model))
+    added = StructField(PREDICTION, from_arrow_type(prediction_type(model)))
     fields = [added if field.name == PREDICTION else field for field in frame.schema.fields]
     return StructType(fields if PREDICTION in frame.columns else [*fields, added])
 
@@ -211,7 +199,7 @@ def score(
     if (refused := output_refusal(source, output, overwrite)) is not None:
         raise FileExistsError(refused)
     frame = read_input(spark, source)
-    feature_frame(pd.DataFrame(columns=frame.columns), schema)  # names the missing columns
+    check_columns(frame.columns, schema)
     written = output_schema(frame, model)
     name = ship_model(spark, model)
     ship_package(spark)
