@@ -27,6 +27,7 @@ from .core.models import nonfinite_rows
 from .core.schema import DataSchema, DataValidationError, check_columns, feature_frame
 from .io.data import replaceable
 from .io.model_loader import ModelFolder, check_model, prediction_type, read_pipeline
+from .predict import spelt_as_pandas
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -184,6 +185,34 @@ def output_schema(frame: DataFrame, model: ModelFolder) -> StructType:
     return StructType(fields if PREDICTION in frame.columns else [*fields, added])
 
 
+def booleans_as_text(schema: StructType) -> tuple[StructType, list[str]]:
+    """``schema`` with its boolean columns as text, and their names: a CSV output spells them
+    as the local engine does (:func:`spell_booleans`)."""
+    from pyspark.sql.types import BooleanType, StringType, StructField, StructType
+
+    names = [field.name for field in schema.fields if isinstance(field.dataType, BooleanType)]
+    fields = [
+        StructField(field.name, StringType(), field.nullable) if field.name in names else field
+        for field in schema.fields
+    ]
+    return StructType(fields), names
+
+
+def spell_booleans(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """``frame`` with its boolean columns ``names`` spelt ``True`` and ``False``, as pandas
+    writes them and ``predict`` does (``predict.spelt_as_pandas``); Spark's CSV writer has
+    ``true``. A missing value stays missing."""
+    import pyarrow as pa
+
+    spelt = {
+        name: spelt_as_pandas(pa.array(frame[name], from_pandas=True)).to_numpy(
+            zero_copy_only=False
+        )
+        for name in names
+    }
+    return frame.assign(**spelt)
+
+
 def score(
     spark: SparkSession,
     source: str,
@@ -201,6 +230,10 @@ def score(
     frame = read_input(spark, source)
     check_columns(frame.columns, schema)
     written = output_schema(frame, model)
+    booleans: list[str] = []
+    csv = output.lower().endswith(CSV)
+    if csv:  # a CSV file spells booleans as the local engine does
+        written, booleans = booleans_as_text(written)
     name = ship_model(spark, model)
     ship_package(spark)
     rows = spark.sparkContext.accumulator(0)
@@ -208,13 +241,13 @@ def score(
     def scored(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in score_frames(frames, name, model.uri, schema):
             rows.add(len(batch))
-            yield batch
+            yield spell_booleans(batch, booleans) if booleans else batch
 
     writer = frame.mapInPandas(scored, written).write.mode(
         "overwrite" if overwrite else "errorifexists"
     )
     try:
-        if output.lower().endswith(CSV):
+        if csv:
             writer.options(**CSV_OPTIONS).csv(output)
         else:
             writer.parquet(output)
