@@ -102,7 +102,8 @@ def predict(
     overwrite: Overwrite = False,
 ) -> None:
     """Score a CSV or Parquet file in chunks; writes the input columns plus a 'prediction'
-    column (a file without rows: the columns alone)."""
+    column ('model_prediction' beside a feature named 'prediction'; a file without rows: the
+    columns alone)."""
     from .config import get_settings, load_params
     from .core.metrics import SCORING_BLOCK_ROWS
     from .core.schema import DataValidationError, load_schema

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from threadpoolctl import threadpool_limits
 
-from .config import CHAMPION, PREDICTION
+from .config import CHAMPION, prediction_column
 from .core.models import nonfinite_rows
 from .core.schema import DataSchema, DataValidationError, check_columns, feature_frame
 from .io.data import (
@@ -192,7 +192,8 @@ def score_block(
     strings: Collection[str] = (),
 ) -> tuple[bytes, int]:
     """Score one block (its first record on line ``first_line``): its output CSV lines and its
-    row count. An input's own prediction column is replaced where it stands."""
+    row count. An input's own prediction column (``config.prediction_column``) is replaced
+    where it stands."""
     data = header + block
     top = first_line - header.count(b"\n")  # the header's line, as read_csv_bytes counts
     features = read_features(data, schema, top, strings, columns)
@@ -200,12 +201,13 @@ def score_block(
         return block, 0  # blank lines only
     where = f"rows from line {first_line}"
     predictions = spelt_as_pandas(pa.array(predict_rows(model, features, schema, where, strings)))
-    if PREDICTION not in columns:
-        cells = csv_bytes(pa.table({PREDICTION: predictions}))
+    predicted = prediction_column(schema.feature_names)
+    if predicted not in columns:
+        cells = csv_bytes(pa.table({predicted: predictions}))
         return splice(block, cells, first_line), len(predictions)
     # Every column read as text keeps its values' spelling; the lines are written anew.
     text = read_csv_bytes(data, dict.fromkeys(columns, pa.string()), top)
-    text = text.set_column(columns.index(PREDICTION), PREDICTION, predictions.cast(pa.string()))
+    text = text.set_column(columns.index(predicted), predicted, predictions.cast(pa.string()))
     return csv_bytes(text), len(predictions)
 
 
@@ -257,7 +259,8 @@ def score_csv(
             raise DataValidationError([f"{source.name}: lines must end with LF or CRLF"])
         columns = heading.column_names
         check_columns(columns, schema)
-        added = b"" if PREDICTION in columns else f",{PREDICTION}".encode()
+        predicted = prediction_column(schema.feature_names)
+        added = b"" if predicted in columns else f",{predicted}".encode()
         sink.write(header[:end] + added + header[end:])
 
         def blocks() -> Iterator[tuple[Any, ...]]:
@@ -271,12 +274,13 @@ def score_csv(
             yield rows
 
 
-def with_predictions(table: pa.Table, predictions: Any) -> pa.Table:
-    """``table`` and its ``prediction`` column, which replaces an input's own where it stands."""
-    column = pa.array(predictions)
-    if PREDICTION in table.column_names:
-        return table.set_column(table.column_names.index(PREDICTION), PREDICTION, column)
-    return table.append_column(PREDICTION, column)
+def with_predictions(table: pa.Table, predictions: Any, schema: DataSchema) -> pa.Table:
+    """``table`` and its predictions' column (``config.prediction_column``: ``prediction``
+    unless a feature has that name), which replaces an input's own where it stands."""
+    column, name = pa.array(predictions), prediction_column(schema.feature_names)
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), name, column)
+    return table.append_column(name, column)
 
 
 def score_batch(
@@ -284,7 +288,8 @@ def score_batch(
 ) -> pa.Table:
     """``table`` (its first row is row ``first_row`` of the input) with its predictions."""
     where = f"rows from row {first_row}"
-    return with_predictions(table, predict_rows(model, table.to_pandas(), schema, where, strings))
+    predictions = predict_rows(model, table.to_pandas(), schema, where, strings)
+    return with_predictions(table, predictions, schema)
 
 
 def score_table(
@@ -369,15 +374,17 @@ def score_tables(
         for scored in in_order(pool, score_batch, batches(), threads):
             yield scored
     if scored is None:
-        yield without_rows(columns[0], prediction_type)
+        yield without_rows(columns[0], schema, prediction_type)
 
 
-def without_rows(columns: pa.Schema, prediction_type: pa.DataType | None) -> pa.Table:
+def without_rows(
+    columns: pa.Schema, schema: DataSchema, prediction_type: pa.DataType | None
+) -> pa.Table:
     """A table of the input's ``columns`` and the predictions', no row. A column no value gave
     a type (a CSV file's header alone) is text, as Spark reads it."""
     typed = [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in columns]
     predictions = pa.array([], prediction_type or pa.string())
-    return with_predictions(pa.schema(typed).empty_table(), predictions)
+    return with_predictions(pa.schema(typed).empty_table(), predictions, schema)
 
 
 def write_tables(tables: Iterator[pa.Table], output: Path) -> Iterator[int]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .config import PREDICTION, get_settings
+from .config import get_settings, prediction_column
 from .core.models import nonfinite_rows
 from .core.schema import DataSchema, DataValidationError, check_columns, feature_frame
 from .io.data import replaceable
@@ -172,17 +172,19 @@ def score_frames(
                     f"{bad[0] + 1} of a batch of {len(frame)} rows"
                 ]
             )
-        yield frame.assign(**{PREDICTION: values})
+        yield frame.assign(**{prediction_column(schema.feature_names): values})
 
 
-def output_schema(frame: DataFrame, model: ModelFolder) -> StructType:
-    """The input's columns and the predictions, which replace an input column of that name."""
+def output_schema(frame: DataFrame, model: ModelFolder, schema: DataSchema) -> StructType:
+    """The input's columns and the predictions (``config.prediction_column``), which replace
+    an input column of that name."""
     from pyspark.sql.pandas.types import from_arrow_type
     from pyspark.sql.types import StructField, StructType
 
-    added = StructField(PREDICTION, from_arrow_type(prediction_type(model)))
-    fields = [added if field.name == PREDICTION else field for field in frame.schema.fields]
-    return StructType(fields if PREDICTION in frame.columns else [*fields, added])
+    name = prediction_column(schema.feature_names)
+    added = StructField(name, from_arrow_type(prediction_type(model)))
+    fields = [added if field.name == name else field for field in frame.schema.fields]
+    return StructType(fields if name in frame.columns else [*fields, added])
 
 
 def booleans_as_text(schema: StructType) -> tuple[StructType, list[str]]:
@@ -229,7 +231,7 @@ def score(
         raise FileExistsError(refused)
     frame = read_input(spark, source)
     check_columns(frame.columns, schema)
-    written = output_schema(frame, model)
+    written = output_schema(frame, model, schema)
     booleans: list[str] = []
     csv = output.lower().endswith(CSV)
     if csv:  # a CSV file spells booleans as the local engine does
