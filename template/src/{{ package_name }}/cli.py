@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import sys
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
@@ -101,7 +102,8 @@ def predict(
     overwrite: Overwrite = False,
 ) -> None:
     """Score a CSV or Parquet file in chunks; writes the input columns plus a 'prediction'
-    column."""
+    column ('model_prediction' beside a feature named 'prediction'; a file without rows: the
+    columns alone)."""
     from .config import get_settings, load_params
     from .core.metrics import SCORING_BLOCK_ROWS
     from .core.schema import DataValidationError, load_schema
@@ -127,7 +129,10 @@ def predict(
         raise typer.Exit(code=2) from None
     except unreadable_table() as error:
         refuse_unreadable(input, error)
-    typer.echo(f"wrote {done} predictions to {output}")
+    # A day without rows is a run like another: its output holds the columns alone.
+    typer.echo(
+        f"wrote {done} predictions to {output}" + ("" if done else ": the input has no rows")
+    )
 
 
 def unreadable_table() -> tuple[type[Exception], ...]:
@@ -192,16 +197,17 @@ def predict_locally(
     from threadpoolctl import threadpool_limits
 
     from .io.data import is_parquet
-    from .io.model_loader import fetch_model, read_pipeline, string_inputs
+    from .io.model_loader import fetch_model, prediction_type, read_pipeline, string_inputs
     from .predict import score_csv, score_table
 
     fetched = fetch_model(model_uri)
     loaded, strings = read_pipeline(fetched), string_inputs(fetched)
+    by_table = partial(score_table, prediction_type=prediction_type(fetched))
     done = 0
     # BLAS's thread limit is process-wide: one thread each, the scoring threads share the cores.
     with threadpool_limits(1, user_api="blas"), Progress(transient=True) as progress:
         task = progress.add_task(f"scoring {source.name}", total=None)
-        score = score_table if is_parquet(source) or is_parquet(output) else score_csv
+        score = by_table if is_parquet(source) or is_parquet(output) else score_csv
         scoring = score(loaded, schema, source, output, chunk_size, threads, strings)
         for rows in scoring:
             done += rows

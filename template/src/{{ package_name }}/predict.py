@@ -25,9 +25,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from threadpoolctl import threadpool_limits
 
-from .config import CHAMPION, PREDICTION
+from .config import CHAMPION, prediction_column
 from .core.models import nonfinite_rows
-from .core.schema import DataSchema, DataValidationError, feature_frame
+from .core.schema import DataSchema, DataValidationError, check_columns, feature_frame
 from .io.data import (
     ChunkTypesError,
     csv_chunks,
@@ -192,7 +192,8 @@ def score_block(
     strings: Collection[str] = (),
 ) -> tuple[bytes, int]:
     """Score one block (its first record on line ``first_line``): its output CSV lines and its
-    row count. An input's own prediction column is replaced where it stands."""
+    row count. An input's own prediction column (``config.prediction_column``) is replaced
+    where it stands."""
     data = header + block
     top = first_line - header.count(b"\n")  # the header's line, as read_csv_bytes counts
     features = read_features(data, schema, top, strings, columns)
@@ -200,12 +201,13 @@ def score_block(
         return block, 0  # blank lines only
     where = f"rows from line {first_line}"
     predictions = spelt_as_pandas(pa.array(predict_rows(model, features, schema, where, strings)))
-    if PREDICTION not in columns:
-        cells = csv_bytes(pa.table({PREDICTION: predictions}))
+    predicted = prediction_column(schema.feature_names)
+    if predicted not in columns:
+        cells = csv_bytes(pa.table({predicted: predictions}))
         return splice(block, cells, first_line), len(predictions)
     # Every column read as text keeps its values' spelling; the lines are written anew.
     text = read_csv_bytes(data, dict.fromkeys(columns, pa.string()), top)
-    text = text.set_column(columns.index(PREDICTION), PREDICTION, predictions.cast(pa.string()))
+    text = text.set_column(columns.index(predicted), predicted, predictions.cast(pa.string()))
     return csv_bytes(text), len(predictions)
 
 
@@ -251,15 +253,14 @@ def score_csv(
         scoring_threads(threads) as pool,
     ):
         header = complete(reader, reader.readline())
-        if not header.strip():
-            raise DataValidationError([f"{source.name}: empty file, no header line"])
         end = len(header.rstrip(b"\r\n"))
-        heading = read_csv_bytes(header[:end] + b"\n", {}, 1)
+        heading = read_csv_bytes(header[:end] + b"\n", {}, 1) if header.strip() else pa.table({})
         if heading.num_rows:  # pyarrow ends a line at a lone CR too, which this file uses
             raise DataValidationError([f"{source.name}: lines must end with LF or CRLF"])
         columns = heading.column_names
-        feature_frame(pd.DataFrame(columns=columns), schema)  # names the missing columns
-        added = b"" if PREDICTION in columns else f",{PREDICTION}".encode()
+        check_columns(columns, schema)
+        predicted = prediction_column(schema.feature_names)
+        added = b"" if predicted in columns else f",{predicted}".encode()
         sink.write(header[:end] + added + header[end:])
 
         def blocks() -> Iterator[tuple[Any, ...]]:
@@ -273,12 +274,13 @@ def score_csv(
             yield rows
 
 
-def with_predictions(table: pa.Table, predictions: Any) -> pa.Table:
-    """``table`` and its ``prediction`` column, which replaces an input's own where it stands."""
-    column = pa.array(predictions)
-    if PREDICTION in table.column_names:
-        return table.set_column(table.column_names.index(PREDICTION), PREDICTION, column)
-    return table.append_column(PREDICTION, column)
+def with_predictions(table: pa.Table, predictions: Any, schema: DataSchema) -> pa.Table:
+    """``table`` and its predictions' column (``config.prediction_column``: ``prediction``
+    unless a feature has that name), which replaces an input's own where it stands."""
+    column, name = pa.array(predictions), prediction_column(schema.feature_names)
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), name, column)
+    return table.append_column(name, column)
 
 
 def score_batch(
@@ -286,7 +288,8 @@ def score_batch(
 ) -> pa.Table:
     """``table`` (its first row is row ``first_row`` of the input) with its predictions."""
     where = f"rows from row {first_row}"
-    return with_predictions(table, predict_rows(model, table.to_pandas(), schema, where, strings))
+    predictions = predict_rows(model, table.to_pandas(), schema, where, strings)
+    return with_predictions(table, predictions, schema)
 
 
 def score_table(
@@ -297,11 +300,14 @@ def score_table(
     chunk_size: int,
     threads: int = 1,
     strings: Collection[str] = (),
+    prediction_type: pa.DataType | None = None,
 ) -> Iterator[int]:
     """Score ``source`` into ``output`` when either is Parquet (the format goes by each
     suffix), batch by batch on ``threads`` threads as :func:`score_csv` does, yielding rows
     done per batch; the output is renamed into place once complete, and nothing is left of it
-    when a batch fails.
+    when a batch fails. A table without rows gives an output of its columns and the
+    predictions' (typed ``prediction_type``, ``io.model_loader.prediction_type``, else as
+    text), no row.
 
     Values, not spellings, are kept here: a table format has no spelling to keep. A CSV file is
     read in chunks that pandas types one by one; when a column's type changes from one chunk to
@@ -313,7 +319,8 @@ def score_table(
     while True:
         done = 0
         try:
-            for rows in score_tables(model, schema, tables(), output, threads, strings):
+            scored = score_tables(model, schema, tables(), threads, strings, prediction_type)
+            for rows in write_tables(scored, output):
                 done += rows
                 yield rows
             return
@@ -328,7 +335,9 @@ def table_batches(
 ) -> Iterator[pa.Table]:
     """``source`` as Arrow tables of up to ``rows`` rows: a Parquet file's batches, a CSV file's
     chunks with ``types`` (:func:`io.data.csv_chunks`), or read in one piece if ``whole``."""
-    if is_parquet(source):
+    if is_parquet(source) and not source.stat().st_size:
+        yield pa.table({})  # no columns, as pandas reads an empty CSV file
+    elif is_parquet(source):
         yield from read_batches(source, rows)
     elif whole:
         table = pa.Table.from_pandas(pd.read_csv(source, low_memory=False), preserve_index=False)
@@ -342,26 +351,53 @@ def score_tables(
     model: Any,
     schema: DataSchema,
     tables: Iterator[pa.Table],
-    output: Path,
     threads: int,
     strings: Collection[str],
-) -> Iterator[int]:
-    """:func:`score_table` of ``tables``, in one pass."""
+    prediction_type: pa.DataType | None,
+) -> Iterator[pa.Table]:
+    """:func:`score_table`'s tables to write: ``tables`` with their predictions, in one pass;
+    for tables without rows, one of their columns and the predictions' alone."""
+    columns: list[pa.Schema] = []  # the first table's: an empty file's too
 
     def batches() -> Iterator[tuple[Any, ...]]:
         first_row = 1
         for table in tables:
-            if table.num_rows:  # an empty file's table of columns alone: nothing to score
+            if not columns:
+                check_columns(table.column_names, schema)
+                columns.append(table.schema)
+            if table.num_rows:
                 yield model, schema, table, first_row, strings
             first_row += table.num_rows
 
-    with output_file(output) as partial_output, scoring_threads(threads) as pool:
+    with scoring_threads(threads) as pool:
+        scored = None
+        for scored in in_order(pool, score_batch, batches(), threads):
+            yield scored
+    if scored is None:
+        yield without_rows(columns[0], schema, prediction_type)
+
+
+def without_rows(
+    columns: pa.Schema, schema: DataSchema, prediction_type: pa.DataType | None
+) -> pa.Table:
+    """A table of the input's ``columns`` and the predictions', no row. A column no value gave
+    a type (a CSV file's header alone) is text, as Spark reads it."""
+    typed = [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in columns]
+    predictions = pa.array([], prediction_type or pa.string())
+    return with_predictions(pa.schema(typed).empty_table(), predictions, schema)
+
+
+def write_tables(tables: Iterator[pa.Table], output: Path) -> Iterator[int]:
+    """Write ``tables`` into ``output`` (Parquet, or CSV by its suffix) with the first one's
+    types, yielding the rows of each; renamed into place once complete, nothing left of it
+    when ``tables`` raises. A CSV file spells booleans as pandas does."""
+    with output_file(output) as partial_output:
         writer: Any = None
-        first: pa.Schema | None = None  # the first batch's types (a CSV writer does not keep them)
+        first: pa.Schema | None = None  # the first table's types (a CSV writer does not keep them)
         try:
-            for scored in in_order(pool, score_batch, batches(), threads):
+            for scored in tables:
                 columns = scored.columns
-                if not is_parquet(output):  # a CSV file spells booleans as pandas does
+                if not is_parquet(output):
                     columns = [spelt_as_pandas(column) for column in columns]
                 table = pa.table(columns, scored.column_names)
                 if first is None:
@@ -373,5 +409,3 @@ def score_tables(
         finally:
             if writer is not None:
                 writer.close()
-        if writer is None:
-            raise DataValidationError(["no rows to score"])

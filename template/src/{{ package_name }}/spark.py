@@ -22,15 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .config import PREDICTION, get_settings
+from .config import get_settings, prediction_column
 from .core.models import nonfinite_rows
-from .core.schema import DataSchema, DataValidationError, feature_frame
+from .core.schema import DataSchema, DataValidationError, check_columns, feature_frame
 from .io.data import replaceable
-from .io.model_loader import ModelFolder, check_model, read_pipeline
+from .io.model_loader import ModelFolder, check_model, prediction_type, read_pipeline
+from .predict import spelt_as_pandas
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.types import DataType, StructType
+    from pyspark.sql.types import StructType
 
 CSV = ".csv"
 # Spark's CSV options for input and output; FAILFAST refuses a malformed record, as
@@ -133,9 +134,11 @@ def content_digest(folder: Path) -> str:
 
 def read_input(spark: SparkSession, source: str) -> DataFrame:
     """A CSV file (by its name) or Parquet, typed as ``predict`` reads it: types inferred
-    from the values, dates and times kept as text."""
+    from the values, dates and times kept as text; an empty local file as no columns."""
     from pyspark.sql.types import DateType, StringType, StructType, TimestampNTZType, TimestampType
 
+    if Path(source).is_file() and not Path(source).stat().st_size:
+        return spark.createDataFrame([], StructType())  # Spark fails to read empty Parquet
     if not source.lower().endswith(CSV):
         return spark.read.parquet(source)
     inferred = spark.read.options(inferSchema="true", **CSV_OPTIONS).csv(source).schema
@@ -169,31 +172,47 @@ def score_frames(
                     f"{bad[0] + 1} of a batch of {len(frame)} rows"
                 ]
             )
-        yield frame.assign(**{PREDICTION: values})
+        yield frame.assign(**{prediction_column(schema.feature_names): values})
 
 
-def prediction_type(model: ModelFolder) -> DataType:
-    """The Spark type of the model's predictions, from the signature MLflow logged with it
-    (text when there is none)."""
-    import pyarrow as pa
-    from mlflow.models import Model
+def output_schema(frame: DataFrame, model: ModelFolder, schema: DataSchema) -> StructType:
+    """The input's columns and the predictions (``config.prediction_column``), which replace
+    an input column of that name."""
     from pyspark.sql.pandas.types import from_arrow_type
-    from pyspark.sql.types import StringType
-
-    signature = Model.load(str(model.path)).signature
-    if signature is None or signature.outputs is None:
-        return StringType()
-    dtype = signature.outputs.numpy_types()[0]
-    return StringType() if dtype.kind in "OUS" else from_arrow_type(pa.from_numpy_dtype(dtype))
-
-
-def output_schema(frame: DataFrame, model: ModelFolder) -> StructType:
-    """The input's columns and the predictions, which replace an input column of that name."""
     from pyspark.sql.types import StructField, StructType
 
-    added = StructField(PREDICTION, prediction_type(model))
-    fields = [added if field.name == PREDICTION else field for field in frame.schema.fields]
-    return StructType(fields if PREDICTION in frame.columns else [*fields, added])
+    name = prediction_column(schema.feature_names)
+    added = StructField(name, from_arrow_type(prediction_type(model)))
+    fields = [added if field.name == name else field for field in frame.schema.fields]
+    return StructType(fields if name in frame.columns else [*fields, added])
+
+
+def booleans_as_text(schema: StructType) -> tuple[StructType, list[str]]:
+    """``schema`` with its boolean columns as text, and their names: a CSV output spells them
+    as the local engine does (:func:`spell_booleans`)."""
+    from pyspark.sql.types import BooleanType, StringType, StructField, StructType
+
+    names = [field.name for field in schema.fields if isinstance(field.dataType, BooleanType)]
+    fields = [
+        StructField(field.name, StringType(), field.nullable) if field.name in names else field
+        for field in schema.fields
+    ]
+    return StructType(fields), names
+
+
+def spell_booleans(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """``frame`` with its boolean columns ``names`` spelt ``True`` and ``False``, as pandas
+    writes them and ``predict`` does (``predict.spelt_as_pandas``); Spark's CSV writer has
+    ``true``. A missing value stays missing."""
+    import pyarrow as pa
+
+    spelt = {
+        name: spelt_as_pandas(pa.array(frame[name], from_pandas=True)).to_numpy(
+            zero_copy_only=False
+        )
+        for name in names
+    }
+    return frame.assign(**spelt)
 
 
 def score(
@@ -211,8 +230,12 @@ def score(
     if (refused := output_refusal(source, output, overwrite)) is not None:
         raise FileExistsError(refused)
     frame = read_input(spark, source)
-    feature_frame(pd.DataFrame(columns=frame.columns), schema)  # names the missing columns
-    written = output_schema(frame, model)
+    check_columns(frame.columns, schema)
+    written = output_schema(frame, model, schema)
+    booleans: list[str] = []
+    csv = output.lower().endswith(CSV)
+    if csv:  # a CSV file spells booleans as the local engine does
+        written, booleans = booleans_as_text(written)
     name = ship_model(spark, model)
     ship_package(spark)
     rows = spark.sparkContext.accumulator(0)
@@ -220,13 +243,13 @@ def score(
     def scored(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in score_frames(frames, name, model.uri, schema):
             rows.add(len(batch))
-            yield batch
+            yield spell_booleans(batch, booleans) if booleans else batch
 
     writer = frame.mapInPandas(scored, written).write.mode(
         "overwrite" if overwrite else "errorifexists"
     )
     try:
-        if output.lower().endswith(CSV):
+        if csv:
             writer.options(**CSV_OPTIONS).csv(output)
         else:
             writer.parquet(output)

@@ -335,6 +335,14 @@ def category_text(values: pd.Series) -> pd.Series:
     return text.where(values.notna(), np.nan)
 
 
+def check_columns(columns: Collection[str], schema: DataSchema) -> None:
+    """Raise :class:`DataValidationError` unless ``columns`` (a file's, read before its rows)
+    hold every feature: each missing one is named, and a file without columns is empty."""
+    if not columns:
+        raise DataValidationError(["empty file, no columns"])
+    feature_frame(pd.DataFrame(columns=list(columns)), schema)
+
+
 def feature_frame(
     frame: pd.DataFrame, schema: DataSchema, strings: Collection[str] = ()
 ) -> pd.DataFrame:

@@ -14,11 +14,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from ..config import LIBRARY_KINDS, get_settings
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 logger = logging.getLogger(__name__)
 
@@ -232,22 +235,39 @@ def missing_library(model: ModelFolder, error: ModuleNotFoundError) -> ModelLoad
     return ModelLoadError(f"{model.uri}: the model needs {library!r}, not installed here: {how}")
 
 
-def string_inputs(model: ModelFolder) -> frozenset[str]:
-    """The input columns the signature MLflow logged with the model types as text
-    (``string``): the model learnt their categories as text, whatever a reader guesses from
-    the values of one file ("44" alone reads as a number). None without a signature."""
+def logged_signature(model: ModelFolder) -> Any:
+    """The signature MLflow logged with the model (``None`` without one)."""
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model
 
     try:
-        signature = Model.load(str(model.path)).signature
+        return Model.load(str(model.path)).signature
     except (MlflowException, OSError) as error:
         reason = f"{MLMODEL} not readable ({type(error).__name__})"
         raise ModelLoadError(f"{model.uri}: {reason}") from None
+
+
+def string_inputs(model: ModelFolder) -> frozenset[str]:
+    """The input columns the signature MLflow logged with the model types as text
+    (``string``): the model learnt their categories as text, whatever a reader guesses from
+    the values of one file ("44" alone reads as a number). None without a signature."""
+    signature = logged_signature(model)
     if signature is None or signature.inputs is None:
         return frozenset()
     specs = signature.inputs.inputs
     return frozenset(str(spec.name) for spec in specs if getattr(spec.type, "name", "") == "string")
+
+
+def prediction_type(model: ModelFolder) -> pa.DataType:
+    """The Arrow type of the model's predictions, from the signature MLflow logged with it
+    (text without one): the type of a prediction column written without rows."""
+    import pyarrow as pa
+
+    signature = logged_signature(model)
+    if signature is None or signature.outputs is None:
+        return pa.string()
+    dtype = signature.outputs.numpy_types()[0]
+    return pa.string() if dtype.kind in "OUS" else pa.from_numpy_dtype(dtype)
 
 
 def load_pipeline(uri: str) -> Any:

@@ -33,7 +33,8 @@ def monitor(
     model: Annotated[
         str | None,
         typer.Option(
-            help="Model to score a table without a 'prediction' column (default: champion)"
+            help="Model to score a table without a 'prediction' column ('model_prediction' "
+            "beside a feature named 'prediction'; default: champion)"
         ),
     ] = None,
     output_dir: Annotated[

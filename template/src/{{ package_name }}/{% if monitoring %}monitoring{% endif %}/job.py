@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import CHAMPION, PREDICTION, Params, Settings
+from ..config import CHAMPION, Params, Settings, prediction_column
 from ..core.schema import DataSchema, DataValidationError, feature_frame
 from ..io.data import read_frames, read_json, read_table, write_json, write_text
 from .feedback import CONFLICT, join_feedback
@@ -49,8 +49,9 @@ def load_current(
     unreadable: Unreadable | None = None,
     sample: tuple[int | None, int] = (None, 0),
 ) -> tuple[pd.DataFrame, int]:
-    """Current rows with validated features, ``prediction``, and the target when known; and
-    how many rows the input held.
+    """Current rows with validated features, the predictions (``prediction``, or
+    ``config.prediction_column``'s name beside a feature of that name) and the target when
+    known; and how many rows the input held.
 
     A prediction log gets its late labels from the feedback file; its unreadable lines and
     values are skipped and counted in ``unreadable``, and a feature no line has is missing. A
@@ -80,14 +81,15 @@ def load_current(
         raise ValueError("no rows to check")
     features = feature_frame(frame, schema)
     others = frame.drop(columns=schema.feature_names)
-    if PREDICTION not in others.columns:
+    predicted = prediction_column(schema.feature_names)
+    if predicted not in others.columns:
         from ..io.model_loader import fetch_model, read_pipeline, string_inputs
         from ..predict import resolve_model_uri
 
         fetched = fetch_model(resolve_model_uri(model, settings.model_name))
         pipeline = read_pipeline(fetched)  # first: it names the model a folder does not hold
         scored = feature_frame(frame, schema, string_inputs(fetched))
-        others[PREDICTION] = pipeline.predict(scored)
+        others[predicted] = pipeline.predict(scored)
     return pd.concat([features, others], axis=1), total
 
 

@@ -5,11 +5,12 @@ The service writes one JSON object per line and per request (``engine/log_writer
 fallback that answered), ``latency_ms``, ``inputs`` (feature -> its values, one per row),
 ``predictions`` and, when a challenger was scored in shadow, ``challenger_version`` and
 ``challenger_predictions``. :func:`read_log` gives back one table row per scored row (``row``
-is its index in the request, ``prediction`` and ``challenger_prediction`` its values; a field
-that a feature is named like is ``log.<field>``, see :func:`log_column`), and reads the
-one-object-per-row lines of earlier versions of this project as well. A line it
-cannot read (torn by a crash or a full disk, edited by hand) is skipped and counted, never
-fatal: ``monitor`` reports it.
+is its index in the request, ``prediction`` and ``challenger_prediction`` its values, or
+``model_prediction`` ... where a feature has that name, as in batch output (see
+``config.prediction_column``); a field that a feature is named like is ``log.<field>``, see
+:func:`log_column`), and reads the one-object-per-row lines of earlier versions of this
+project as well. A line it cannot read (torn by a crash or a full disk, edited by hand) is
+skipped and counted, never fatal: ``monitor`` reports it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 from pydantic_core import from_json
 
-from ..config import PREDICTION
+from ..config import PREDICTION, prediction_column
 from ..engine import (
     CHALLENGER,
     CHALLENGER_PREDICTIONS,
@@ -172,7 +173,10 @@ def _table_rows(
 
     A request line's fields come first, then ``row``, the inputs and the predictions. A field
     named like one of ``features`` or of the line's inputs is ``log.<field>``: the feature
-    keeps its values, and the field its own. A line of an earlier version of the log (one
+    keeps its values, and the field its own. The predictions' columns are named by
+    ``features`` alone (``config.prediction_column``), as in batch output, so that every line
+    puts them in the same column; an input that is none of ``features`` gives way to them. A
+    line of an earlier version of the log (one
     object per row) is one row as it stands. Raises :class:`_UnreadableLineError` for a
     line whose fields are not of the log's types, or whose columns differ in length.
     """
@@ -196,13 +200,13 @@ def _table_rows(
     if not all(isinstance(values, list) and len(values) == count for values in per_row):
         raise _UnreadableLineError("columns of unequal length")
     logged = {key: [value] * count for key, value in fields.items()} | {ROW: list(range(count))}
+    named = {*inputs, *features}
     columns = {
-        (LOG_PREFIX + key if key in inputs or key in features else key): values
-        for key, values in logged.items()
+        (LOG_PREFIX + key if key in named else key): values for key, values in logged.items()
     }
-    columns |= {**inputs, PREDICTION: predictions}  # the model's prediction wins over a feature
+    columns |= {**inputs, prediction_column(features): predictions}
     if CHALLENGER_PREDICTIONS in line:
-        columns[CHALLENGER] = challenger
+        columns[prediction_column(features, CHALLENGER)] = challenger
     return count, columns
 
 
@@ -256,7 +260,8 @@ def read_log(
 
     One table row per scored row: the request's fields, ``row`` (its index in the request),
     the input features, ``prediction`` and, when the challenger was scored in shadow,
-    ``challenger_prediction`` beside it; a field named like a feature (one of ``features``,
+    ``challenger_prediction`` beside it (``model_prediction`` ... where one of ``features`` has
+    that name: ``config.prediction_column``); a field named like a feature (one of ``features``,
     the model's, or an input of its line) is ``log.<field>``, see :func:`log_column`. ``since``
     keeps only requests logged at or after that time. Lines that cannot be read are skipped,
     never fatal; ``numeric`` columns hold finite floats or NaN. Both are counted in

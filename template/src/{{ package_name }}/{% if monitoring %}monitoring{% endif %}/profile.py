@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import PREDICTION
+from ..config import prediction_column
 from ..core.features import DATE_PARTS, DateParts
 from ..core.schema import DataSchema, category_text
+from ..engine import CHALLENGER
 from ..io.data import read_json, read_table, write_json, write_table
 
 SAMPLE_FILE = "sample.parquet"
@@ -27,7 +28,7 @@ SUMMARY_FILE = "summary.json"
 
 @dataclass(frozen=True)
 class Reference:
-    """The reference sample (features, target, ``prediction``) and its per-column summary."""
+    """The reference sample (features, target, predictions) and its per-column summary."""
 
     sample: pd.DataFrame
     summary: dict[str, Any]
@@ -48,6 +49,17 @@ class Reference:
     @property
     def prediction_type(self) -> str:
         return str(self.summary["prediction_type"])
+
+    @property
+    def predicted_column(self) -> str:
+        """The predictions' column, here and in the rows compared with it: ``prediction``, or
+        ``model_prediction`` beside a feature of that name (``config.prediction_column``)."""
+        return prediction_column(self.summary["features"])
+
+    @property
+    def challenger_column(self) -> str:
+        """The column of the challenger's predictions in the rows compared with the sample."""
+        return prediction_column(self.summary["features"], CHALLENGER)
 
 
 @dataclass(frozen=True)
@@ -131,7 +143,7 @@ def summarize(sample: pd.DataFrame, schema: DataSchema, task: str) -> dict[str, 
         }
         for name in schema.categorical_features
     }
-    predictions = sample[PREDICTION]
+    predictions = sample[prediction_column(schema.feature_names)]
     if task == "classification":
         prediction: dict[str, Any] = {
             "frequencies": {
@@ -165,7 +177,7 @@ def build_reference(
     """Keep at most ``rows`` training rows: features, target, the model's predictions and,
     given the ``model``, the columns it derives (all of a date's parts: ``monitor`` picks)."""
     columns = [*schema.feature_names, schema.target.name]
-    sample = train[columns].assign(**{PREDICTION: list(predictions)})
+    sample = train[columns].assign(**{prediction_column(schema.feature_names): list(predictions)})
     if len(sample) > rows:
         sample = sample.sample(n=rows, random_state=seed)
     sample = sample.reset_index(drop=True)

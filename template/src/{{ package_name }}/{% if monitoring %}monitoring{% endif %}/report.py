@@ -14,12 +14,12 @@ import pandas as pd
 from pydantic import BaseModel, Field
 from sklearn import metrics as skm
 
-from ..config import CHAMPION, PREDICTION, MonitorParams
+from ..config import CHAMPION, MonitorParams
 from ..core.metrics import improvement
 from ..core.schema import category_text
 from .drift import LARGEST, ColumnDrift, Kind, column_drift
 from .input_checks import CANARY
-from .prediction_log import CHALLENGER, Unreadable, log_column
+from .prediction_log import Unreadable, log_column
 from .profile import Reference
 
 SERVED_BY = "served_by"
@@ -138,14 +138,18 @@ def _data_quality(
 
 
 def _model_quality(
-    current: pd.DataFrame, target: str, metric: str, reference_metrics: dict[str, float]
+    current: pd.DataFrame,
+    target: str,
+    metric: str,
+    reference_metrics: dict[str, float],
+    predicted: str,
 ) -> ModelQuality | None:
     if target not in current.columns or metric not in LABEL_METRICS:
         return None
-    labelled = current[current[target].notna() & current[PREDICTION].notna()]
+    labelled = current[current[target].notna() & current[predicted].notna()]
     if labelled.empty:
         return None
-    y_true, y_pred = labelled[target], labelled[PREDICTION]
+    y_true, y_pred = labelled[target], labelled[predicted]
     if metric in ("accuracy", "balanced_accuracy", "f1_macro"):
         y_true, y_pred = category_text(y_true), category_text(y_pred)
     else:  # labels or predictions that are not finite numbers cannot be scored
@@ -173,9 +177,10 @@ def _finite_pairs(first: pd.Series, second: pd.Series) -> tuple[pd.Series, pd.Se
 def _shadow(
     reference: Reference, current: pd.DataFrame, params: MonitorParams
 ) -> ShadowComparison | None:
-    if CHALLENGER not in current.columns:
+    predicted, challenged = reference.predicted_column, reference.challenger_column
+    if challenged not in current.columns:
         return None
-    both = current[current[CHALLENGER].notna() & current[PREDICTION].notna()]
+    both = current[current[challenged].notna() & current[predicted].notna()]
     served_by = log_column(SERVED_BY, both.columns)
     if served_by in both.columns:  # canary rows were answered by the challenger itself
         both = both[both[served_by] != CANARY]
@@ -183,8 +188,8 @@ def _shadow(
         return None
     kind: Kind = "categorical" if reference.prediction_type == "categorical" else "numeric"
     effect = _min_effect(params, kind)
-    ref_predictions = reference.sample[PREDICTION]
-    champion, challenger = both[PREDICTION], both[CHALLENGER]
+    ref_predictions = reference.sample[predicted]
+    champion, challenger = both[predicted], both[challenged]
     agreement = difference = None
     if kind == "categorical":
         agreement = round(float((category_text(champion) == category_text(challenger)).mean()), 6)
@@ -197,15 +202,19 @@ def _shadow(
         rows=len(both),
         agreement=agreement,
         mean_abs_difference=difference,
-        champion=column_drift(PREDICTION, kind, ref_predictions, champion, params.p_value, effect),
+        champion=column_drift(predicted, kind, ref_predictions, champion, params.p_value, effect),
         challenger=column_drift(
-            CHALLENGER, kind, ref_predictions, challenger, params.p_value, effect
+            challenged, kind, ref_predictions, challenger, params.p_value, effect
         ),
     )
 
 
 def _canary(
-    current: pd.DataFrame, target: str, metric: str, reference_metrics: dict[str, float]
+    current: pd.DataFrame,
+    target: str,
+    metric: str,
+    reference_metrics: dict[str, float],
+    predicted: str,
 ) -> CanaryComparison | None:
     served_by = log_column(SERVED_BY, current.columns)
     if served_by not in current.columns or not (current[served_by] == CANARY).any():
@@ -220,7 +229,7 @@ def _canary(
                 served_by=role,
                 model_versions=versions,
                 rows=len(rows),
-                quality=_model_quality(rows, target, metric, reference_metrics),
+                quality=_model_quality(rows, target, metric, reference_metrics, predicted),
             )
         )
     share = arms[1].rows / max(arms[0].rows + arms[1].rows, 1)
@@ -333,14 +342,15 @@ def _feature_drift(
 def _prediction_drift(
     reference: Reference, current: pd.DataFrame, params: MonitorParams
 ) -> ColumnDrift | None:
-    if PREDICTION not in current.columns:
+    predicted = reference.predicted_column
+    if predicted not in current.columns:
         return None
     kind: Kind = "categorical" if reference.prediction_type == "categorical" else "numeric"
     return column_drift(
-        PREDICTION,
+        predicted,
         kind,
-        reference.sample[PREDICTION],
-        current[PREDICTION],
+        reference.sample[predicted],
+        current[predicted],
         params.p_value,
         _min_effect(params, kind),
     )
@@ -355,15 +365,16 @@ def build_summary(
     skip: Collection[str] = (),
     unreadable: Unreadable | None = None,
 ) -> MonitorSummary:
-    """Everything ``monitor`` reports about ``current`` (features and ``prediction`` columns).
+    """Everything ``monitor`` reports about ``current`` (features and predictions columns).
 
     ``skip`` names features not to check, e.g. those the prediction log drops or hashes;
     ``unreadable``: what reading the prediction log skipped.
     """
     features = _feature_drift(reference, current, params, skip)
+    predicted, metric = reference.predicted_column, params.quality_metric
     quality = (
-        _model_quality(current, target, params.quality_metric, reference_metrics)
-        if PREDICTION in current.columns
+        _model_quality(current, target, metric, reference_metrics, predicted)
+        if predicted in current.columns
         else None
     )
     summary = MonitorSummary(
@@ -375,7 +386,7 @@ def build_summary(
         data_quality=_data_quality(reference, current, skip),
         quality=quality,
         shadow=_shadow(reference, current, params),
-        canary=_canary(current, target, params.quality_metric, reference_metrics),
+        canary=_canary(current, target, metric, reference_metrics, predicted),
         drifted_features=[column.column for column in features if column.drifted],
         unreadable=unreadable or Unreadable(),
         alerts=[],
