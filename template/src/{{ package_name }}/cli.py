@@ -197,11 +197,18 @@ def predict_locally(
     from threadpoolctl import threadpool_limits
 
     from .io.data import is_parquet
-    from .io.model_loader import fetch_model, prediction_type, read_pipeline, string_inputs
+    from .io.model_loader import (
+        fetch_model,
+        input_schema,
+        prediction_type,
+        read_pipeline,
+        string_inputs,
+    )
     from .predict import score_csv, score_table
 
     fetched = fetch_model(model_uri)
     loaded, strings = read_pipeline(fetched), string_inputs(fetched)
+    schema = input_schema(fetched, schema)
     by_table = partial(score_table, prediction_type=prediction_type(fetched))
     done = 0
     # BLAS's thread limit is process-wide: one thread each, the scoring threads share the cores.
@@ -270,7 +277,13 @@ def explain(
     from .core.explain import bounded_sample, contributions
     from .core.schema import DataValidationError, feature_frame, load_schema
     from .io.data import output_file, read_table
-    from .io.model_loader import ModelLoadError, fetch_model, read_pipeline, string_inputs
+    from .io.model_loader import (
+        ModelLoadError,
+        fetch_model,
+        input_schema,
+        read_pipeline,
+        string_inputs,
+    )
     from .predict import resolve_model_uri
 
     settings = get_settings()
@@ -283,6 +296,7 @@ def explain(
     try:
         fetched = fetch_model(resolve_model_uri(model, settings.model_name))
         loaded, strings = read_pipeline(fetched), string_inputs(fetched)
+        schema = input_schema(fetched, schema)
         frame = read_table(input, text=strings)
         if frame.empty:  # a header alone, or not even one: no row is missing a column
             raise DataValidationError(["no rows to explain"])

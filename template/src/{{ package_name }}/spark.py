@@ -26,7 +26,13 @@ from .config import get_settings, prediction_column
 from .core.models import nonfinite_rows
 from .core.schema import DataSchema, DataValidationError, check_columns, feature_frame
 from .io.data import replaceable
-from .io.model_loader import ModelFolder, check_model, prediction_type, read_pipeline
+from .io.model_loader import (
+    ModelFolder,
+    check_model,
+    input_schema,
+    prediction_type,
+    read_pipeline,
+)
 from .predict import spelt_as_pandas
 
 if TYPE_CHECKING:
@@ -224,12 +230,14 @@ def score(
     overwrite: bool = False,
 ) -> int:
     """Score ``source`` into the folder ``output`` (CSV by its name, otherwise Parquet; refused
-    if it exists, unless ``overwrite``); the number of rows scored."""
+    if it exists, unless ``overwrite``) on the columns the model was trained on
+    (``io.model_loader.input_schema``); the number of rows scored."""
     from pyspark.errors import PythonException
 
     if (refused := output_refusal(source, output, overwrite)) is not None:
         raise FileExistsError(refused)
     frame = read_input(spark, source)
+    schema = input_schema(model, schema)
     check_columns(frame.columns, schema)
     written = output_schema(frame, model, schema)
     booleans: list[str] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -82,6 +82,26 @@ class DataSchema(BaseModel):
     @property
     def feature_names(self) -> list[str]:
         return [column.name for column in self.features]
+
+    def for_inputs(self, inputs: Mapping[str, ColumnType]) -> DataSchema:
+        """The contract of a model trained on ``inputs`` (each with the type its signature
+        gives, text as ``categorical``), in their order; this schema's features it was not
+        trained on are left out. A column listed here as a feature keeps its spec; one set to
+        ``ignore`` since keeps its written type where the signature agrees (text may be
+        categorical, text or dates); any other takes the signature's type."""
+        written = {column.name: column for column in self.columns}
+        columns = []
+        for name, given in inputs.items():
+            spec = written.get(name)
+            if spec is None or (spec.role != "feature" and not _agrees(spec.type, given)):
+                spec = ColumnSpec(name=name, type=given)
+            columns.append(spec.model_copy(update={"role": "feature"}))
+        return self.model_copy(update={"columns": columns})
+
+
+def _agrees(written: ColumnType, given: ColumnType) -> bool:
+    """Whether a column written as ``written`` can hold what a signature types ``given``."""
+    return written == given or (given == "categorical" and written in ("text", "datetime"))
 
 
 def load_schema(path: Path) -> DataSchema:

@@ -23,6 +23,8 @@ from ..config import LIBRARY_KINDS, get_settings
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from ..core.schema import ColumnType, DataSchema
+
 logger = logging.getLogger(__name__)
 
 # Types skops does not trust by default that the pipelines of core/models.py hold, one line per
@@ -256,6 +258,31 @@ def string_inputs(model: ModelFolder) -> frozenset[str]:
         return frozenset()
     specs = signature.inputs.inputs
     return frozenset(str(spec.name) for spec in specs if getattr(spec.type, "name", "") == "string")
+
+
+# MLflow's column types as the data contract's; any other (string, boolean) is a category.
+SIGNATURE_TYPES: dict[str, ColumnType] = {
+    "double": "numeric",
+    "float": "numeric",
+    "long": "numeric",
+    "integer": "numeric",
+    "datetime": "datetime",
+}
+
+
+def input_schema(model: ModelFolder, schema: DataSchema) -> DataSchema:
+    """``schema`` for the input columns the model was trained on, as the signature MLflow
+    logged with it names them (:meth:`DataSchema.for_inputs`): a feature set to ``ignore``
+    since still read, one added since not asked for. ``schema`` as is without a signature."""
+    signature = logged_signature(model)
+    if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
+        return schema
+    return schema.for_inputs(
+        {
+            str(spec.name): SIGNATURE_TYPES.get(getattr(spec.type, "name", ""), "categorical")
+            for spec in signature.inputs.inputs
+        }
+    )
 
 
 def prediction_type(model: ModelFolder) -> pa.DataType:

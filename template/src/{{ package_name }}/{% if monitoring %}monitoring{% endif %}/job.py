@@ -79,18 +79,28 @@ def load_current(
         frame = frame.rename(columns=lambda name: str(name).strip())
     if frame.empty:
         raise ValueError("no rows to check")
-    features = feature_frame(frame, schema)
-    others = frame.drop(columns=schema.feature_names)
-    predicted = prediction_column(schema.feature_names)
-    if predicted not in others.columns:
-        from ..io.model_loader import fetch_model, read_pipeline, string_inputs
+    if prediction_column(schema.feature_names) not in frame.columns:
         from ..predict import resolve_model_uri
 
-        fetched = fetch_model(resolve_model_uri(model, settings.model_name))
-        pipeline = read_pipeline(fetched)  # first: it names the model a folder does not hold
-        scored = feature_frame(frame, schema, string_inputs(fetched))
-        others[predicted] = pipeline.predict(scored)
-    return pd.concat([features, others], axis=1), total
+        return scored_frame(frame, schema, resolve_model_uri(model, settings.model_name)), total
+    features = feature_frame(frame, schema)
+    return pd.concat([features, frame.drop(columns=schema.feature_names)], axis=1), total
+
+
+def scored_frame(frame: pd.DataFrame, schema: DataSchema, model_uri: str) -> pd.DataFrame:
+    """``frame`` with the model's predictions, its features those the model was trained on
+    (``io.model_loader.input_schema``), as the reference profile of its training rows has them
+    when the schema changed since."""
+    from ..io.model_loader import fetch_model, input_schema, read_pipeline, string_inputs
+
+    fetched = fetch_model(model_uri)
+    pipeline = read_pipeline(fetched)  # first: it names the model a folder does not hold
+    schema = input_schema(fetched, schema)
+    features = feature_frame(frame, schema)
+    others = frame.drop(columns=schema.feature_names)
+    scored = feature_frame(frame, schema, string_inputs(fetched))
+    others[prediction_column(schema.feature_names)] = pipeline.predict(scored)
+    return pd.concat([features, others], axis=1)
 
 
 def sample_table(path: Path, rows: int | None, seed: int) -> tuple[pd.DataFrame, int]:
