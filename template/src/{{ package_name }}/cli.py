@@ -97,7 +97,9 @@ def predict(
     threads: Threads = None,
     engine: Annotated[
         Engine,
-        typer.Option(help="local: this process; spark: a Spark job (uv sync --extra spark)"),
+        typer.Option(
+            help="local: this process; spark: a Spark job (uv sync --inexact --extra spark)"
+        ),
     ] = Engine.local,
     overwrite: Overwrite = False,
 ) -> None:
@@ -229,7 +231,8 @@ def predict_on_spark(
     from .io.model_loader import fetch_model
 
     if importlib.util.find_spec("pyspark") is None:
-        typer.echo("pyspark is not installed: run 'uv sync --locked --extra spark'", err=True)
+        install = "uv sync --locked --inexact --extra spark"  # keeps the other extras installed
+        typer.echo(f"pyspark is not installed: run '{install}'", err=True)
         raise typer.Exit(code=1)
     from .spark import output_refusal, score, start_session
 

@@ -3,8 +3,9 @@
 Every executor loads the model through the project's own loader (``io/model_loader.py``: skops
 and the project's trusted types) and checks its rows with the same ``feature_frame`` as
 ``predict``; the project's package travels with the job, so the team's transformers import
-there too. Spark is an optional install (``uv sync --extra spark``); the master, memory and
-extra jars come from Spark's own configuration (``PYSPARK_SUBMIT_ARGS``, ``spark-defaults.conf``).
+there too. Spark is an optional install (``uv sync --inexact --extra spark``); the master,
+memory and extra jars come from Spark's own configuration (``PYSPARK_SUBMIT_ARGS``,
+``spark-defaults.conf``).
 """
 
 from __future__ import annotations
