@@ -385,6 +385,25 @@ def test_no_secret_value_is_in_the_manifests(rendered: Rendered) -> None:
     assert f"{slug}-tracking" in secret_refs and f"{slug}-storage" in secret_refs, secret_refs
 
 
+def test_every_workload_that_reads_the_registry_gets_tracking_credentials(
+    rendered: Rendered,
+) -> None:
+    """The service, batch scoring and the monitor (the champion's age) read the registry, the
+    pipeline writes it: against the team's server (basic-auth on) each needs its user, or its
+    first MLflow call gets 401 and the Job fails."""
+    slug = rendered.slug
+    for environment in ENVIRONMENTS:
+        for owner, spec in pod_specs(rendered, environment).items():
+            (container,) = spec["containers"]
+            secrets = {
+                source["secretRef"]["name"]
+                for source in container.get("envFrom", [])
+                if "secretRef" in source
+            }
+            wanted = f"{slug}-tracking-write" if owner == f"{slug}-pipeline" else f"{slug}-tracking"
+            assert wanted in secrets, f"{environment}: {owner} has no {wanted}: {sorted(secrets)}"
+
+
 def test_the_strict_validator_rejects_a_misspelled_field(
     rendered: Rendered, tmp_path: Path
 ) -> None:

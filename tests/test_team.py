@@ -308,6 +308,31 @@ def bucket_keys(tracking: Tracking, bucket: str) -> list[str]:
 # ---------------------------------------------------------------- the tests
 
 
+def test_credentials_in_the_project_env_file_reach_the_server(
+    project: Path, tracking: Tracking
+) -> None:
+    """docs/team.md: the URI and the two credentials may live in an uncommitted .env instead of
+    the environment; MLflow itself reads only the environment."""
+    env_file = project / ".env"
+    env_file.write_text(
+        "".join(f"{name}={value}\n" for name, value in as_user(tracking, "trainer").items())
+    )
+    try:
+        # from a subfolder, as a notebook would run it; nothing exported
+        result = run([str(project / ".venv" / "bin" / PACKAGE), "champion"],
+                     project / "notebooks", check=False)  # fmt: skip
+    finally:
+        env_file.unlink()
+    output = result.stdout + result.stderr
+    say(f"champion with the credentials in .env: exit {result.returncode}; "
+        + (output.strip().splitlines() or ["no output"])[-1])  # fmt: skip
+
+    assert "401" not in output and "not authenticated" not in output, output[-3000:]
+    assert "no champion yet" in output or "version" in output, output[-3000:]
+    assert tracking.users["trainer"] not in output, "the password reached the output"
+
+
+
 @pytest.fixture(scope="module")
 def first_run(project: Path, tracking: Tracking) -> dict[str, Any]:
     """The pipeline, logged and registered on the server by a user who is not an admin."""

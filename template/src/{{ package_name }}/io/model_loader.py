@@ -10,6 +10,7 @@ file holds the pipeline; the format must be skops and the trusted types are
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ..config import LIBRARY_KINDS, get_settings
+from ..config import LIBRARY_KINDS, get_settings, mlflow_client_variables
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -101,6 +102,7 @@ def fetch_model(uri: str) -> ModelFolder:
     # The project's one tracking server and registry, for the lookups inside MLflow too (as
     # tracking.connect sets them; that module imports this one).
     settings = get_settings()
+    os.environ.update(mlflow_client_variables())  # the credentials in .env, as connect does
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_registry_uri)
     version = None

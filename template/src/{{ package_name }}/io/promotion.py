@@ -77,10 +77,17 @@ def candidate(
 
 
 def path_reasons(version: ModelVersion, environment: str) -> list[str]:
-    """Why ``version`` may not enter ``environment`` by the path dev -> staging -> production."""
+    """Why ``version`` may not enter ``environment`` by the path dev -> staging -> production:
+    it never was in staging, or a rollback took it out (staging found it wanting; promoting it
+    to staging again clears that)."""
     staging = ENVIRONMENTS["staging"]
-    if environment == "production" and f"{staging}.at" not in version.tags:
+    if environment != "production":
+        return []
+    if f"{staging}.at" not in version.tags:
         return [f"version {version.version} was never promoted to {staging}"]
+    left = version.tags.get(f"{staging}.{ROLLED_BACK}.reason")
+    if left is not None:
+        return [f"version {version.version} was rolled back from {staging}: {left}"]
     return []
 
 
