@@ -25,6 +25,8 @@ app = typer.Typer(
 
 # The pipeline's stages, in dvc.yaml's order.
 STAGES = ("ingest", "validate", "split", "tune", "train", "evaluate", "reference", "register")
+# pyspark is an optional install; --inexact keeps the other extras (a plain uv sync removes them).
+SPARK_INSTALL = "uv sync --locked --inexact --extra spark"
 
 
 # predict and explain refuse an existing output unless told to replace it.
@@ -97,9 +99,7 @@ def predict(
     threads: Threads = None,
     engine: Annotated[
         Engine,
-        typer.Option(
-            help="local: this process; spark: a Spark job (uv sync --inexact --extra spark)"
-        ),
+        typer.Option(help=f"local: this process; spark: a Spark job ({SPARK_INSTALL})"),
     ] = Engine.local,
     overwrite: Overwrite = False,
 ) -> None:
@@ -231,8 +231,7 @@ def predict_on_spark(
     from .io.model_loader import fetch_model
 
     if importlib.util.find_spec("pyspark") is None:
-        install = "uv sync --locked --inexact --extra spark"  # keeps the other extras installed
-        typer.echo(f"pyspark is not installed: run '{install}'", err=True)
+        typer.echo(f"pyspark is not installed: run '{SPARK_INSTALL}'", err=True)
         raise typer.Exit(code=1)
     from .spark import output_refusal, score, start_session
 
