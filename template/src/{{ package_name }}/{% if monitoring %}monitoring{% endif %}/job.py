@@ -192,7 +192,7 @@ def model_age(settings: Settings, model_uri: str, now: datetime | None = None) -
     except OSError as error:  # requests' own errors, when MLflow lets one through
         said = f"could not reach the registry: {type(error).__name__}: {error}"
         return ModelAge(model=model_uri, error=redact(said))
-    if version.creation_timestamp is None:
+    if not version.creation_timestamp:  # a store that does not record it: no age to check
         return ModelAge(model=model_uri)
     created = datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC)
     days = ((now or datetime.now(UTC)) - created).total_seconds() / 86_400
