@@ -277,6 +277,13 @@ def test_each_environment_serves_its_own_alias_from_its_own_image(rendered: Rend
         (deployment,) = rendered.of_kind(environment, "Deployment")
         env_from = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
         assert {"name": settings["metadata"]["name"]} in [e.get("configMapRef") for e in env_from]
+        if rendered.answers["monitoring"]:
+            # the monitor scores and ages the model the service loads: the same setting
+            monitor = pod_specs(rendered, environment)[f"{slug}-monitor"]["containers"][0]
+            sources = [e.get("configMapRef") for e in monitor["envFrom"]]
+            assert {"name": settings["metadata"]["name"]} in sources, monitor["envFrom"]
+            overridden = [e["name"] for e in monitor.get("env", [])]
+            assert "SERVING_MODEL_URI" not in overridden, "the monitor reads another model"
     uri = rendered.answers.get("mlflow_tracking_uri")
     if uri:
         assert rendered.one("production", "ConfigMap")["data"]["MLFLOW_TRACKING_URI"] == uri
@@ -388,7 +395,7 @@ def test_no_secret_value_is_in_the_manifests(rendered: Rendered) -> None:
 def test_every_workload_that_reads_the_registry_gets_tracking_credentials(
     rendered: Rendered,
 ) -> None:
-    """The service, batch scoring and the monitor (the champion's age) read the registry, the
+    """The service, batch scoring and the monitor (the served model's age) read the registry, the
     pipeline writes it: against the team's server (basic-auth on) each needs its user, or its
     first MLflow call gets 401 and the Job fails."""
     slug = rendered.slug

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 EXIT_ALERT = 1
 EXIT_BAD_INPUT = 2  # the input as a whole is unusable: no file, no readable line, no rows
 EXIT_FAILED = 3  # monitor itself failed (a bug): a traceback, never read as a breach
+# The report is written but a check could not be made (the registry did not answer the served
+# model's age): not a pass, and no breach either, since retraining would not make the check.
+# A breach found by the other checks still exits 1.
+EXIT_INCOMPLETE = 4
 
 
 def monitor(
@@ -34,7 +38,8 @@ def monitor(
         str | None,
         typer.Option(
             help="Model to score a table without a 'prediction' column ('model_prediction' "
-            "beside a feature named 'prediction'; default: champion)"
+            "beside a feature named 'prediction'; default: the model this environment serves, "
+            "SERVING_MODEL_URI, else the champion)"
         ),
     ] = None,
     output_dir: Annotated[
@@ -52,7 +57,8 @@ def monitor(
 
     Writes a self-contained HTML report and a JSON summary; exits 1 when a threshold of
     params.yaml (monitor.alert) is crossed, so a scheduled job can alert. Unreadable lines of
-    a prediction log are skipped and reported; exits 2 only when nothing can be checked.
+    a prediction log are skipped and reported; exits 2 only when nothing can be checked, 4 when
+    the report is written but a check could not be made (the registry did not answer).
     """
     from rich.console import Console
     from rich.markup import escape
@@ -67,6 +73,9 @@ def monitor(
         for alert in summary.alerts:
             console.print(f"[red]ALERT[/red] {escape(alert)}", highlight=False)
         raise typer.Exit(code=EXIT_ALERT)
+    if summary.not_checked:
+        typer.echo("no monitoring threshold crossed, but not every check was made", err=True)
+        raise typer.Exit(code=EXIT_INCOMPLETE)
     typer.echo("no monitoring threshold crossed")
 
 
@@ -123,8 +132,13 @@ def _print_outcome(summary: MonitorSummary) -> None:
     drifted = ", ".join(c.label for c in summary.features if c.drifted) or "none"
     sampled = f" (a seeded sample of {summary.table_rows})" if summary.table_rows else ""
     typer.echo(f"{summary.current_rows} rows checked{sampled}; drifted features: {drifted}")
-    if summary.champion_age_days is not None:
-        typer.echo(f"champion registered {summary.champion_age_days} days ago")
+    if (age := summary.model_age) is not None:
+        if age.error:
+            typer.echo(f"not checked: the age of {age.model}: {age.error}", err=True)
+        elif age.days is None:
+            typer.echo(f"no version holds {age.model}: no age to check")
+        else:
+            typer.echo(f"{age.model} registered {age.days} days ago")
     if summary.feedback_conflicts:
         conflicts = f"{summary.feedback_conflicts} labelled row(s) later got a different label"
         typer.echo(f"feedback: {conflicts}; the first stands", err=True)

@@ -175,7 +175,11 @@ def _status(summary: MonitorSummary) -> str:
     if summary.passed:
         return '<p class="status good">no threshold crossed</p>'
     alerts = "".join(f"<li>{html.escape(alert)}</li>" for alert in summary.alerts)
-    return f'<p class="status bad">alerts:</p><ul>{alerts}</ul>'
+    status = f'<p class="status bad">alerts:</p><ul>{alerts}</ul>' if alerts else ""
+    missing = "".join(f"<li>{html.escape(reason)}</li>" for reason in summary.not_checked)
+    if missing:
+        status += f'<p class="status bad">not checked:</p><ul>{missing}</ul>'
+    return status
 
 
 def _plots(columns: list[ColumnDrift], reference: Reference, current: pd.DataFrame) -> str:

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..config import CHAMPION, Params, Settings, prediction_column
+from ..config import Params, Settings, prediction_column
 from ..core.schema import DataSchema, DataValidationError, feature_frame
 from ..io.data import read_frames, read_json, read_table, write_json, write_text
 from .feedback import CONFLICT, join_feedback
 from .html_report import render_html
 from .prediction_log import Unreadable, read_log
 from .profile import Reference, derive, load_reference
-from .report import MonitorSummary, build_summary, champion_age_alert
+from .report import ModelAge, MonitorSummary, build_summary, model_age_alert
 from .settings import MonitoringSettings
 
 LOG_SUFFIXES = (".jsonl", ".json", ".log")
 CHUNK_ROWS = 100_000  # rows of a table read at a time while sampling it
+# MLflow's answers for a registered model, version or alias that does not exist (a store
+# answers a missing alias with an invalid parameter).
+NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 
 
 class UnusableInputError(Exception):
@@ -56,8 +60,8 @@ def load_current(
     A prediction log gets its late labels from the feedback file; its unreadable lines and
     values are skipped and counted in ``unreadable``, and a feature no line has is missing. A
     table is read in chunks and, beyond ``sample`` = (rows, seed), checked on a seeded uniform
-    sample of that many rows; without predictions it is scored with ``model`` (the champion by
-    default), the sample only.
+    sample of that many rows; without predictions it is scored with ``model`` (by default the
+    model the environment serves: ``served_model``), the sample only.
     """
     target = schema.target.name
     if is_log(path):
@@ -80,9 +84,7 @@ def load_current(
     if frame.empty:
         raise ValueError("no rows to check")
     if prediction_column(schema.feature_names) not in frame.columns:
-        from ..predict import resolve_model_uri
-
-        return scored_frame(frame, schema, resolve_model_uri(model, settings.model_name)), total
+        return scored_frame(frame, schema, model or served_model(settings, monitoring)), total
     features = feature_frame(frame, schema)
     return pd.concat([features, frame.drop(columns=schema.feature_names)], axis=1), total
 
@@ -147,18 +149,54 @@ def with_derived(current: pd.DataFrame, reference: Reference, params: Params) ->
     return pd.concat([current, made[[c for c in made.columns if c in reference.derived]]], axis=1)
 
 
-def champion_age_days(settings: Settings, now: datetime | None = None) -> float | None:
-    """Days since the registry's champion version was created; ``None`` without one."""
+# A registered model's version, by alias or by number: the ones whose age the registry knows.
+REGISTERED = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))")
+
+
+def served_model(settings: Settings, monitoring: MonitoringSettings) -> str:
+    """The model this environment serves, as the service resolves it: ``SERVING_MODEL_URI``,
+    else the champion."""
+    from ..predict import resolve_model_uri
+
+    return resolve_model_uri(monitoring.served_model_uri or None, settings.model_name)
+
+
+def model_age(settings: Settings, model_uri: str, now: datetime | None = None) -> ModelAge:
+    """Days since the registry created the version ``model_uri`` names (no days when no version
+    holds its alias); the reason when the age cannot be read: a model that is not a registered
+    version, or a registry that fails (down, 5xx, 401): the drift checks stand without it."""
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from ..io import tracking
+    from ..io.tracking import connect
+    from ..redaction import redact
 
-    tracking.configure(settings)
-    version = tracking.aliased(MlflowClient(), settings.model_name, CHAMPION)
-    if version is None or version.creation_timestamp is None:
-        return None
+    named = REGISTERED.fullmatch(model_uri)
+    if named is None:
+        reason = "not a registered version (models:/<name>@<alias> or models:/<name>/<version>)"
+        return ModelAge(model=redact(model_uri), error=f"its age is unknown: {reason}")
+    name, alias, number = named["name"], named["alias"], named["version"]
+    try:
+        connect(settings)
+        client = MlflowClient()
+        version = (
+            client.get_model_version_by_alias(name, alias)
+            if alias
+            else client.get_model_version(name, number)
+        )
+    except MlflowException as error:
+        if error.error_code in NOT_FOUND:
+            return ModelAge(model=model_uri)
+        said = f"could not read it from the registry: {error}"
+        return ModelAge(model=model_uri, error=redact(said))
+    except OSError as error:  # requests' own errors, when MLflow lets one through
+        said = f"could not reach the registry: {type(error).__name__}: {error}"
+        return ModelAge(model=model_uri, error=redact(said))
+    if not version.creation_timestamp:  # a store that does not record it: no age to check
+        return ModelAge(model=model_uri)
     created = datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC)
-    return round(((now or datetime.now(UTC)) - created).total_seconds() / 86_400, 2)
+    days = ((now or datetime.now(UTC)) - created).total_seconds() / 86_400
+    return ModelAge(model=model_uri, days=round(days, 2))
 
 
 def run_monitor(
@@ -198,8 +236,8 @@ def run_monitor(
         summary.feedback_conflicts = int(current[CONFLICT].sum())
     limit = params.monitor.alert.max_champion_age_days
     if limit is not None:
-        summary.champion_age_days = champion_age_days(settings)
-        if alert := champion_age_alert(summary.champion_age_days, limit):
+        summary.model_age = model_age(settings, served_model(settings, monitoring))
+        if alert := model_age_alert(summary.model_age, limit):
             summary.alerts.append(alert)
     html_path, json_path = output_dir / "report.html", output_dir / "summary.json"
     write_text(render_html(summary, reference, current), html_path)

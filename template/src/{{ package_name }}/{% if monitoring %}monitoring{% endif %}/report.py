@@ -78,6 +78,15 @@ class CanaryComparison(BaseModel):
     arms: list[ArmQuality]
 
 
+class ModelAge(BaseModel):
+    """The age check (``monitor.alert.max_champion_age_days``) of the model the environment
+    serves: the alias or version named by ``SERVING_MODEL_URI``, else the champion."""
+
+    model: str  # the model checked, e.g. models:/<name>@production
+    days: float | None = None  # since its version was registered; None: no version holds it
+    error: str | None = None  # why the check could not be made (the registry's error, redacted)
+
+
 class MonitorSummary(BaseModel):
     generated_at: str
     current_rows: int
@@ -96,12 +105,17 @@ class MonitorSummary(BaseModel):
     alerts: list[str]
     # Labelled rows that later got a different label (the first stands): see feedback.py.
     feedback_conflicts: int = 0
-    # Days since the champion was registered (None: no champion, or not checked).
-    champion_age_days: float | None = None
+    # The age of the model this environment serves (None: no age limit in params.yaml).
+    model_age: ModelAge | None = None
+
+    @property
+    def not_checked(self) -> list[str]:
+        """Checks that could not be made, and why: neither a pass nor a breach."""
+        return [self.model_age.error] if self.model_age and self.model_age.error else []
 
     @property
     def passed(self) -> bool:
-        return not self.alerts
+        return not self.alerts and not self.not_checked
 
 
 def _data_quality(
@@ -284,12 +298,12 @@ def _alerts(
     return alerts
 
 
-def champion_age_alert(age_days: float | None, limit: float | None) -> str | None:
-    """An alert when the champion is older than ``limit`` days: data moves on, and a model
+def model_age_alert(age: ModelAge, limit: float | None) -> str | None:
+    """An alert when the served model is older than ``limit`` days: data moves on, and a model
     retrained only on drift can serve for years on a world that changed slowly."""
-    if age_days is None or limit is None or age_days <= limit:
+    if age.days is None or limit is None or age.days <= limit:
         return None
-    return f"the champion is {age_days:.0f} days old (allowed {limit:g}): retrain on recent data"
+    return f"{age.model} is {age.days:.0f} days old (allowed {limit:g}): retrain on recent data"
 
 
 def _canary_alerts(canary: CanaryComparison, max_drop: float) -> list[str]:

@@ -50,6 +50,9 @@ class MonitoringSettings(ProjectSettings):
     # that falls behind fills the queue, and then drops and counts). 0: the workers' priority.
     writer_nice: int = Field(default=10, ge=0, le=19)
     report_dir: Path = Path("reports/monitoring")
+    # The model this environment serves: the service's own setting, read under its name (each
+    # overlay sets it), so `monitor` scores and ages what the service loads. Empty: the champion.
+    served_model_uri: str = Field("", validation_alias="SERVING_MODEL_URI")
 
     @model_validator(mode="after")
     def _in_project(self) -> Self:
