@@ -319,7 +319,8 @@ def explain(
     else:
         with output_file(output) as partial:
             table.to_csv(partial, index=False)
-        method = table.iloc[0, ADDED_COLUMNS.index("method")]  # named model_method beside a feature
+        # By position: the column is model_method beside a feature named method.
+        method = str(table.iloc[0, ADDED_COLUMNS.index("method")])
         typer.echo(f"wrote {len(table)} explained rows to {output} ({method})")
 
 

@@ -285,7 +285,7 @@ def contributions(model: Any, rows: pd.DataFrame, background: pd.DataFrame) -> p
     output, values = shap_result or ablation_contributions(model, rows, background)
     # + 0.0 turns the -0.0 that rounding leaves into 0.0
     table = values.round(6).reset_index(drop=True) + 0.0
-    added = (np.asarray(model.predict(rows)), output.round(6), method)
+    added: tuple[Any, ...] = (np.asarray(model.predict(rows)), output.round(6), method)
     for position, (name, value) in enumerate(zip(ADDED_COLUMNS, added, strict=True)):
         table.insert(position, prediction_column(table.columns, name), value)
     return table
