@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,9 @@ def stub_path(tmp_path: Path) -> tuple[dict[str, str], Path]:
     stub.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PATH"] = f"{tmp_path / 'bin'}:{env['PATH']}"
+    # The project's settings are asked for real: its package from the scripts' folder, the
+    # project root, with this interpreter's pydantic-settings.
+    env["PYTHONPATH"] = "src"
     return env, record
 
 
@@ -80,8 +84,38 @@ def test_pipeline_read_only_reads_the_servers_registry_and_logs_locally(
     )  # fmt: skip
 
     assert seen.get("MLFLOW_REGISTRY_URI") == server, seen
-    assert "MLFLOW_TRACKING_URI" not in seen, "runs of a read-only run must stay on the runner"
+    # exported, so that neither the project's .env nor its default can name a server
+    tracking = seen.get("MLFLOW_TRACKING_URI")
+    assert tracking == "sqlite:///mlflow.db", (
+        f"runs of a read-only run must stay on the runner: {tracking}"
+    )
     assert seen.get("REGISTRY_READ_ONLY") == "true", seen
+
+
+def test_pipeline_read_only_keeps_runs_local_with_the_server_in_the_project_s_env(
+    github: Path, tmp_path: Path
+) -> None:
+    # given a developer's .env naming the team's server (as the project's commands read it)
+    server = "https://mlflow.example.test"
+    project = tmp_path / "project"
+    shutil.copytree(github, project)
+    (project / ".env").write_text(f"MLFLOW_TRACKING_URI={server}\n", encoding="utf-8")
+
+    # when the pipeline runs read-only, nothing exported but REGISTRY_READ_ONLY
+    out, seen = pipeline_env(project, tmp_path, REGISTRY_READ_ONLY="true")
+
+    # then the gate reads the server's registry and the stages log to this machine
+    assert "no tracking server" not in out, out
+    assert seen.get("MLFLOW_REGISTRY_URI") == server, seen
+    assert seen.get("REGISTRY_READ_ONLY") == "true", seen
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    settings = subprocess.run(
+        [sys.executable, "-c", "from my_ml_project.config import get_settings; s = get_settings()"
+         "; print(s.mlflow_tracking_uri, s.mlflow_registry_uri, s.registry_read_only)"],
+        cwd=project, env={**environment, "PYTHONPATH": "src", **seen},
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert settings == [f"sqlite:///{project / 'mlflow.db'}", server, "True"], settings
 
 
 def test_pipeline_with_write_credentials_logs_to_the_server(github: Path, tmp_path: Path) -> None:

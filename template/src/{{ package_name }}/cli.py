@@ -276,7 +276,7 @@ def explain(
 ) -> None:
     """Each row's per-feature contributions to its prediction (docs: explanations)."""
     from .config import get_settings, load_params
-    from .core.explain import bounded_sample, contributions
+    from .core.explain import ADDED_COLUMNS, bounded_sample, contributions
     from .core.schema import DataValidationError, feature_frame, load_schema
     from .io.data import output_file, read_table
     from .io.model_loader import (
@@ -318,7 +318,9 @@ def explain(
     else:
         with output_file(output) as partial:
             table.to_csv(partial, index=False)
-        typer.echo(f"wrote {len(table)} explained rows to {output} ({table['method'].iloc[0]})")
+        # By position: the column is model_method beside a feature named method.
+        method = str(table.iloc[0, ADDED_COLUMNS.index("method")])
+        typer.echo(f"wrote {len(table)} explained rows to {output} ({method})")
 
 
 @app.command("model-extra", hidden=True)

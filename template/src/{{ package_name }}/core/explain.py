@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import Task
+from ..config import Task, prediction_column
 from .metrics import (
     GREATER_IS_BETTER,
     SCORING_BLOCK_ROWS,
@@ -39,6 +39,9 @@ IMPORTANCE_REPEATS = 5
 THREADED_IMPORTANCE_ROWS = 1_000
 # Rows scored per model call by the model-agnostic method (input rows x background rows).
 ABLATION_BATCH_ROWS = 20_000
+# The columns contributions() puts before the features', in order. A feature of the same name
+# keeps it and the added column is model_-prefixed, as in predict's output (config.MODEL_PREFIX).
+ADDED_COLUMNS = ("prediction", "output", "method")
 ABLATION = "ablation: output change vs background rows"
 TREE_SHAP = "shap.TreeExplainer: Shapley values of the raw output"
 # Estimators SHAP's TreeExplainer reads (core/models.py's names).
@@ -275,13 +278,14 @@ def tree_contributions(model: Any, rows: pd.DataFrame) -> tuple[np.ndarray, pd.D
 
 
 def contributions(model: Any, rows: pd.DataFrame, background: pd.DataFrame) -> pd.DataFrame:
-    """Each row's per-column contributions, its prediction, the output explained and how."""
+    """Each row's per-column contributions after its prediction, the output explained and how
+    (``ADDED_COLUMNS``, each ``model_``-prefixed where a column of ``rows`` has its name)."""
     shap_result = tree_contributions(model, rows)
     method = ABLATION if shap_result is None else TREE_SHAP
     output, values = shap_result or ablation_contributions(model, rows, background)
     # + 0.0 turns the -0.0 that rounding leaves into 0.0
     table = values.round(6).reset_index(drop=True) + 0.0
-    table.insert(0, "prediction", np.asarray(model.predict(rows)))
-    table.insert(1, "output", output.round(6))
-    table.insert(2, "method", method)
+    added: tuple[Any, ...] = (np.asarray(model.predict(rows)), output.round(6), method)
+    for position, (name, value) in enumerate(zip(ADDED_COLUMNS, added, strict=True)):
+        table.insert(position, prediction_column(table.columns, name), value)
     return table
