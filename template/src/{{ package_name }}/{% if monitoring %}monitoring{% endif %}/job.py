@@ -21,6 +21,9 @@ from .settings import MonitoringSettings
 
 LOG_SUFFIXES = (".jsonl", ".json", ".log")
 CHUNK_ROWS = 100_000  # rows of a table read at a time while sampling it
+# MLflow's answers for a registered model, version or alias that does not exist (a store
+# answers a missing alias with an invalid parameter).
+NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 
 
 class UnusableInputError(Exception):
@@ -165,7 +168,7 @@ def model_age(settings: Settings, model_uri: str, now: datetime | None = None) -
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from ..io.tracking import NOT_FOUND, connect
+    from ..io.tracking import connect
     from ..redaction import redact
 
     named = REGISTERED.fullmatch(model_uri)
