@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ..config import LIBRARY_KINDS, get_settings, mlflow_client_variables
+from ..redaction import install_log_redaction
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from ..config import Settings
     from ..core.schema import ColumnType, DataSchema
 
 logger = logging.getLogger(__name__)
@@ -88,6 +90,21 @@ class ModelFolder:
     version: str | None
 
 
+def connect(settings: Settings) -> None:
+    """Point MLflow at the tracking store and the model registry from settings (here, not in
+    ``io/tracking.py``, which imports this module and takes it from here)."""
+    import mlflow
+
+    install_log_redaction()  # MLflow's loggers have a handler of their own
+    # Credentials kept in the project's .env: MLflow reads only the environment, and there
+    # redaction masks them as it masks exported ones.
+    os.environ.update(mlflow_client_variables())
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    # Set even when empty (the tracking store's registry): MLflow would read
+    # MLFLOW_REGISTRY_URI itself, a relative SQLite file from the working directory.
+    mlflow.set_registry_uri(settings.mlflow_registry_uri)
+
+
 def fetch_model(uri: str) -> ModelFolder:
     """A local folder as is, or an MLflow URI downloaded (``models:/name@alias`` resolved to
     its version through the registry first)."""
@@ -99,12 +116,8 @@ def fetch_model(uri: str) -> ModelFolder:
     import mlflow.artifacts
     from mlflow.tracking import MlflowClient
 
-    # The project's one tracking server and registry, for the lookups inside MLflow too (as
-    # tracking.connect sets them; that module imports this one).
-    settings = get_settings()
-    os.environ.update(mlflow_client_variables())  # the credentials in .env, as connect does
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_registry_uri)
+    # The project's one tracking server and registry, for the lookups inside MLflow too.
+    connect(get_settings())
     version = None
     name, at, alias = uri.removeprefix("models:/").partition("@")
     if uri.startswith("models:/") and at:

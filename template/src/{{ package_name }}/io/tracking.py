@@ -12,25 +12,13 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from ..config import CHAMPION, Settings, mlflow_client_variables, project_root
-from ..redaction import install_log_redaction
+from ..config import CHAMPION, Settings, project_root
+from .model_loader import connect
 
 # Pinned from the running environment: MLflow would infer them by loading the model again.
 RUNTIME_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "skops")
 # Optional installs (the lightgbm and xgboost extras): pinned where installed.
 LIBRARY_PACKAGES = ("lightgbm", "xgboost", "xgboost-cpu")
-
-
-def connect(settings: Settings) -> None:
-    """Point MLflow at the tracking store and the model registry from settings."""
-    install_log_redaction()  # MLflow's loggers have a handler of their own
-    # Credentials kept in the project's .env: MLflow reads only the environment, and there
-    # redaction masks them as it masks exported ones.
-    os.environ.update(mlflow_client_variables())
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    # Set even when empty (the tracking store's registry): MLflow would read
-    # MLFLOW_REGISTRY_URI itself, a relative SQLite file from the working directory.
-    mlflow.set_registry_uri(settings.mlflow_registry_uri)
 
 
 def configure(settings: Settings) -> None:

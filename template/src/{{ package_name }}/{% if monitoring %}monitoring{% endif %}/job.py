@@ -168,7 +168,7 @@ def model_age(settings: Settings, model_uri: str, now: datetime | None = None) -
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from ..io.tracking import connect
+    from ..io.model_loader import connect
     from ..redaction import redact
 
     named = REGISTERED.fullmatch(model_uri)

@@ -80,8 +80,7 @@ def export_command(
     from mlflow.exceptions import MlflowException
 
     from ..config import CHAMPION, get_settings, in_project
-    from ..io.model_loader import UnsafeModelError
-    from ..io.tracking import connect
+    from ..io.model_loader import UnsafeModelError, connect
     from ..redaction import redact
     from .export import export_model
 

@@ -112,7 +112,7 @@ def _load(uri: str, serving: ServingSettings) -> LoadedModel:
 
 def load_primary(serving: ServingSettings) -> ModelHolder:
     """Load the configured model (the champion by default); on failure, keep the reason."""
-    from ..io.tracking import connect
+    from ..io.model_loader import connect
 
     project = get_settings()
     connect(project)
