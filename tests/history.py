@@ -2,7 +2,8 @@
 
 ``RECORDED`` is the one list of template versions that the update and migration tests start
 from. Each entry is a commit of this repository, with what a project generated from it looks
-like. Add a release tag (or a commit) here when a release changes what users have.
+like. Add a release tag (or a commit) here when a release changes what users have, with its
+update test, ``test_update_from_<version>.py`` (``test_update.py`` checks that each has one).
 
 ``template_clone`` makes a throwaway clone in which the working tree (HEAD plus uncommitted
 changes, as ``helpers.render`` sees it) is one more commit, tagged with the version the

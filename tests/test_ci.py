@@ -1181,6 +1181,7 @@ def test_ci_pipeline_stops_with_a_clear_error_when_dvc_data_is_unreachable(
 
 
 @pytest.mark.slow
+@pytest.mark.long(minutes=2)
 def test_pre_commit_passes_and_ci_scripts_report_on_a_fresh_project(tmp_path: Path) -> None:
     """A fresh render of its own: hooks may rewrite files and the scripts commit, which the
     shared fixtures must not see. Hooks come from the project's venv or PyPI only (no git

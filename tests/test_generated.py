@@ -36,6 +36,7 @@ def test_pipeline_registers_a_champion_that_beats_the_baseline(project: Path) ->
     assert metrics(project)["gain_over_baseline"] > 0.2, metrics(project)
 
 
+@pytest.mark.long(minutes=4)
 def test_generated_tests_pass(project: Path) -> None:
     result = run(["make", "test"], project)
 
@@ -209,6 +210,7 @@ def test_setup_stops_on_an_invalid_params_yaml_with_the_reason(
     assert "Traceback" not in result.stderr, result.stderr
 
 
+@pytest.mark.long(minutes=4)
 def test_regression_project_runs_end_to_end_and_reproducibly(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from .helpers import TEMPLATE_ROOT, project_env
-from .history import RECORDED, git, template_clone
+from .history import RECORDED, git
 
 
 def load_hook(name: str) -> ModuleType:
@@ -87,12 +87,6 @@ def test_script_without_an_answers_file_does_nothing(tmp_path: Path) -> None:
 
     assert migrate_rename_answer.main(["--answers-file", str(missing), "a", "b"]) == 0
     assert not missing.exists()
-
-
-@pytest.fixture(scope="module")
-def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This template's history plus the working tree, tagged with the next release."""
-    return template_clone(tmp_path_factory.mktemp("template") / "copier-mlops")
 
 
 # The generated template-update workflow runs `copier update --skip-answered`; people run it

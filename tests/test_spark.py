@@ -55,6 +55,7 @@ GENERATED_SPARK_TESTS = [
 
 
 @pytest.mark.slow
+@pytest.mark.long(minutes=1.5)
 def test_generated_spark_tests_run_and_pass(spark_project: Path) -> None:
     # when the project's own Spark tests run with the extra installed
     result = run(

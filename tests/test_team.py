@@ -332,7 +332,6 @@ def test_credentials_in_the_project_env_file_reach_the_server(
     assert tracking.users["trainer"] not in output, "the password reached the output"
 
 
-
 @pytest.fixture(scope="module")
 def first_run(project: Path, tracking: Tracking) -> dict[str, Any]:
     """The pipeline, logged and registered on the server by a user who is not an admin."""

@@ -1,11 +1,12 @@
 """``copier update`` from older versions of this template, and ``copier copy`` into a repository
 that was not generated from it (adoption).
 
-The slow update test plays a maintainer whose project was generated from a recorded older
+The slow update tests play a maintainer whose project was generated from a recorded older
 version (``history.RECORDED``), who then made the usual edits (``USER EDITS`` below), and who
-updates to this working tree. It checks that every edit survives, that the template's changes
-arrive, that a conflict is reported and refused by pre-commit, and that the updated project
-still passes ``make pipeline`` and ``make test``.
+updates to this working tree: ``test_update_from_<version>.py`` is that test for one version, a
+file each so that CI's two workers can share them. Each checks that every edit survives, that
+the template's changes arrive, that a conflict is reported and refused by pre-commit, and that
+the updated project still passes ``make pipeline`` and ``make test``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 import yaml
 
 from .helpers import DATA, PACKAGE, TEMPLATE_ROOT, project_env, render, run
-from .history import RECORDED, git, template_clone
+from .history import RECORDED, git
 
 USER = ["-c", "user.name=Maintainer", "-c", "user.email=maintainer@example.com"]
 MARK = "edited by the maintainer"
@@ -195,12 +196,6 @@ def pick_conflict(old: Path, new: Path) -> tuple[str, str] | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This template's history plus the working tree, tagged with the next release."""
-    return template_clone(tmp_path_factory.mktemp("template") / "copier-mlops")
-
-
 def render_version(template: Path, ref: str, dest: Path, data: dict[str, str]) -> Path:
     copier.run_copy(
         str(template), str(dest), data=data, defaults=True, unsafe=True, quiet=True,
@@ -217,11 +212,18 @@ OLD_ANSWERS = {
 }
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("version", list(RECORDED))
-def test_update_from_an_older_version_keeps_user_edits(
-    version: str, template_repo: Path, tmp_path: Path
-) -> None:
+def test_every_recorded_version_has_an_update_test() -> None:
+    """Each version's update test is a file of its own, so that CI's two workers share them."""
+    files = {path.name for path in Path(__file__).parent.glob("test_update_from_*.py")}
+    assert files == {update_test_file(version) for version in RECORDED}, files
+
+
+def update_test_file(version: str) -> str:
+    return f"test_update_from_{re.sub(r'[^a-z0-9]', '_', version)}.py"
+
+
+def update_keeps_user_edits(version: str, template_repo: Path, tmp_path: Path) -> None:
+    """The update test of one recorded version (see the module's docstring)."""
     recorded = RECORDED[version]
     answers = OLD_ANSWERS[version]
     project = tmp_path / "project"
