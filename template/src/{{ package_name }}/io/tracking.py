@@ -120,13 +120,32 @@ def _number(text: str) -> bool:
     return True
 
 
+# MLflow's answers for a registered model, version or alias that does not exist (a store
+# answers a missing alias with an invalid parameter).
+NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+
+
 def aliased(client: MlflowClient, model_name: str, alias: str) -> ModelVersion | None:
-    """The version holding ``alias``, or ``None`` when none does."""
+    """The version holding ``alias``, or ``None`` when none does.
+
+    A registry that fails (down, 5xx, credentials refused) raises: read as "none", the gate
+    would pass a candidate with nothing to beat. MLflow's basic-auth server answers the alias
+    of a model it does not hold with 403, not "does not exist", so any other error is checked
+    with a search by name, which it answers with the models the user may read.
+    """
     try:
         version: ModelVersion = client.get_model_version_by_alias(model_name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        if error.error_code in NOT_FOUND or not holds_model(client, model_name):
+            return None
+        raise
     return version
+
+
+def holds_model(client: MlflowClient, model_name: str) -> bool:
+    """Whether the registry holds a model named ``model_name`` that this user may read."""
+    found = client.search_registered_models(filter_string=f"name = '{model_name}'", max_results=1)
+    return bool(found)
 
 
 def get_champion(client: MlflowClient, model_name: str, alias: str = CHAMPION) -> Champion | None:

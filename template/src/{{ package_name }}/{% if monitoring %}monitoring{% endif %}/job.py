@@ -21,9 +21,6 @@ from .settings import MonitoringSettings
 
 LOG_SUFFIXES = (".jsonl", ".json", ".log")
 CHUNK_ROWS = 100_000  # rows of a table read at a time while sampling it
-# MLflow's answers for a registered model, version or alias that does not exist (a store
-# answers a missing alias with an invalid parameter).
-NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 
 
 class UnusableInputError(Exception):
@@ -169,6 +166,7 @@ def model_age(settings: Settings, model_uri: str, now: datetime | None = None) -
     from mlflow.tracking import MlflowClient
 
     from ..io.model_loader import connect
+    from ..io.tracking import NOT_FOUND, aliased
     from ..redaction import redact
 
     named = REGISTERED.fullmatch(model_uri)
@@ -179,11 +177,7 @@ def model_age(settings: Settings, model_uri: str, now: datetime | None = None) -
     try:
         connect(settings)
         client = MlflowClient()
-        version = (
-            client.get_model_version_by_alias(name, alias)
-            if alias
-            else client.get_model_version(name, number)
-        )
+        version = aliased(client, name, alias) if alias else client.get_model_version(name, number)
     except MlflowException as error:
         if error.error_code in NOT_FOUND:
             return ModelAge(model=model_uri)
@@ -192,7 +186,7 @@ def model_age(settings: Settings, model_uri: str, now: datetime | None = None) -
     except OSError as error:  # requests' own errors, when MLflow lets one through
         said = f"could not reach the registry: {type(error).__name__}: {error}"
         return ModelAge(model=model_uri, error=redact(said))
-    if not version.creation_timestamp:  # a store that does not record it: no age to check
+    if version is None or not version.creation_timestamp:  # no version, or no date: no age
         return ModelAge(model=model_uri)
     created = datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC)
     days = ((now or datetime.now(UTC)) - created).total_seconds() / 86_400
