@@ -837,45 +837,101 @@ def test_gitlab_promotion_is_manual_on_the_default_branch_in_the_environment(
 FAKE_KUBE = """\
 #!/usr/bin/env bash
 echo "$(basename "$0") $* (in ${PWD##*/})" >>"$KUBE_LOG"
+if [[ "$(basename "$0") ${1:-}" == "kubectl get" ]]; then
+  # The running Deployment's image (RUNNING_IMAGE), else what kubectl answers without one.
+  if [[ -n "${RUNNING_IMAGE:-}" ]]; then printf '%s' "$RUNNING_IMAGE" && exit 0; fi
+  if [[ " $* " == *" --ignore-not-found "* ]]; then exit 0; fi
+  echo "Error from server (NotFound): deployments.apps \\"$3\\" not found" >&2
+  exit 1
+fi
 """
+
+
+class Deploy:
+    """ci/deploy.sh run in ``root`` with kubectl and kustomize stand-ins that log their calls."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.script = TEMPLATE_ROOT / "template" / "{% if ci != 'none' %}ci{% endif %}"
+        self.script = self.script / "{% if serving %}deploy.sh{% endif %}"
+        overlay = root / "deploy" / "k8s" / "overlays" / "production"
+        overlay.mkdir(parents=True)
+        (overlay / "kustomization.yaml").write_text("resources: [../../base]\n")
+        bin_dir = root / "bin"
+        bin_dir.mkdir()
+        for name in ("kubectl", "kustomize"):
+            (bin_dir / name).write_text(FAKE_KUBE)
+            (bin_dir / name).chmod(0o755)
+        self.log = root / "kube.log"
+        self.env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "KUBE_LOG": str(self.log)}
+
+    def __call__(self, *args: str, running: str = "") -> subprocess.CompletedProcess[str]:
+        self.log.unlink(missing_ok=True)
+        return subprocess.run(
+            [str(self.script), *args],
+            cwd=self.root,
+            env={**self.env, "RUNNING_IMAGE": running},
+            capture_output=True,
+            text=True,
+        )
+
+    def calls(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+    def applied(self, image: str) -> list[str]:
+        """The calls that set ``image``, apply the production overlay and roll the pods."""
+        here = self.root.name
+        return [
+            f"kustomize edit set image churn={image} (in production)",
+            f"kubectl apply -k deploy/k8s/overlays/production (in {here})",
+            f"kubectl rollout restart deployment/churn --namespace churn-production (in {here})",
+            f"kubectl rollout status deployment/churn --namespace churn-production --timeout 10m "
+            f"(in {here})",
+        ]
 
 
 def test_deploy_script_sets_the_image_applies_the_overlay_and_rolls_the_pods(
     tmp_path: Path,
 ) -> None:
     """kubectl and kustomize are stand-ins that record their calls: no cluster runs here."""
-    script = TEMPLATE_ROOT / "template" / "{% if ci != 'none' %}ci{% endif %}"
-    script = script / "{% if serving %}deploy.sh{% endif %}"
-    overlay = tmp_path / "deploy" / "k8s" / "overlays" / "production"
-    overlay.mkdir(parents=True)
-    (overlay / "kustomization.yaml").write_text("resources: [../../base]\n")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name in ("kubectl", "kustomize"):
-        (bin_dir / name).write_text(FAKE_KUBE)
-        (bin_dir / name).chmod(0o755)
-    log = tmp_path / "kube.log"
-    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "KUBE_LOG": str(log)}
+    deploy = Deploy(tmp_path)
 
-    def deploy(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(script), *args], cwd=tmp_path, env=env, capture_output=True, text=True
-        )
-
-    result = deploy("production", "churn", "ghcr.io/team/churn:v2")
+    result = deploy("production", "churn", "ghcr.io/team/churn:v2", running="ghcr.io/team/churn:v1")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert log.read_text().splitlines() == [
-        "kustomize edit set image churn=ghcr.io/team/churn:v2 (in production)",
-        f"kubectl apply -k deploy/k8s/overlays/production (in {tmp_path.name})",
-        f"kubectl rollout restart deployment/churn --namespace churn-production "
-        f"(in {tmp_path.name})",
-        f"kubectl rollout status deployment/churn --namespace churn-production --timeout 10m "
-        f"(in {tmp_path.name})",
-    ]
-    log.unlink()
+    assert deploy.calls() == deploy.applied("ghcr.io/team/churn:v2"), "the image given wins"
     assert deploy("qa", "churn").returncode == 2, "an environment without an overlay"
-    assert not log.exists(), "nothing applied"
+    assert deploy.calls() == [], "nothing applied"
+
+
+def test_deploy_script_without_an_image_keeps_the_running_one_or_refuses_a_first_deploy(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A promote or rollback moves only the alias: the overlay's placeholder image must not ship."""
+    base = (
+        rendered("github-serving=True-monitoring=True", tmp_path_factory).path / "deploy/k8s/base"
+    )
+    containers = yaml.safe_load((base / "deployment.yaml").read_text())["spec"]["template"]["spec"]
+    assert [c["name"] for c in containers["containers"]] == ["api"], "the container deploy.sh reads"
+    deploy = Deploy(tmp_path)
+    read_image = (
+        "kubectl get deployment churn --namespace churn-production --ignore-not-found "
+        """-o jsonpath={.spec.template.spec.containers[?(@.name=="api")].image} """
+        f"(in {tmp_path.name})"
+    )
+
+    result = deploy("production", "churn", running="ghcr.io/team/churn:v1")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert deploy.calls() == [read_image, *deploy.applied("ghcr.io/team/churn:v1")], (
+        "the overlay's image is set to the running one before anything is applied"
+    )
+
+    result = deploy("production", "churn")
+
+    assert result.returncode == 2, "a first deploy without an image: " + result.stdout
+    assert deploy.calls() == [read_image], "nothing set, applied or rolled"
+    assert "A first deploy needs the image: ci/deploy.sh production churn IMAGE" in result.stderr
 
 
 # ---------------------------------------------------------------- proposing a change
