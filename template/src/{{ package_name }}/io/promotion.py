@@ -85,8 +85,8 @@ def path_reasons(version: ModelVersion, environment: str) -> list[str]:
         return []
     if f"{staging}.at" not in version.tags:
         return [f"version {version.version} was never promoted to {staging}"]
-    left = version.tags.get(f"{staging}.{ROLLED_BACK}.reason")
-    if left is not None:
+    if f"{staging}.{ROLLED_BACK}.at" in version.tags:
+        left = version.tags.get(f"{staging}.{ROLLED_BACK}.reason", "")
         return [f"version {version.version} was rolled back from {staging}: {left}"]
     return []
 
@@ -94,15 +94,42 @@ def path_reasons(version: ModelVersion, environment: str) -> list[str]:
 def move(
     client: MlflowClient, model_name: str, environment: str, version: str, audit: Audit
 ) -> None:
-    """Give ``environment``'s alias to ``version``, recording ``audit`` on the version."""
+    """Give ``environment``'s alias to ``version``, then record ``audit`` on it."""
     alias = ENVIRONMENTS[environment]
-    for key, value in audit.tags(alias).items():
-        client.set_model_version_tag(model_name, version, key, value)
+    before = aliased(client, model_name, alias)
+    client.set_registered_model_alias(model_name, alias, version)
+    record(client, model_name, version, audit.tags(alias), (alias, before))
     # Promoted again after a rollback: it is a candidate for later rollbacks once more.
     for key in client.get_model_version(model_name, version).tags:
         if key.startswith(f"{alias}.{ROLLED_BACK}."):
             client.delete_model_version_tag(model_name, version, key)
-    client.set_registered_model_alias(model_name, alias, version)
+
+
+def record(
+    client: MlflowClient,
+    model_name: str,
+    version: str,
+    tags: dict[str, str],
+    moved: tuple[str, ModelVersion | None],
+) -> None:
+    """Write an audit's ``tags`` on ``version`` once its alias moved, the ``.at`` tag last; if
+    they cannot be written, give the alias back to its holder before (``moved``).
+
+    So the tags say a version held an alias only once it did (production takes only a version
+    that staging held, a rollback goes back to a version that held the alias): a move that
+    fails leaves no ``.at`` of its own.
+    """
+    alias, before = moved
+    last = [key for key in tags if key.endswith(".at")]
+    try:
+        for key in [key for key in tags if key not in last] + last:
+            client.set_model_version_tag(model_name, version, key, tags[key])
+    except MlflowException:
+        if before is None:
+            client.delete_registered_model_alias(model_name, alias)
+        else:
+            client.set_registered_model_alias(model_name, alias, str(before.version))
+        raise
 
 
 def previous(client: MlflowClient, model_name: str, alias: str, current: str) -> str:
@@ -127,7 +154,7 @@ def roll_back(client: MlflowClient, model_name: str, environment: str, audit: Au
     if current is None:
         raise LookupError(f"{model_name} has no {alias} version to roll back from")
     target = previous(client, model_name, alias, str(current.version))
-    for key, value in audit.tags(f"{alias}.{ROLLED_BACK}").items():
-        client.set_model_version_tag(model_name, str(current.version), key, value)
     client.set_registered_model_alias(model_name, alias, target)
+    left = audit.tags(f"{alias}.{ROLLED_BACK}")
+    record(client, model_name, str(current.version), left, (alias, current))
     return target
