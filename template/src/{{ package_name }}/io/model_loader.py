@@ -9,6 +9,7 @@ file holds the pipeline; the format must be skops and the trusted types are
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -61,6 +62,8 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
 )
 SKOPS = "skops"
 MLMODEL = "MLmodel"
+# Written by `export-model` next to the MLflow model files: which registered version it is.
+EXPORT_METADATA = "registered_model.json"
 
 
 class ModelLoadError(ValueError):
@@ -130,6 +133,21 @@ def fetch_model(uri: str) -> ModelFolder:
         version = "run:" + uri.removeprefix("runs:/").partition("/")[0]
     path = mlflow.artifacts.download_artifacts(artifact_uri=uri)
     return ModelFolder(Path(path), uri, version)
+
+
+def exported_version(folder: Path) -> tuple[str, str] | None:
+    """The registered model's name and version that ``export-model`` copied into ``folder``
+    (its :data:`EXPORT_METADATA` file), or ``None`` for a folder without that file."""
+    metadata = folder / EXPORT_METADATA
+    if not metadata.is_file():
+        return None
+    try:
+        written = json.loads(metadata.read_text(encoding="utf-8"))
+        return str(written["name"]), str(written["version"])
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        raise ModelLoadError(
+            f"{metadata}: names no registered version ({type(error).__name__})"
+        ) from None
 
 
 @contextmanager

@@ -159,6 +159,28 @@ def served_model(settings: Settings, monitoring: MonitoringSettings) -> str:
 
 
 def model_age(settings: Settings, model_uri: str, now: datetime | None = None) -> ModelAge:
+    """The age of the model ``model_uri`` names (:func:`registered_age`). A local folder is
+    aged as the registered version ``export-model`` copied into it (what the image serves), as
+    its ``registered_model.json`` names it; any other folder has no age the registry knows."""
+    from ..io.model_loader import EXPORT_METADATA, ModelLoadError, exported_version
+
+    if "://" in model_uri or model_uri.startswith("models:/"):
+        return registered_age(settings, model_uri, now)
+    try:
+        exported = exported_version(Path(model_uri))
+    except ModelLoadError as error:
+        return ModelAge(model=model_uri, error=f"its age is unknown: {error}")
+    if exported is None:
+        reason = f"a folder without {EXPORT_METADATA} (export-model's record of its version)"
+        if not Path(model_uri).is_dir():
+            reason = "not a registered version (models:/<name>@<alias> or models:/<name>/<version>)"
+        return ModelAge(model=model_uri, error=f"its age is unknown: {reason}")
+    registered = "models:/{}/{}".format(*exported)
+    age = registered_age(settings, registered, now)
+    return age.model_copy(update={"model": f"{model_uri} (a copy of {registered})"})
+
+
+def registered_age(settings: Settings, model_uri: str, now: datetime | None = None) -> ModelAge:
     """Days since the registry created the version ``model_uri`` names (no days when no version
     holds its alias); the reason when the age cannot be read: a model that is not a registered
     version, or a registry that fails (down, 5xx, 401): the drift checks stand without it."""

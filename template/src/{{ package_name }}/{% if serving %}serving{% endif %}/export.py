@@ -7,8 +7,7 @@ from pathlib import Path
 import msgspec
 
 from ..io.data import output_folder
-from ..io.model_loader import ModelFolder, check_model
-from .model import EXPORT_METADATA
+from ..io.model_loader import EXPORT_METADATA, ModelFolder, check_model
 
 
 def export_model(model_name: str, alias: str, output: Path) -> str:

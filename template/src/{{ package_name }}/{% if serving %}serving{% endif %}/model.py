@@ -8,16 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import numpy as np
 
 from ..engine import CompiledPipeline, NotCompilableError, Row, compile_pipeline
 from .contract import MAX_FIELD_BYTES, Contract, features_from_signature
 
 logger = logging.getLogger(__name__)
-
-# Written by `export-model` next to the MLflow model files: which registered version it is.
-EXPORT_METADATA = "registered_model.json"
 
 
 class ModelUnavailableError(RuntimeError):
@@ -66,10 +62,10 @@ def library_of(model: Any) -> str:
 
 
 def _folder_version(folder: Path) -> str:
-    metadata = folder / EXPORT_METADATA
-    if metadata.is_file():
-        return str(msgspec.json.decode(metadata.read_bytes())["version"])
-    return f"local:{folder.name}"
+    from ..io.model_loader import exported_version
+
+    exported = exported_version(folder)
+    return exported[1] if exported else f"local:{folder.name}"
 
 
 def compile_checked(pipeline: Any, contract: Contract) -> CompiledPipeline | None:
