@@ -13,6 +13,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -31,6 +32,7 @@ from .core.schema import DataSchema, DataValidationError, check_columns, feature
 from .io.data import (
     ChunkTypesError,
     csv_chunks,
+    csv_writer,
     is_parquet,
     output_file,
     parquet_writer,
@@ -391,21 +393,17 @@ def write_tables(tables: Iterator[pa.Table], output: Path) -> Iterator[int]:
     """Write ``tables`` into ``output`` (Parquet, or CSV by its suffix) with the first one's
     types, yielding the rows of each; renamed into place once complete, nothing left of it
     when ``tables`` raises. A CSV file spells booleans as pandas does."""
-    with output_file(output) as partial_output:
+    with output_file(output) as partial_output, ExitStack() as closing:
         writer: Any = None
         first: pa.Schema | None = None  # the first table's types (a CSV writer does not keep them)
-        try:
-            for scored in tables:
-                columns = scored.columns
-                if not is_parquet(output):
-                    columns = [spelt_as_pandas(column) for column in columns]
-                table = pa.table(columns, scored.column_names)
-                if first is None:
-                    open_writer = parquet_writer if is_parquet(output) else pacsv.CSVWriter
-                    first = table.schema
-                    writer = open_writer(str(partial_output), first)
-                writer.write_table(table.cast(first))
-                yield table.num_rows
-        finally:
-            if writer is not None:
-                writer.close()
+        for scored in tables:
+            columns = scored.columns
+            if not is_parquet(output):
+                columns = [spelt_as_pandas(column) for column in columns]
+            table = pa.table(columns, scored.column_names)
+            if first is None:
+                open_writer = parquet_writer if is_parquet(output) else csv_writer
+                first = table.schema
+                writer = closing.enter_context(open_writer(partial_output, first))
+            writer.write_table(table.cast(first))
+            yield table.num_rows

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+    import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
 
@@ -149,6 +151,33 @@ def parquet_writer(path: Path | str, schema: pa.Schema) -> pq.ParquetWriter:
 
     by_dictionary = [field.name for field in schema if not pa.types.is_floating(field.type)]
     return pq.ParquetWriter(path, schema, use_dictionary=by_dictionary)
+
+
+# A CSV field holding one of these is quoted (RFC 4180).
+NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+
+
+def csv_header(names: Iterable[str]) -> bytes:
+    """``names`` as a CSV header line: a name quoted only where CSV requires it (it holds a
+    comma, a quote or a line break; RFC 4180), its quotes doubled."""
+    cells = [
+        '"' + name.replace('"', '""') + '"' if NEEDS_QUOTES.search(name) else name for name in names
+    ]
+    return (",".join(cells) + "\n").encode()
+
+
+@contextmanager
+def csv_writer(path: Path, schema: pa.Schema) -> Iterator[pacsv.CSVWriter]:
+    """Arrow's CSV writer into ``path``, after :func:`csv_header`'s header: Arrow's own quotes
+    every name (as it quotes every text value), where scoring a CSV input keeps its header."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    no_header = pacsv.WriteOptions(include_header=False)
+    with pa.OSFile(str(path), "wb") as sink:
+        sink.write(csv_header(schema.names))
+        with pacsv.CSVWriter(sink, schema, write_options=no_header) as writer:
+            yield writer
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:

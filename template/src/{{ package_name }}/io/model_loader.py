@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +92,25 @@ class ModelFolder:
     path: Path
     uri: str
     version: str | None
+
+    @cached_property
+    def mlmodel(self) -> Any:
+        """The folder's ``MLmodel`` file as plain YAML, read at first use and kept: the
+        pipeline's flavor and the signature's columns and types all come from it."""
+        return yaml.safe_load((self.path / MLMODEL).read_text(encoding="utf-8"))
+
+    @cached_property
+    def signature(self) -> Any:
+        """The signature MLflow logged with the model (``None`` without one), from
+        :attr:`mlmodel` as MLflow reads it."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.models import Model
+
+        try:
+            return Model.from_dict(self.mlmodel).signature
+        except (MlflowException, OSError) as error:
+            reason = f"{MLMODEL} not readable ({type(error).__name__})"
+            raise ModelLoadError(f"{self.uri}: {reason}") from None
 
 
 def connect(settings: Settings) -> None:
@@ -170,10 +190,9 @@ def _not_found_said(uri: str) -> Iterator[None]:
 
 
 def sklearn_flavor(model: ModelFolder) -> dict[str, Any]:
-    """The ``sklearn`` section of the folder's ``MLmodel`` file (read as plain YAML)."""
+    """The ``sklearn`` section of the folder's ``MLmodel`` file."""
     try:
-        described = yaml.safe_load((model.path / MLMODEL).read_text(encoding="utf-8"))
-        flavor = described["flavors"]["sklearn"]
+        flavor = model.mlmodel["flavors"]["sklearn"]
     except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError) as error:
         raise ModelLoadError(
             f"{model.uri}: no scikit-learn model described in {MLMODEL} ({type(error).__name__})"
@@ -270,23 +289,11 @@ def missing_library(model: ModelFolder, error: ModuleNotFoundError) -> ModelLoad
     return ModelLoadError(f"{model.uri}: the model needs {library!r}, not installed here: {how}")
 
 
-def logged_signature(model: ModelFolder) -> Any:
-    """The signature MLflow logged with the model (``None`` without one)."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.models import Model
-
-    try:
-        return Model.load(str(model.path)).signature
-    except (MlflowException, OSError) as error:
-        reason = f"{MLMODEL} not readable ({type(error).__name__})"
-        raise ModelLoadError(f"{model.uri}: {reason}") from None
-
-
 def string_inputs(model: ModelFolder) -> frozenset[str]:
     """The input columns the signature MLflow logged with the model types as text
     (``string``): the model learnt their categories as text, whatever a reader guesses from
     the values of one file ("44" alone reads as a number). None without a signature."""
-    signature = logged_signature(model)
+    signature = model.signature
     if signature is None or signature.inputs is None:
         return frozenset()
     specs = signature.inputs.inputs
@@ -307,7 +314,7 @@ def input_schema(model: ModelFolder, schema: DataSchema) -> DataSchema:
     """``schema`` for the input columns the model was trained on, as the signature MLflow
     logged with it names them (:meth:`DataSchema.for_inputs`): a feature set to ``ignore``
     since still read, one added since not asked for. ``schema`` as is without a signature."""
-    signature = logged_signature(model)
+    signature = model.signature
     if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
         return schema
     return schema.for_inputs(
@@ -323,7 +330,7 @@ def prediction_type(model: ModelFolder) -> pa.DataType:
     (text without one): the type of a prediction column written without rows."""
     import pyarrow as pa
 
-    signature = logged_signature(model)
+    signature = model.signature
     if signature is None or signature.outputs is None:
         return pa.string()
     dtype = signature.outputs.numpy_types()[0]
