@@ -48,6 +48,7 @@ CORE = (
     "src/{pkg}/core/metrics.py",
     "src/{pkg}/core/model_card.py",
     "src/{pkg}/core/models.py",
+    "src/{pkg}/core/native_params.py",
     "src/{pkg}/core/schema.py",
     "src/{pkg}/core/tuning.py",
     "src/{pkg}/engine/__init__.py",

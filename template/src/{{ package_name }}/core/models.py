@@ -18,8 +18,9 @@ from sklearn.ensemble import (
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 
-from ..config import ModelKind, Task
+from ..config import LIBRARY_KINDS, ModelKind, Task
 from .features import build_preprocessor
+from .native_params import ignored_hyperparameters
 from .schema import DataSchema
 
 ESTIMATORS: dict[Task, dict[ModelKind, type[BaseEstimator]]] = {
@@ -73,9 +74,18 @@ def build_estimator(
     if kind in SEEDED or (task == "classification" and kind == "linear"):
         options.setdefault("random_state", seed)
     try:
-        return estimator_class(task, kind)(**options)
+        estimator = estimator_class(task, kind)(**options)
     except TypeError as error:
         raise ValueError(f"invalid hyperparameters for {kind} ({task}): {error}") from error
+    # scikit-learn's estimators refuse an unknown keyword above; the libraries take any.
+    ignored = ignored_hyperparameters(kind, estimator) if kind in LIBRARY_KINDS else []
+    if ignored:
+        raise ValueError(
+            f"invalid hyperparameters for {kind} ({task}): {kind} would ignore "
+            f"{', '.join(map(repr, ignored))} and train with its default (a misspelt name? "
+            f"the library's own names and aliases are accepted)"
+        )
+    return estimator
 
 
 def build_pipeline(

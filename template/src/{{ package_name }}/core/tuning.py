@@ -39,6 +39,15 @@ def suggest(trial: optuna.Trial, space: dict[str, SearchParam]) -> dict[str, Any
     return values
 
 
+def example(space: dict[str, SearchParam]) -> dict[str, Any]:
+    """One value per hyperparameter of ``space`` (its low end, or its first choice): a trial's
+    names with values it could draw, to check the names before any trial runs."""
+    return {
+        name: spec.choices[0] if spec.type == "categorical" else spec.low
+        for name, spec in space.items()
+    }
+
+
 def study_name(kind: str, data_md5: str, space: dict[str, SearchParam], **setup: Any) -> str:
     """The study's key: the same data, search space and set-up resume the same study.
 

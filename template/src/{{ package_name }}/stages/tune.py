@@ -41,12 +41,20 @@ def open_study(params: Params, settings: Settings, worker: int) -> optuna.Study:
     import optuna
 
     from ..core import tuning
+    from ..core.models import build_estimator
     from ..core.schema import load_schema
 
     kind = params.train.model
+    fixed = params.train.hyperparameters.get(kind, {})
     space = params.tune.search_space.get(kind)
     if not space:
         raise StageError(f"tune.search_space has no entry for train.model {kind!r}")
+    try:  # every name a trial sets, checked before the study is stored
+        build_estimator(params.task, kind, {**fixed, **tuning.example(space)}, params.seed)
+    except ValueError as error:
+        raise StageError(
+            f"tune.search_space.{kind} over train.hyperparameters.{kind}: {error}"
+        ) from None
     metric = params.evaluate.primary_metric
     name = tuning.study_name(
         kind,
@@ -56,7 +64,7 @@ def open_study(params: Params, settings: Settings, worker: int) -> optuna.Study:
         seed=params.seed,
         folds=params.tune.cv_folds,
         metric=metric,
-        fixed=params.train.hyperparameters.get(kind, {}),
+        fixed=fixed,
         # The features (data/schema.yaml) and the code that makes and scores them: DVC reruns
         # the stage on either, and the training file alone stays the same.
         schema=load_schema(params.paths.schema_file).model_dump(mode="json"),
