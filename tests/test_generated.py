@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import DATA, render, run
+from .helpers import DATA, run
 
 pytestmark = pytest.mark.slow
 
@@ -208,20 +208,3 @@ def test_setup_stops_on_an_invalid_params_yaml_with_the_reason(
     assert result.returncode != 0, f"make setup carried on:\n{result.stderr}"
     assert message in result.stderr and "params.yaml" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
-
-
-@pytest.mark.long(minutes=4)
-def test_regression_project_runs_end_to_end_and_reproducibly(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
-    project = render(tmp_path_factory.mktemp("regression") / "project", {"task": "regression"})
-    run(["make", "setup"], project)
-    run(["make", "pipeline"], project)
-    first = metrics(project)
-
-    run(["make", "test"], project)
-    run(["uv", "run", "dvc", "repro", "--force"], project)
-
-    assert registry(project)["promoted"] is True
-    assert first["primary_metric"] == "r2" and first["gain_over_baseline"] > 0.2, first
-    assert metrics(project) == first, "a forced re-run must give identical metrics"
