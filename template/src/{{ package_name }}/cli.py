@@ -404,7 +404,7 @@ def rollback(
         typer.Option("--env", help="Environment whose alias moves back (dev: the champion)"),
     ] = "dev",
     reason: Annotated[
-        str, typer.Option(help="Why: recorded on the version left (staging, production)")
+        str, typer.Option(help="Why: recorded on the version left (required but for dev)")
     ] = "",
 ) -> None:
     """Move an environment's alias back: dev's champion to the previous registered version,
@@ -420,10 +420,7 @@ def rollback(
     tracking.configure(settings)
     client, name = MlflowClient(), settings.model_name
     try:
-        if env == "dev":
-            version = tracking.rollback(client, name)
-        else:
-            version = promotion.roll_back(client, name, env, promotion.current_audit(reason))
+        version = promotion.roll_back(client, name, env, promotion.current_audit(reason))
     except LookupError as error:
         typer.echo(redact(str(error)), err=True)
         raise typer.Exit(code=1) from None

@@ -148,13 +148,26 @@ def previous(client: MlflowClient, model_name: str, alias: str, current: str) ->
 
 
 def roll_back(client: MlflowClient, model_name: str, environment: str, audit: Audit) -> str:
-    """Give ``environment``'s alias back to its previous holder; mark the version it leaves."""
+    """Give ``environment``'s alias back to its previous holder; mark the version it leaves.
+    Dev's is the newest version older than its champion: the pipeline moves it unaudited."""
     alias = ENVIRONMENTS[environment]
     current = aliased(client, model_name, alias)
     if current is None:
         raise LookupError(f"{model_name} has no {alias} version to roll back from")
-    target = previous(client, model_name, alias, str(current.version))
+    if environment == "dev":
+        target = older(client, model_name, str(current.version))
+    else:
+        target = previous(client, model_name, alias, str(current.version))
     client.set_registered_model_alias(model_name, alias, target)
     left = audit.tags(f"{alias}.{ROLLED_BACK}")
     record(client, model_name, str(current.version), left, (alias, current))
     return target
+
+
+def older(client: MlflowClient, model_name: str, current: str) -> str:
+    """The newest version of ``model_name`` older than ``current``."""
+    versions = client.search_model_versions(f"name = '{model_name}'")
+    found = [int(v.version) for v in versions if int(v.version) < int(current)]
+    if not found:
+        raise LookupError(f"{model_name} version {current} is the oldest; nothing to roll back to")
+    return str(max(found))

@@ -158,20 +158,3 @@ def get_champion(client: MlflowClient, model_name: str, alias: str = CHAMPION) -
 def promote(client: MlflowClient, model_name: str, version: str) -> None:
     """Move the ``champion`` alias to ``version``."""
     client.set_registered_model_alias(model_name, CHAMPION, version)
-
-
-def rollback(client: MlflowClient, model_name: str) -> str:
-    """Give the ``champion`` alias to the newest version older than the current champion."""
-    current = get_champion(client, model_name)
-    if current is None:
-        raise LookupError(f"{model_name} has no champion to roll back from")
-    versions = client.search_model_versions(f"name = '{model_name}'")
-    older = sorted(
-        (int(v.version) for v in versions if int(v.version) < int(current.version)), reverse=True
-    )
-    if not older:
-        raise LookupError(
-            f"{model_name} version {current.version} is the oldest; nothing to roll back to"
-        )
-    promote(client, model_name, str(older[0]))
-    return str(older[0])
